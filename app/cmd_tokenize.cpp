@@ -1,0 +1,73 @@
+// `pizza tokenize`: ids, pieces and byte spans of a prompt.
+#include <iostream>
+
+#include "app/commands.h"
+#include "app/common.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/json_writer.h"
+
+namespace pizza::app {
+
+namespace {
+
+// Shows control characters and spaces visibly in the table view.
+std::string visible(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app) {
+  struct Options {
+    std::string model, tokenizer, prompt, format = "table";
+    bool no_special = false;
+  };
+  auto opts = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("tokenize", "Show the token ids, pieces and byte spans of a prompt");
+  cmd->add_option("--model,-m", opts->model, "Model directory whose tokenizer is used");
+  cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer file or directory (overrides --model)");
+  cmd->add_option("--prompt,-p", opts->prompt, "Text ('-' reads standard input)")->required();
+  cmd->add_option("--format", opts->format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  cmd->add_flag("--no-special-tokens", opts->no_special, "Do not add BOS/EOS");
+  cmd->callback([opts] {
+    if (opts->model.empty() && opts->tokenizer.empty()) throw UsageError("tokenize needs --model or --tokenizer");
+    auto tok = load_tokenizer(opts->tokenizer.empty() ? opts->model : opts->tokenizer);
+    auto text = read_prompt(opts->prompt);
+    EncodeOptions eo;
+    eo.add_special_tokens = !opts->no_special;
+    auto enc = tok->encode(text, eo);
+    if (opts->format == "json") {
+      JsonWriter w(1);
+      w.begin_object().field("tokenizer", tok->describe()).field("text", text).key("tokens").begin_array();
+      for (const auto& t : enc.tokens) {
+        w.begin_object().field("id", t.id).field("piece", t.text).field("text", text.substr(t.begin, t.end - t.begin));
+        w.key("span").begin_array().value(t.begin).value(t.end).end_array();
+        w.field("special", t.special).end_object();
+      }
+      w.end_array().end_object();
+      std::cout << w.str() << "\n";
+      return;
+    }
+    std::printf("%6s  %8s  %-12s  %-20s  %s\n", "index", "id", "span", "piece", "text");
+    for (size_t i = 0; i < enc.tokens.size(); ++i) {
+      const auto& t = enc.tokens[i];
+      auto span = std::to_string(t.begin) + ":" + std::to_string(t.end);
+      std::printf("%6zu  %8d  %-12s  %-20s  %s\n", i, t.id, span.c_str(), visible(t.text).c_str(),
+                  visible(text.substr(t.begin, t.end - t.begin)).c_str());
+    }
+  });
+}
+
+}  // namespace pizza::app

@@ -1,0 +1,49 @@
+// Entry point: registers the subcommands, maps errors to exit codes
+// (0 ok, 1 runtime/input error, 2 usage error) and never lets an exception escape.
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "app/commands.h"
+#include "blas/blas.h"
+#include "util/error.h"
+
+namespace {
+
+// First line only: libtorch errors carry multi-line backtraces a user should not see.
+std::string first_line(const std::string& s) {
+  auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before anything touches BLAS: re-exec once with a better OpenBLAS kernel when safe.
+  pizza::blas::maybe_reexec_with_best_core(argc, argv);
+
+  CLI::App app{"pizza: attribute what a language model generates to the tokens of its prompt"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", [] { return pizza::blas::version_string(); });
+  pizza::app::add_generate_command(app);
+  pizza::app::add_tokenize_command(app);
+  pizza::app::add_doctor_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "pizza: error: " << e.what() << "\n";
+    return 2;
+  } catch (const pizza::UsageError& e) {
+    std::cerr << "pizza: error: " << e.what() << "\n";
+    return 2;
+  } catch (const pizza::InputError& e) {
+    std::cerr << "pizza: error: " << first_line(e.what()) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "pizza: error: " << first_line(e.what()) << "\n";
+    return 1;
+  }
+  return 0;
+}

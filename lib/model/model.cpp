@@ -1,0 +1,70 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "util/error.h"
+
+namespace pizza {
+
+Runtime apply_runtime(const RuntimeOptions& opts) {
+  Runtime rt;
+  if (opts.dtype == "float32") rt.dtype = torch::kFloat32;
+  else if (opts.dtype == "float64") rt.dtype = torch::kFloat64;
+  else if (opts.dtype == "bfloat16") rt.dtype = torch::kBFloat16;
+  else throw UsageError("--dtype: unknown value '" + opts.dtype + "' (expected float32, float64 or bfloat16)");
+
+  if (opts.device == "cpu") {
+    rt.device = torch::kCPU;
+  } else if (opts.device == "cuda" || opts.device.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw InputError("--device " + opts.device +
+                       ": this pizza is linked against a libtorch without CUDA support (or no GPU is visible)");
+    int index = 0;
+    if (opts.device.size() > 5) {
+      try {
+        index = std::stoi(opts.device.substr(5));
+      } catch (...) {
+        throw UsageError("--device: bad CUDA index in '" + opts.device + "'");
+      }
+    }
+    if (index < 0 || static_cast<size_t>(index) >= torch::cuda::device_count())
+      throw InputError("--device " + opts.device + ": only " + std::to_string(torch::cuda::device_count()) +
+                       " CUDA device(s) visible");
+    rt.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  } else {
+    throw UsageError("--device: unknown value '" + opts.device + "' (expected cpu, cuda or cuda:N)");
+  }
+
+  if (opts.threads < 0) throw UsageError("--threads must be positive, got " + std::to_string(opts.threads));
+  rt.threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(rt.threads);
+  return rt;
+}
+
+std::unique_ptr<LanguageModel> LanguageModel::load(const std::filesystem::path& dir, const Runtime& rt,
+                                                   const std::optional<std::filesystem::path>& tokenizer) {
+  if (!std::filesystem::is_directory(dir))
+    throw InputError(dir.string() + ": not a model directory (no such directory)");
+  std::unique_ptr<LanguageModel> lm(new LanguageModel());
+  lm->path_ = dir;
+  lm->runtime_ = rt;
+  auto cfg = load_model_config(dir);
+  lm->checkpoint_ = std::make_unique<checkpoint::Checkpoint>(checkpoint::Checkpoint::open(dir));
+  ParamSource params(*lm->checkpoint_, weight_map_for(cfg, *lm->checkpoint_), rt.dtype, rt.device);
+  lm->model_ = std::make_shared<Transformer>(std::move(cfg), params, rt.dtype, rt.device);
+  lm->model_->eval();
+  lm->tokenizer_ = load_tokenizer(tokenizer.value_or(dir));
+  if (lm->tokenizer_->vocab_size() > lm->config().vocab_size)
+    throw InputError("tokenizer " + lm->tokenizer_->describe() + " has " + std::to_string(lm->tokenizer_->vocab_size()) +
+                     " tokens but the model's vocab_size is " + std::to_string(lm->config().vocab_size));
+  return lm;
+}
+
+std::vector<int64_t> LanguageModel::stop_ids() const {
+  auto ids = config().eos_token_ids;
+  if (auto e = tokenizer_->eos_id(); e && std::find(ids.begin(), ids.end(), *e) == ids.end()) ids.push_back(*e);
+  return ids;
+}
+
+}  // namespace pizza

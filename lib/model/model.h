@@ -1,0 +1,58 @@
+// A loaded language model: checkpoint mapping + configured transformer + tokenizer, and the
+// runtime settings (dtype, device, threads) they were loaded with.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "checkpoint/model_config.h"
+#include "checkpoint/safetensors.h"
+#include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pizza {
+
+struct RuntimeOptions {
+  std::string device = "cpu";     // cpu | cuda | cuda:N
+  std::string dtype = "float32";  // float32 | float64 | bfloat16
+  int threads = 0;                // 0 = all cores
+};
+
+// Parses the runtime strings; UsageError for unknown names, InputError when CUDA is asked of
+// a libtorch built without it. Also applies the thread count to libtorch.
+struct Runtime {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+  int threads = 1;
+};
+Runtime apply_runtime(const RuntimeOptions& opts);
+
+class LanguageModel {
+ public:
+  // dir: a Hugging Face model directory. tokenizer: optional override (file or directory).
+  static std::unique_ptr<LanguageModel> load(const std::filesystem::path& dir, const Runtime& rt,
+                                             const std::optional<std::filesystem::path>& tokenizer = std::nullopt);
+
+  const Transformer& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ModelConfig& config() const { return model_->config(); }
+  const std::filesystem::path& path() const { return path_; }
+  const Runtime& runtime() const { return runtime_; }
+
+  // Token ids that end generation: the config's eos ids plus the tokenizer's.
+  std::vector<int64_t> stop_ids() const;
+
+ private:
+  LanguageModel() = default;
+  std::filesystem::path path_;
+  Runtime runtime_;
+  std::unique_ptr<checkpoint::Checkpoint> checkpoint_;  // owns the mapped weights
+  std::shared_ptr<Transformer> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+}  // namespace pizza

@@ -1,0 +1,123 @@
+// One configurable decoder-only transformer. A family is a ModelConfig (norm kind, activation,
+// positions, biases, residual layout, scalings, soft-capping, sliding windows) plus a weight
+// map; there is no per-family model class.
+//
+// The token-embedding lookup is separate from the body: forward() takes inputs_embeds, so a
+// caller can make them a leaf tensor and take gradients with respect to them.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "checkpoint/model_config.h"
+#include "model/weights.h"
+
+namespace pizza {
+
+// Keys/values of every layer for the positions seen so far ([B, kv_heads, S, head_dim], keys
+// already rotated), and which of those S positions are real tokens (left padding is not).
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;
+  torch::Tensor key_mask;  // [B, S] bool
+  int64_t length() const { return key_mask.defined() ? key_mask.size(1) : 0; }
+  // Keeps only the given batch rows (e.g. to reuse a prefix cache for several perturbations).
+  KVCache select(const torch::Tensor& rows) const;
+};
+
+struct ForwardOptions {
+  // [B, T] int64 position ids; default 0..T-1 after the cache length (per row).
+  torch::Tensor positions;
+  // [B, T] bool, true = real token. Default all true. Appended to the cache's mask.
+  torch::Tensor attention_mask;
+  KVCache* cache = nullptr;                    // read and extended when given
+  std::vector<torch::Tensor>* hidden_states = nullptr;  // L+1 entries, as transformers returns
+  // Only compute logits for the last position (generation).
+  bool last_only = false;
+};
+
+class Linear : public torch::nn::Module {
+ public:
+  Linear(torch::Tensor weight, torch::Tensor bias);
+  torch::Tensor forward(const torch::Tensor& x) const;
+  torch::Tensor weight, bias;
+};
+
+class Norm : public torch::nn::Module {
+ public:
+  Norm(NormKind kind, double eps, torch::Tensor weight, torch::Tensor bias);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+ private:
+  NormKind kind_;
+  double eps_;
+  torch::Tensor weight_, bias_;
+};
+
+class Attention : public torch::nn::Module {
+ public:
+  Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
+  // x [B,T,D]; cos/sin [B,T,rot]; mask [B,1,T,S] additive. Appends to cache layer when given.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, KVCache* cache) const;
+
+ private:
+  const ModelConfig& cfg_;
+  int64_t layer_;
+  std::shared_ptr<Linear> q_, k_, v_, o_;
+};
+
+class MLP : public torch::nn::Module {
+ public:
+  MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+ private:
+  Activation act_;
+  std::shared_ptr<Linear> gate_, up_, down_;
+};
+
+class DecoderLayer : public torch::nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, KVCache* cache) const;
+
+ private:
+  const ModelConfig& cfg_;
+  std::shared_ptr<Norm> attn_norm_, mlp_norm_, attn_out_norm_, mlp_out_norm_;
+  std::shared_ptr<Attention> attn_;
+  std::shared_ptr<MLP> mlp_;
+};
+
+class Transformer : public torch::nn::Module {
+ public:
+  Transformer(ModelConfig cfg, const ParamSource& params, torch::Dtype dtype, torch::Device device);
+
+  // ids [B,T] -> inputs_embeds [B,T,D] (the raw table rows, before any family scaling).
+  torch::Tensor embed(const torch::Tensor& ids) const;
+  // inputs_embeds [B,T,D] -> logits [B,T,V] (or [B,1,V] with last_only).
+  torch::Tensor forward(const torch::Tensor& inputs_embeds, const ForwardOptions& opts = {}) const;
+
+  const ModelConfig& config() const { return cfg_; }
+  torch::Dtype dtype() const { return dtype_; }
+  torch::Device device() const { return device_; }
+  const torch::Tensor& embedding_table() const { return embed_; }
+  KVCache new_cache() const;
+
+ private:
+  std::pair<torch::Tensor, torch::Tensor> rope(const torch::Tensor& positions) const;
+
+  ModelConfig cfg_;
+  torch::Dtype dtype_;
+  torch::Device device_;
+  torch::Tensor embed_, pos_embed_, inv_freq_;
+  std::vector<std::shared_ptr<DecoderLayer>> layers_;
+  std::shared_ptr<Norm> final_norm_;
+  std::shared_ptr<Linear> lm_head_;
+};
+
+// Inverse RoPE frequencies for a config (with linear / llama3 scaling), float64 on CPU.
+torch::Tensor rope_inv_freq(const ModelConfig& cfg);
+
+}  // namespace pizza
