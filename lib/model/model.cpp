@@ -44,6 +44,20 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
 
 std::unique_ptr<LanguageModel> LanguageModel::load(const std::filesystem::path& dir, const Runtime& rt,
                                                    const std::optional<std::filesystem::path>& tokenizer) {
+  auto lm = load_weights(dir, rt);
+  lm->tokenizer_ = load_tokenizer(tokenizer.value_or(dir));
+  if (lm->tokenizer_->vocab_size() > lm->config().vocab_size)
+    throw InputError("tokenizer " + lm->tokenizer_->describe() + " has " + std::to_string(lm->tokenizer_->vocab_size()) +
+                     " tokens but the model's vocab_size is " + std::to_string(lm->config().vocab_size));
+  return lm;
+}
+
+const Tokenizer& LanguageModel::tokenizer() const {
+  if (!tokenizer_) throw InputError(path_.string() + ": the model was loaded without a tokenizer");
+  return *tokenizer_;
+}
+
+std::unique_ptr<LanguageModel> LanguageModel::load_weights(const std::filesystem::path& dir, const Runtime& rt) {
   if (!std::filesystem::is_directory(dir))
     throw InputError(dir.string() + ": not a model directory (no such directory)");
   std::unique_ptr<LanguageModel> lm(new LanguageModel());
@@ -54,15 +68,12 @@ std::unique_ptr<LanguageModel> LanguageModel::load(const std::filesystem::path& 
   ParamSource params(*lm->checkpoint_, weight_map_for(cfg, *lm->checkpoint_), rt.dtype, rt.device);
   lm->model_ = std::make_shared<Transformer>(std::move(cfg), params, rt.dtype, rt.device);
   lm->model_->eval();
-  lm->tokenizer_ = load_tokenizer(tokenizer.value_or(dir));
-  if (lm->tokenizer_->vocab_size() > lm->config().vocab_size)
-    throw InputError("tokenizer " + lm->tokenizer_->describe() + " has " + std::to_string(lm->tokenizer_->vocab_size()) +
-                     " tokens but the model's vocab_size is " + std::to_string(lm->config().vocab_size));
   return lm;
 }
 
 std::vector<int64_t> LanguageModel::stop_ids() const {
   auto ids = config().eos_token_ids;
+  if (!tokenizer_) return ids;
   if (auto e = tokenizer_->eos_id(); e && std::find(ids.begin(), ids.end(), *e) == ids.end()) ids.push_back(*e);
   return ids;
 }

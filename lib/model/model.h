@@ -36,9 +36,13 @@ class LanguageModel {
   // dir: a Hugging Face model directory. tokenizer: optional override (file or directory).
   static std::unique_ptr<LanguageModel> load(const std::filesystem::path& dir, const Runtime& rt,
                                              const std::optional<std::filesystem::path>& tokenizer = std::nullopt);
+  // The weights alone (checkpoints without a tokenizer, e.g. test fixtures).
+  static std::unique_ptr<LanguageModel> load_weights(const std::filesystem::path& dir, const Runtime& rt);
 
   const Transformer& model() const { return *model_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  // Throws InputError when the model was loaded without one.
+  const Tokenizer& tokenizer() const;
   const ModelConfig& config() const { return model_->config(); }
   const std::filesystem::path& path() const { return path_; }
   const Runtime& runtime() const { return runtime_; }

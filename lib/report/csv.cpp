@@ -1,0 +1,71 @@
+// Long-format CSV (RFC 4180): one record per (output, input) pair, CRLF line endings.
+#include <cmath>
+
+#include "report/writers.h"
+#include "util/json_writer.h"
+
+namespace pizza::report::detail {
+
+namespace {
+
+// Quoted when it holds a delimiter, quote or line break (as RFC 4180 requires), and also when
+// it starts or ends with a space, which some readers would otherwise trim from tokens.
+void append_field(std::string& out, std::string_view field) {
+  bool quote = field.find_first_of(",\"\r\n") != std::string_view::npos ||
+               (!field.empty() && (field.front() == ' ' || field.back() == ' '));
+  if (!quote) {
+    out += field;
+    return;
+  }
+  out += '"';
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+// Shortest round-trip decimal; non-finite values as nan / inf / -inf, which strtod and most
+// CSV readers (pandas, R) read back.
+std::string csv_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return format_number(v);
+}
+
+std::string id_field(const InputUnit& u) {
+  return u.token_ids.size() == 1 ? std::to_string(u.token_ids[0]) : std::string();
+}
+
+}  // namespace
+
+std::string render_csv(const AttributionResult& r) {
+  const bool with_metric = r.matrices.size() > 1;
+  std::string out;
+  if (with_metric) out += "metric,";
+  out += "output_index,output_token,output_id,input_index,input_token,input_id,score\r\n";
+  for (const ScoreMatrix& m : r.matrices) {
+    for (size_t o = 0; o < m.rows; ++o) {
+      const OutputToken& tok = r.outputs[o];
+      std::string row_prefix;
+      if (with_metric) {
+        append_field(row_prefix, m.name);
+        row_prefix += ',';
+      }
+      row_prefix += std::to_string(o) + ',';
+      append_field(row_prefix, tok.text);
+      row_prefix += ',';
+      if (tok.id >= 0) row_prefix += std::to_string(tok.id);
+      row_prefix += ',';
+      for (size_t i = 0; i < m.cols; ++i) {
+        out += row_prefix;
+        out += std::to_string(i) + ',';
+        append_field(out, r.inputs[i].text);
+        out += ',' + id_field(r.inputs[i]) + ',' + csv_number(m.at(o, i)) + "\r\n";
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace pizza::report::detail

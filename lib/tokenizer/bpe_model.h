@@ -1,0 +1,84 @@
+// The byte-level BPE core shared by the tokenizer.json, vocab.json+merges.txt and tiktoken
+// loaders: a vocabulary of byte strings and a table of mergeable adjacent pairs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pizza {
+
+// Heterogeneous string hashing so lookups by string_view allocate nothing.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
+class BpeModel {
+ public:
+  // Sizes the tables for about `tokens` tokens up front (large vocabularies load faster).
+  void reserve(size_t tokens);
+  // Registers token `id` standing for raw `bytes`, spelled `piece` in the vocabulary.
+  // Ids may leave holes (tiktoken's gap below its special tokens); holes have no bytes.
+  void add_token(int32_t id, std::string bytes, std::string piece);
+  // Declares that adjacent tokens (left, right) merge into `merged`; lower rank merges first.
+  // A pair given twice keeps its last rank, as Hugging Face's loader does.
+  void add_merge(int32_t left, int32_t right, int32_t rank, int32_t merged);
+  // tiktoken has no merge list: any adjacent pair whose concatenation is a token merges, with
+  // that token's rank. Derives the pair table from every split point of every token.
+  void derive_merges_from_ranks();
+  // Call once all tokens are in: checks that each of the 256 bytes is a token (so any text
+  // can be encoded). Throws InputError mentioning `origin` otherwise.
+  void finish(std::string_view origin);
+
+  // Llama-3 and tiktoken look a whole pre-tokenized piece up first and only run the merges
+  // when it is not a token itself.
+  void set_ignore_merges(bool v) { ignore_merges_ = v; }
+
+  // BPE-encodes one pre-tokenized piece of raw bytes, appending token ids to `out`.
+  void encode_piece(std::string_view bytes, std::vector<int32_t>& out) const;
+
+  std::optional<int32_t> find(std::string_view bytes) const;
+  std::optional<int32_t> find_piece(std::string_view piece) const;
+  bool has(int32_t id) const {
+    return id >= 0 && static_cast<size_t>(id) < present_.size() && present_[id];
+  }
+  const std::string& bytes(int32_t id) const { return bytes_[id]; }
+  const std::string& piece(int32_t id) const { return pieces_[id]; }
+  // One past the largest id.
+  int32_t size() const { return static_cast<int32_t>(bytes_.size()); }
+
+ private:
+  struct Merge {
+    int32_t rank;
+    int32_t merged;
+  };
+  static uint64_t pair_key(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+  void merge(std::string_view bytes, std::vector<int32_t>& out) const;
+
+  std::vector<std::string> bytes_;
+  std::vector<std::string> pieces_;
+  std::vector<char> present_;
+  StringIdMap by_bytes_;
+  StringIdMap by_piece_;
+  std::unordered_map<uint64_t, Merge> merges_;
+  std::array<int32_t, 256> byte_ids_{};
+  bool ignore_merges_ = false;
+
+  // Memo of encoded pieces: natural text repeats the same words over and over. Bounded, and
+  // guarded so that concurrent encode() calls on one tokenizer stay safe.
+  static constexpr size_t kCacheMaxEntries = 1 << 16;
+  static constexpr size_t kCacheMaxPieceBytes = 64;
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+};
+
+}  // namespace pizza

@@ -1,0 +1,26 @@
+#include "model/reference.h"
+
+namespace pizza::test {
+
+ReferenceTensors::ReferenceTensors(const std::filesystem::path& file) : ck_(checkpoint::Checkpoint::open(file)) {}
+
+torch::Tensor ReferenceTensors::operator[](const std::string& name) const {
+  const auto& v = ck_.get(name);
+  auto dtype = v.dtype == checkpoint::DType::F64   ? torch::kFloat64
+               : v.dtype == checkpoint::DType::I64 ? torch::kInt64
+                                                   : torch::kFloat32;
+  return tensor_from_view(v, dtype, torch::kCPU).clone();
+}
+
+double worst_excess(const torch::Tensor& a, const torch::Tensor& b, double atol, double rtol) {
+  auto a64 = a.to(torch::kFloat64), b64 = b.to(torch::kFloat64);
+  return ((a64 - b64).abs() - (atol + rtol * b64.abs())).max().item<double>();
+}
+
+Runtime cpu_runtime(const std::string& dtype) {
+  RuntimeOptions o;
+  o.dtype = dtype;
+  return apply_runtime(o);
+}
+
+}  // namespace pizza::test

@@ -1,0 +1,231 @@
+// Byte-level BPE on tiny hand-written tokenizer files, where every expected id is worked out
+// by hand, plus the errors bad files and bad input must raise.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "support/paths.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/pretokenize.h"
+#include "util/error.h"
+
+namespace {
+
+using Catch::Matchers::Contains;
+
+void write(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary) << s;
+}
+
+// GPT-2's byte alphabet, written out independently of the code under test: printable Latin-1
+// bytes keep their code point, the other 68 bytes go to U+0100.. in byte order.
+std::string byte_char(unsigned b) {
+  static const std::vector<unsigned> cps = [] {
+    std::vector<unsigned> v(256);
+    unsigned moved = 0;
+    for (unsigned x = 0; x < 256; ++x) {
+      bool keep = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
+      v[x] = keep ? x : 256 + moved++;
+    }
+    return v;
+  }();
+  unsigned cp = cps[b];
+  if (cp < 0x80) return std::string(1, static_cast<char>(cp));
+  return {static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Ids 0..255 are the bytes themselves (id == byte value); then ab=256, bc=257, abc=258,
+// aa=259. Merge ranks: "b c" 0, "a b" 1, "a bc" 2, "a a" 3.
+std::string vocab_json() {
+  std::string v = "{";
+  for (unsigned b = 0; b < 256; ++b) v += json_string(byte_char(b)) + ":" + std::to_string(b) + ",";
+  return v + R"("ab":256,"bc":257,"abc":258,"aa":259})";
+}
+
+std::string tokenizer_json(bool pair_merges) {
+  std::string merges = pair_merges ? R"([["b","c"],["a","b"],["a","bc"],["a","a"]])"
+                                   : R"(["b c","a b","a bc","a a"])";
+  return R"({"version":"1.0","normalizer":null,
+    "added_tokens":[{"id":300,"content":"<s>","special":true},
+                    {"id":301,"content":"<x>","special":false}],
+    "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},
+    "post_processor":{"type":"TemplateProcessing",
+      "single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+      "pair":[],"special_tokens":{"<s>":{"id":"<s>","ids":[300],"tokens":["<s>"]}}},
+    "decoder":{"type":"ByteLevel"},
+    "model":{"type":"BPE","vocab":)" +
+         vocab_json() + R"(,"merges":)" + merges + "}}";
+}
+
+// The message of the InputError `f` throws; fails the test when it throws nothing (any other
+// exception type escapes and fails it too).
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const pizza::InputError& e) {
+    return e.what();
+  }
+  FAIL("no InputError thrown");
+  return {};
+}
+
+std::vector<int32_t> ids_of(const pizza::Encoding& e) {
+  std::vector<int32_t> ids;
+  for (const auto& t : e.tokens) ids.push_back(t.id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("bpe: merges follow rank order, not position", "[bpe]") {
+  pizza::test::TempDir dir;
+  for (bool pairs : {false, true}) {
+    INFO("merges as " << (pairs ? "[a,b] pairs" : "\"a b\" strings"));
+    write(dir / "tokenizer.json", tokenizer_json(pairs));
+    pizza::TokenizerConfig cfg;
+    cfg.add_bos_token = false;
+    auto tok = pizza::load_hf_tokenizer_json(dir / "tokenizer.json", cfg);
+    // "abc" gets a prefix space: " abc". Pairs (a,b) rank 1 and (b,c) rank 0: "b c" merges
+    // first, then "a bc" -> [' ', abc] = [32, 258]. Merging left to right would give ab, c.
+    CHECK(ids_of(tok->encode("abc")) == std::vector<int32_t>{32, 258});
+    // Equal ranks: the leftmost "a a" merges first: " aaa" -> [' ', aa, a] = [32, 259, 97].
+    CHECK(ids_of(tok->encode("aaa")) == std::vector<int32_t>{32, 259, 97});
+    CHECK(tok->vocab_size() == 302);
+    CHECK(tok->piece(32) == "\xC4\xA0");  // "Ġ"
+  }
+}
+
+TEST_CASE("bpe: prefix space, template BOS and added tokens", "[bpe]") {
+  pizza::test::TempDir dir;
+  write(dir / "tokenizer.json", tokenizer_json(false));
+  auto tok = pizza::load_hf_tokenizer_json(dir / "tokenizer.json");
+  CHECK(tok->bos_id() == 300);
+
+  // BOS from the template, then " ab" -> [' ', ab]. The prefix space is not in the text, so
+  // its token covers nothing; BOS covers nothing either.
+  auto enc = tok->encode("ab");
+  REQUIRE(ids_of(enc) == std::vector<int32_t>{300, 32, 256});
+  CHECK(enc.tokens[0].special);
+  CHECK((enc.tokens[0].begin == 0 && enc.tokens[0].end == 0));
+  CHECK((enc.tokens[1].begin == 0 && enc.tokens[1].end == 0));
+  CHECK((enc.tokens[2].begin == 0 && enc.tokens[2].end == 2));
+  CHECK(enc.tokens[2].text == "ab");
+  CHECK(tok->decode(ids_of(enc)) == " ab");
+
+  // The non-special added token "<x>" is split out even without parse_special; each side
+  // gets its own prefix space: " a", <x>, " b". The special "<s>" stays text unless asked.
+  pizza::EncodeOptions no_bos;
+  no_bos.add_special_tokens = false;
+  auto added = tok->encode("a<x>b", no_bos);
+  CHECK(ids_of(added) == std::vector<int32_t>{32, 97, 301, 32, 98});
+  CHECK((added.tokens[2].begin == 1 && added.tokens[2].end == 4));
+  CHECK_FALSE(added.tokens[2].special);
+  // "<s>" as text: " <s>" is one GPT-2 regex piece of non-letters -> bytes ' ', '<', 's', '>'.
+  CHECK(ids_of(tok->encode("<s>", no_bos)) == std::vector<int32_t>{32, 60, 115, 62});
+  no_bos.parse_special = true;
+  CHECK(ids_of(tok->encode("<s>", no_bos)) == std::vector<int32_t>{300});
+
+  pizza::TokenizerConfig cfg;
+  cfg.add_bos_token = false;
+  CHECK(ids_of(pizza::load_hf_tokenizer_json(dir / "tokenizer.json", cfg)->encode("ab")) ==
+        std::vector<int32_t>{32, 256});
+}
+
+TEST_CASE("bpe: decode replaces invalid UTF-8 like Hugging Face", "[bpe]") {
+  pizza::test::TempDir dir;
+  write(dir / "tokenizer.json", tokenizer_json(false));
+  auto tok = pizza::load_hf_tokenizer_json(dir / "tokenizer.json");
+  const std::string fffd = "\xEF\xBF\xBD";
+  // Ids equal byte values here. 0xC3 alone is a truncated 2-byte sequence; E2 82 is the
+  // maximal prefix of a 3-byte one, so it becomes a single U+FFFD.
+  CHECK(tok->decode(std::vector<int32_t>{0xC3}) == fffd);
+  CHECK(tok->decode(std::vector<int32_t>{0xC3, 'A'}) == fffd + "A");
+  CHECK(tok->decode(std::vector<int32_t>{0xE2, 0x82, 'x'}) == fffd + "x");
+  CHECK(tok->decode(std::vector<int32_t>{0xC3, 0xA9}) == "\xC3\xA9");
+  CHECK_THROWS_AS(tok->decode(std::vector<int32_t>{5000}), pizza::InputError);
+  CHECK_THROWS_AS(tok->encode("bad \xFF byte"), pizza::InputError);
+}
+
+TEST_CASE("bpe: bad files raise InputError naming the file", "[bpe]") {
+  pizza::test::TempDir dir;
+  const auto missing = (dir / "missing.json").string();
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(missing); }), Contains(missing));
+  CHECK_THAT(input_error([&] { pizza::load_gpt2_vocab_merges(missing, dir / "merges.txt"); }),
+             Contains(missing));
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(missing, "cl100k_base"); }), Contains(missing));
+
+  const auto unigram = (dir / "unigram.json").string();
+  write(unigram, R"({"model":{"type":"Unigram","vocab":[["a",0.0]]}})");
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(unigram); }),
+             Contains(unigram) && Contains("Unigram"));
+
+  const auto not_json = (dir / "broken.json").string();
+  write(not_json, "{\"model\": ");
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(not_json); }), Contains(not_json));
+
+  const auto vocab = (dir / "vocab.json").string();
+  const auto merges = (dir / "merges.txt").string();
+  write(vocab, vocab_json());
+  write(merges, "#version: 0.2\nb c\nabc\n");
+  CHECK_THAT(input_error([&] { pizza::load_gpt2_vocab_merges(vocab, merges); }),
+             Contains(merges + ":3"));
+  write(merges, "b c\nx y\n");  // "x y" merges into "xy", which is not in the vocabulary
+  CHECK_THAT(input_error([&] { pizza::load_gpt2_vocab_merges(vocab, merges); }),
+             Contains(merges + ":2"));
+  write(merges, "b c\na b\n");
+  CHECK(pizza::load_gpt2_vocab_merges(vocab, merges)->encode("abc").tokens.size() == 2);
+
+  const auto ranks = (dir / "bad.tiktoken").string();
+  write(ranks, "IQ== 0\nIg== 1\n!!not-base64 2\n");
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "cl100k_base"); }),
+             Contains(ranks + ":3"));
+  write(ranks, "IQ== 0\nIg== x\n");
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "cl100k_base"); }),
+             Contains(ranks + ":2"));
+  // A rank file without all 256 single bytes cannot encode arbitrary text.
+  write(ranks, "IQ== 0\nIg== 1\n");
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "cl100k_base"); }), Contains(ranks));
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "nope_base"); }), Contains("nope_base"));
+}
+
+TEST_CASE("bpe: pre-tokenizer regexes split as the Rust engines do", "[bpe]") {
+  auto split = [](std::string_view pattern, std::string_view text) {
+    pizza::Regex re(pattern, false, "test");
+    pizza::RegexScratch scratch;
+    std::vector<pizza::ByteRange> ranges;
+    re.split(text, 0, ranges, scratch);
+    std::vector<std::string> pieces;
+    for (const auto& r : ranges) pieces.emplace_back(text.substr(r.begin, r.end - r.begin));
+    return pieces;
+  };
+  using V = std::vector<std::string>;
+  namespace p = pizza::pretokenize_patterns;
+  // \s+(?!\S) leaves the last space of a run to the following word.
+  CHECK(split(p::kGpt2, "a   b") == V{"a", "  ", " b"});
+  // U+180E MONGOLIAN VOWEL SEPARATOR left Unicode's White_Space in 6.3: it is punctuation-like
+  // ([^\s\p{L}\p{N}]) for tiktoken/HF, so it joins the "!" after it.
+  CHECK(split(p::kGpt2, "a\xE1\xA0\x8E!") == V{"a", "\xE1\xA0\x8E!"});
+  // cl100k: case-insensitive contractions and digits in groups of at most three.
+  CHECK(split(p::kCl100k, "IT'S 12345") == V{"IT", "'S", " ", "123", "45"});
+  // o200k: the first alternative takes upper* lower+ greedily ("HTTPServer" whole), and a
+  // contraction stays attached to its word.
+  CHECK(split(p::kO200k, "HTTPServer don't") == V{"HTTPServer", " don't"});
+  // A literal (HF Split {"String": ...}) matches verbatim, regex characters included.
+  pizza::Regex lit(".", true, "test");
+  pizza::RegexScratch scratch;
+  std::vector<pizza::ByteRange> ranges;
+  lit.split("a.b", 0, ranges, scratch);
+  REQUIRE(ranges.size() == 3);
+  CHECK((ranges[1].begin == 1 && ranges[1].end == 2));
+}
