@@ -9,5 +9,6 @@ namespace pizza::app {
 void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
+void add_local_command(CLI::App& app);
 
 }  // namespace pizza::app

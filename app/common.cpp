@@ -29,4 +29,31 @@ std::string read_prompt(const std::string& arg) {
   return text;
 }
 
+UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, const std::string& regex) {
+  if (!spans.empty() && !regex.empty()) throw UsageError("--spans and --unit-regex cannot be combined");
+  UnitSpec spec;
+  if (!spans.empty()) {
+    spec.kind = UnitKind::spans;
+    spec.spans = parse_spans(spans);
+  } else if (!regex.empty()) {
+    spec.kind = UnitKind::regex;
+    spec.regex = regex;
+  } else {
+    spec.kind = parse_unit_kind(unit);
+  }
+  return spec;
+}
+
+std::optional<report::Format> output_format(const std::string& format, const std::string& output) {
+  if (!format.empty()) return report::parse_format(format);
+  if (!output.empty()) return report::format_from_extension(output);
+  return std::nullopt;
+}
+
+void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,
+                  const std::string& color) {
+  auto mode = color == "always" ? report::ColorMode::always : color == "never" ? report::ColorMode::never : report::ColorMode::auto_;
+  report::write(result, format, output, report::detect_render_options(mode));
+}
+
 }  // namespace pizza::app

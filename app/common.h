@@ -7,6 +7,8 @@
 #include <string>
 
 #include "model/model.h"
+#include "report/report.h"
+#include "units/units.h"
 
 namespace pizza::app {
 
@@ -23,5 +25,15 @@ std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts);
 
 // --prompt TEXT, or '-' for standard input (read whole, as bytes).
 std::string read_prompt(const std::string& arg);
+
+// --unit / --spans / --unit-regex into one spec (custom spans and regex override --unit).
+UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, const std::string& regex);
+
+// --format, else the --output file's extension, else table. UsageError for unknown names.
+std::optional<report::Format> output_format(const std::string& format, const std::string& output);
+
+// Writes a result to stdout or --output (atomically) with --color auto|always|never.
+void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,
+                  const std::string& color);
 
 }  // namespace pizza::app

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", [] { return pizza::blas::version_string(); });
   pizza::app::add_generate_command(app);
   pizza::app::add_tokenize_command(app);
+  pizza::app::add_local_command(app);
   pizza::app::add_doctor_command(app);
 
   try {

@@ -1,6 +1,5 @@
 // The versioned JSON document (schema: lib/report/attribution.schema.json). NaN scores are
 // written as null (JSON has no NaN); infinities as +-1e999, which parsers read as +-inf.
-#include <charconv>
 #include <cmath>
 
 #include "report/writers.h"
@@ -10,21 +9,7 @@ namespace pizza::report::detail {
 
 namespace {
 
-// format_number's shortest form, except where a parser could misread it: large doubles come
-// out as long integers (-333333333333292150000) that 64-bit-integer parsers such as simdjson
-// reject, and "-0" reads back as integer 0. Those are written in exponent / decimal form.
-std::string json_number(double v) {
-  std::string s = format_number(v);
-  if (!std::isfinite(v) || s.find_first_of(".eE") != std::string::npos) return s;
-  if (v == 0) return std::signbit(v) ? "-0.0" : s;
-  if (std::fabs(v) < 9007199254740992.0) return s;  // below 2^53: an exact integer anywhere
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
-  (void)ec;  // 64 bytes always suffice for a double
-  return std::string(buf, end);
-}
-
-void number(JsonWriter& w, double v) { w.raw(json_number(v)); }
+void number(JsonWriter& w, double v) { w.value(v); }
 
 void write_matrix(JsonWriter& w, const ScoreMatrix& m) {
   w.begin_array();

@@ -74,6 +74,8 @@ TokenizerConfig load_tokenizer_config(const std::filesystem::path& dir);
 // (sentencepiece), tokenizer.json, vocab.json (+ merges.txt beside it), *.tiktoken.
 // Throws InputError naming what was looked for when nothing usable is found.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+// A tiktoken encoding name (e.g. "o200k_base") whose rank file lies in dir, or a file name in dir.
+std::unique_ptr<Tokenizer> load_tokenizer(std::string_view name, const std::filesystem::path& dir);
 
 // The text generated after a prompt, as a streaming decoder shows it: decode(prompt + new)
 // minus decode(prompt), so a leading space of the first new token is kept (unlike decoding the

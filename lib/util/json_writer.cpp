@@ -54,14 +54,23 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
+// Shortest round-trip form, adjusted where a JSON parser could misread it: large values come
+// out of to_chars as long integers (-333333333333292150000) that 64-bit-integer parsers such as
+// simdjson reject, and "-0" reads back as integer 0. Those get exponent / decimal form.
 template <typename F>
 static std::string shortest(F v) {
   if (std::isnan(v)) return "null";
   if (std::isinf(v)) return v > 0 ? "1e999" : "-1e999";
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  return std::string(buf, end);
+  (void)ec;  // 64 bytes always suffice
+  std::string s(buf, end);
+  if (s.find_first_of(".eE") != std::string::npos) return s;
+  if (v == 0) return std::signbit(v) ? "-0.0" : s;
+  if (std::fabs(static_cast<double>(v)) < 9007199254740992.0) return s;  // exact integer below 2^53
+  auto [end2, ec2] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  (void)ec2;
+  return std::string(buf, end2);
 }
 
 std::string format_number(double d) { return shortest(d); }

@@ -1,0 +1,63 @@
+// `pizza diff BASE NEW`: the CI regression check on attribution output. Exit 0 when the
+// results agree, 1 when they drifted, 2 when a file cannot be read or is not a result file.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "app/commands.h"
+#include "diff/diff.h"
+#include "util/error.h"
+
+namespace pizza::app {
+
+void add_diff_command(CLI::App& app) {
+  struct Options {
+    std::string base;
+    std::string fresh;
+    diff::Options compare;
+    int top_k = 3;
+    int max_findings = 20;
+    std::string format = "text";
+  };
+  auto opts = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand(
+      "diff", "Compare two result files (JSON or JSONL); exit 1 when they differ, 2 on bad input");
+  cmd->add_option("BASE", opts->base, "Baseline results (.json or .jsonl)")->required();
+  cmd->add_option("NEW", opts->fresh, "New results to check against the baseline")->required();
+  cmd->add_option("--atol", opts->compare.atol, "Absolute score tolerance")->capture_default_str();
+  cmd->add_option("--rtol", opts->compare.rtol, "Relative score tolerance (times |base score|)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", opts->top_k, "Compare each row's k most important inputs as a set (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--max-findings", opts->max_findings, "Findings listed per record (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--format", opts->format, "Report format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cmd->callback([opts] {
+    if (opts->top_k < 0) throw UsageError("--top-k must be >= 0, got " + std::to_string(opts->top_k));
+    if (opts->max_findings < 0)
+      throw UsageError("--max-findings must be >= 0, got " + std::to_string(opts->max_findings));
+    opts->compare.top_k = static_cast<size_t>(opts->top_k);
+    opts->compare.max_findings_per_record = static_cast<size_t>(opts->max_findings);
+    diff::check_options(opts->compare);
+
+    // main() maps UsageError to exit 2 and InputError to exit 1; diff reserves 1 for drift,
+    // so a file that cannot be read or understood is reported as the exit-2 kind.
+    diff::ResultsFile base, fresh;
+    try {
+      base = diff::load_results(opts->base);
+      fresh = diff::load_results(opts->fresh);
+    } catch (const InputError& e) {
+      throw UsageError(e.what());
+    }
+    const diff::Report report = diff::compare(base, fresh, opts->compare);
+    std::cout << (opts->format == "json" ? diff::render_json(report) : diff::render_text(report));
+    std::cout.flush();
+    if (!report.same())
+      throw InputError("results differ from the baseline (" + std::to_string(report.differences()) +
+                       " differences in " + std::to_string(report.records.size()) + " records)");
+  });
+}
+
+}  // namespace pizza::app

@@ -1,0 +1,51 @@
+// The gradient attribution engine: for each output token t (row), the gradient of the
+// target at the position that predicts t with respect to every earlier input embedding,
+// reduced to one score per position by a method.
+//
+// Fast algorithm (default): the sequence is replicated once per (row, method point), each
+// copy cut to the prefix its chunk needs, the copies' targets are summed and one backward
+// pass yields every row's gradient (copies are independent in the batch). Chunks of
+// --max-batch copies bound memory. Model weights never require gradients, so backward
+// computes input gradients only.
+// Reference algorithm: PIZZA's structure — one forward and one backward per row (and per
+// point), recomputing the prefix each time. Kept for equivalence tests and benchmarks.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "attribution/method.h"
+#include "attribution/target.h"
+#include "model/transformer.h"
+
+namespace pizza {
+
+enum class GradientAlgorithm { fast, reference };
+
+struct GradientRequest {
+  std::vector<int64_t> prompt;   // P token ids (BOS included)
+  std::vector<int64_t> outputs;  // N token ids to explain, following the prompt
+  const GradientMethod* method = nullptr;
+  const Target* target = nullptr;
+  MethodOptions options;
+  GradientAlgorithm algorithm = GradientAlgorithm::fast;
+  int64_t max_batch = 16;           // copies per forward/backward pass
+  std::optional<int64_t> pad_id;    // for the pad baseline
+  std::function<void(size_t done, size_t total)> progress;
+};
+
+struct GradientAttribution {
+  torch::Tensor scores;                  // [N, P+N] float64; 0 where column >= P+t
+  std::vector<double> target_values;     // f(x) per row
+  std::vector<double> baseline_values;   // f(baseline) per row (baseline methods only)
+  std::vector<double> completeness_gap;  // sum(scores) - (f(x) - f(baseline)) (baseline methods only)
+  size_t passes = 0;                     // forward+backward passes run
+};
+
+GradientAttribution attribute_gradients(const Transformer& model, const GradientRequest& request);
+
+}  // namespace pizza

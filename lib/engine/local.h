@@ -1,0 +1,61 @@
+// `pizza local` end to end for gradient methods: text -> tokens -> (greedy generation or
+// teacher-forced target text) -> gradient attribution -> units -> AttributionResult.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "attribution/gradient.h"
+#include "model/model.h"
+#include "result/attribution_result.h"
+#include "units/units.h"
+
+namespace pizza {
+
+enum class Normalize { none, row_max, row_sum };
+Normalize parse_normalize(std::string_view name);
+
+struct LocalRequest {
+  std::string prompt;
+  std::optional<std::string> target_text;  // teacher forcing instead of generation
+  int64_t max_new_tokens = 16;
+  std::string method = "saliency";
+  std::string target = "prob";
+  MethodOptions method_options;
+  GradientAlgorithm algorithm = GradientAlgorithm::fast;
+  int64_t max_batch = 16;
+  UnitSpec unit;
+  Aggregate aggregate = Aggregate::sum;
+  bool skip_special = false;
+  Normalize normalize = Normalize::none;
+  std::function<void(size_t, size_t)> progress;
+};
+
+// Prompt and output token ids as the engines see them.
+struct TokenizedRun {
+  Encoding prompt;                 // prompt tokens with byte spans (BOS included)
+  std::vector<int64_t> prompt_ids;
+  std::vector<int64_t> output_ids;
+  double generate_ms = 0;
+};
+
+// Tokenizes the prompt and produces the output tokens (greedy or from target_text).
+TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
+                         int64_t max_new_tokens);
+
+// Probability of each output token at its position (one no-grad forward).
+std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,
+                                         const std::vector<int64_t>& outputs);
+
+// Fills the fields every local run shares: model, run info, inputs/outputs for token columns.
+void describe_run(const LanguageModel& lm, const TokenizedRun& run, const std::string& prompt, AttributionResult& result);
+
+// Groups the token columns of `result` (prompt tokens, then generated tokens) into units,
+// aggregating every matrix, dropping special columns when asked, and normalising rows.
+void apply_units(const LanguageModel& lm, const TokenizedRun& run, const UnitSpec& unit, Aggregate how,
+                 bool skip_special, Normalize normalize, AttributionResult& result);
+
+AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest& request);
+
+}  // namespace pizza
