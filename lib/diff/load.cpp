@@ -1,0 +1,270 @@
+// Reading result files for `pizza diff`: format detection, JSON Lines splitting and the
+// field checks that turn a malformed record into a one-line error instead of a wrong diff.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+
+#include "diff/diff.h"
+#include "util/error.h"
+#include "util/file.h"
+
+namespace pizza::diff {
+
+namespace {
+
+namespace dom = simdjson::dom;
+
+// The report writer spells +-infinity as +-1e999 (valid JSON, read as +-inf by most parsers),
+// but simdjson rejects numbers that overflow a double. Outside strings, exactly those two
+// tokens are rewritten as string sentinels of the same length (a quoted U+221E), which
+// read_cell maps back; no schema-valid document contains such a string in a matrix.
+constexpr std::string_view kPosInfToken = "1e999";
+constexpr std::string_view kNegInfToken = "-1e999";
+constexpr std::string_view kPosInfQuoted = "\"\xE2\x88\x9E\"";   // "∞":  5 bytes, like 1e999
+constexpr std::string_view kNegInfQuoted = "\"-\xE2\x88\x9E\"";  // "-∞": 6 bytes, like -1e999
+// The string values the parser reads from those sentinels.
+constexpr std::string_view kPosInfSentinel = kPosInfQuoted.substr(1, kPosInfQuoted.size() - 2);
+constexpr std::string_view kNegInfSentinel = kNegInfQuoted.substr(1, kNegInfQuoted.size() - 2);
+static_assert(kPosInfQuoted.size() == kPosInfToken.size() && kNegInfQuoted.size() == kNegInfToken.size());
+
+bool is_delimiter(char c) {
+  return c == ',' || c == ']' || c == '}' || c == '[' || c == ':' || c == ' ' || c == '\t' ||
+         c == '\r' || c == '\n';
+}
+
+void protect_infinities(std::string& s) {
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\n') {
+      in_string = false;  // JSON strings cannot hold a raw newline; a new JSONL record starts
+    } else if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if ((c == '1' || c == '-') && (i == 0 || is_delimiter(s[i - 1]))) {
+      for (auto [token, quoted] : {std::pair{kPosInfToken, kPosInfQuoted},
+                                   std::pair{kNegInfToken, kNegInfQuoted}}) {
+        const size_t end = i + token.size();
+        if (std::string_view(s).substr(i, token.size()) == token &&
+            (end == s.size() || is_delimiter(s[end]))) {
+          std::copy(quoted.begin(), quoted.end(), s.begin() + static_cast<std::ptrdiff_t>(i));
+          i = end - 1;
+          break;
+        }
+      }
+    }
+  }
+}
+
+// Context for messages: "<file>:<line>: " (or "<file>: " for a single document).
+class Reader {
+ public:
+  Reader(std::string_view file, size_t line) : where_(file) {
+    if (line) where_.append(":").append(std::to_string(line));
+    where_.append(": ");
+  }
+
+  [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
+    throw InputError(where_ + "field \"" + field + "\": " + problem);
+  }
+  [[noreturn]] void fail(const std::string& problem) const { throw InputError(where_ + problem); }
+
+  dom::element member(dom::object obj, const std::string& path, std::string_view key) const {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) fail(path, "missing");
+    return e;
+  }
+  dom::object object(dom::element e, const std::string& path) const {
+    dom::object o;
+    if (e.get(o) != simdjson::SUCCESS) fail(path, "expected an object");
+    return o;
+  }
+  dom::array array(dom::element e, const std::string& path) const {
+    dom::array a;
+    if (e.get(a) != simdjson::SUCCESS) fail(path, "expected an array");
+    return a;
+  }
+  std::string string(dom::element e, const std::string& path) const {
+    std::string_view s;
+    // A sentinel here was a number (+-1e999) in the file, not a string.
+    if (e.get(s) != simdjson::SUCCESS || s == kPosInfSentinel || s == kNegInfSentinel)
+      fail(path, "expected a string");
+    return std::string(s);
+  }
+  int64_t integer(dom::element e, const std::string& path) const {
+    int64_t v = 0;
+    if (e.get(v) != simdjson::SUCCESS) fail(path, "expected an integer");
+    return v;
+  }
+
+  // A score: a number, null (NaN) or the infinity sentinel.
+  double cell(dom::element e, const std::string& path) const {
+    if (e.is_null()) return std::numeric_limits<double>::quiet_NaN();
+    double v = 0;
+    if (e.get(v) == simdjson::SUCCESS) return v;
+    std::string_view s;
+    if (e.get(s) == simdjson::SUCCESS) {
+      if (s == kPosInfSentinel) return std::numeric_limits<double>::infinity();
+      if (s == kNegInfSentinel) return -std::numeric_limits<double>::infinity();
+    }
+    fail(path, "expected a number or null");
+  }
+
+  ScoreMatrix matrix(dom::element e, const std::string& path, std::string name, size_t rows,
+                     size_t cols) const {
+    ScoreMatrix m{std::move(name), rows, cols, {}};
+    m.values.reserve(rows * cols);
+    dom::array arr = array(e, path);
+    if (arr.size() != rows)
+      fail(path, std::to_string(arr.size()) + " rows, expected " + std::to_string(rows) +
+                     " (one per output)");
+    size_t r = 0;
+    for (dom::element row : arr) {
+      const std::string row_path = path + "[" + std::to_string(r) + "]";
+      dom::array cells = array(row, row_path);
+      if (cells.size() != cols)
+        fail(row_path, std::to_string(cells.size()) + " values, expected " + std::to_string(cols) +
+                           " (one per input)");
+      size_t c = 0;
+      for (dom::element cell_e : cells) m.values.push_back(cell(cell_e, row_path + "[" + std::to_string(c++) + "]"));
+      ++r;
+    }
+    return m;
+  }
+
+ private:
+  std::string where_;
+};
+
+std::string read_id(const Reader& rd, dom::element e) {
+  std::string_view s;
+  if (e.get(s) == simdjson::SUCCESS) return std::string(s);
+  int64_t n = 0;
+  if (e.get(n) == simdjson::SUCCESS) return std::to_string(n);
+  rd.fail("id", "expected a string or an integer");
+}
+
+// `id_required`: JSONL records are matched by id; a single document may go without.
+Record read_record(dom::element root, const Reader& rd, size_t line, bool id_required) {
+  Record rec;
+  rec.line = line;
+  dom::object doc;
+  if (root.get(doc) != simdjson::SUCCESS) rd.fail("expected a JSON object (one result record)");
+
+  dom::element e;
+  if (doc["id"].get(e) == simdjson::SUCCESS) {
+    rec.id = read_id(rd, e);
+  } else if (id_required) {
+    rd.fail("id", "missing (JSON Lines records are matched by id)");
+  }
+  if (doc["error"].get(e) == simdjson::SUCCESS) {
+    rec.error = rd.string(e, "error");
+    return rec;  // a failed batch record carries nothing else to compare
+  }
+
+  const int64_t version = rd.integer(rd.member(doc, "schema_version", "schema_version"), "schema_version");
+  if (version != kSchemaVersion)
+    rd.fail("schema_version", "is " + std::to_string(version) + ", pizza diff reads version " +
+                                  std::to_string(kSchemaVersion));
+
+  size_t i = 0;
+  for (dom::element unit : rd.array(rd.member(doc, "inputs", "inputs"), "inputs")) {
+    const std::string path = "inputs[" + std::to_string(i++) + "]";
+    rec.inputs.push_back(rd.string(rd.member(rd.object(unit, path), path + ".text", "text"), path + ".text"));
+  }
+  size_t o = 0;
+  for (dom::element tok : rd.array(rd.member(doc, "outputs", "outputs"), "outputs")) {
+    const std::string path = "outputs[" + std::to_string(o++) + "]";
+    dom::object obj = rd.object(tok, path);
+    OutputToken t;
+    t.text = rd.string(rd.member(obj, path + ".text", "text"), path + ".text");
+    dom::element id = rd.member(obj, path + ".id", "id");
+    if (!id.is_null()) {
+      const int64_t v = rd.integer(id, path + ".id");
+      if (v < 0 || v > std::numeric_limits<int32_t>::max()) rd.fail(path + ".id", "out of range");
+      t.id = static_cast<int32_t>(v);
+    }
+    rec.outputs.push_back(std::move(t));
+  }
+
+  const size_t rows = rec.outputs.size(), cols = rec.inputs.size();
+  std::string primary = rd.string(rd.member(doc, "matrix_name", "matrix_name"), "matrix_name");
+  rec.matrices.push_back(rd.matrix(rd.member(doc, "matrix", "matrix"), "matrix", primary, rows, cols));
+  if (doc["matrices"].get(e) == simdjson::SUCCESS) {
+    // "matrices" repeats the primary metric; it was read above from "matrix".
+    for (auto [name, m] : rd.object(e, "matrices")) {
+      if (name == primary) continue;
+      rec.matrices.push_back(rd.matrix(m, "matrices." + std::string(name), std::string(name), rows, cols));
+    }
+  }
+  return rec;
+}
+
+size_t first_non_space(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n");
+}
+
+void add_record(ResultsFile& file, Record rec, std::unordered_map<std::string, size_t>& seen,
+                const Reader& rd) {
+  auto [it, inserted] = seen.emplace(rec.id, rec.line);
+  if (!inserted)
+    rd.fail("id", "duplicate id \"" + rec.id + "\" (first at line " + std::to_string(it->second) + ")");
+  file.records.push_back(std::move(rec));
+}
+
+}  // namespace
+
+ResultsFile parse_results(std::string contents, std::string_view name) {
+  ResultsFile file{std::string(name), {}};
+  const size_t start = first_non_space(contents);
+  if (start == std::string::npos) throw InputError(file.name + ": empty file, no result records");
+  protect_infinities(contents);
+
+  dom::parser parser;
+  dom::element root;
+  simdjson::error_code whole = simdjson::TAPE_ERROR;
+  if (contents[start] == '{') {
+    whole = parser.parse(contents).get(root);
+    if (whole == simdjson::SUCCESS) {
+      file.records.push_back(read_record(root, Reader(name, 0), 0, false));
+      return file;
+    }
+  }
+
+  // JSON Lines: one record per non-blank line.
+  std::unordered_map<std::string, size_t> seen;
+  std::string_view rest(contents);
+  bool first = true;
+  for (size_t line = 1; !rest.empty(); ++line) {
+    const size_t nl = rest.find('\n');
+    const std::string_view text = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    if (first_non_space(text) == std::string_view::npos) continue;
+    const Reader rd(name, line);
+    if (auto err = parser.parse(text.data(), text.size()).get(root); err != simdjson::SUCCESS) {
+      // A broken first line usually means a broken pretty-printed document: say both.
+      if (first && contents[start] == '{')
+        throw InputError(file.name + ": not valid JSON (" + simdjson::error_message(whole) +
+                         ") nor JSON Lines (line " + std::to_string(line) + ": " +
+                         simdjson::error_message(err) + ")");
+      rd.fail(std::string("not valid JSON (") + simdjson::error_message(err) + ")");
+    }
+    first = false;
+    add_record(file, read_record(root, rd, line, true), seen, rd);
+  }
+  return file;
+}
+
+ResultsFile load_results(const std::filesystem::path& path) {
+  return parse_results(read_file(path), path.string());
+}
+
+}  // namespace pizza::diff

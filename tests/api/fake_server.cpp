@@ -1,0 +1,211 @@
+// Debian's libcpp-httplib is built with these; the header must see the same class layouts.
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#endif
+#ifndef CPPHTTPLIB_ZLIB_SUPPORT
+#define CPPHTTPLIB_ZLIB_SUPPORT
+#endif
+#ifndef CPPHTTPLIB_BROTLI_SUPPORT
+#define CPPHTTPLIB_BROTLI_SUPPORT
+#endif
+#include <httplib.h>
+
+#include "api/fake_server.h"
+#include "util/json_writer.h"
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace pizza::test {
+
+namespace {
+
+// The prompt of a request body: "prompt" or the first message's content.
+std::string prompt_of(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view s;
+  if (parser.parse(body).get(doc)) return "";
+  if (!doc["prompt"].get(s)) return std::string(s);
+  if (!doc["messages"].at(0)["content"].get(s)) return std::string(s);
+  return "";
+}
+
+// A chat-style answer: text "echo:<prompt>" as one token with logprob -0.5.
+std::string answer(const std::string& request_body, bool with_logprobs) {
+  std::string text = "echo:" + prompt_of(request_body);
+  JsonWriter w;
+  w.begin_object().field("model", "fake-model").field("system_fingerprint", "fp_fake");
+  w.key("choices").begin_array().begin_object().field("index", 0).field("finish_reason", "length");
+  w.key("message").begin_object().field("role", "assistant").field("content", text).end_object();
+  w.key("logprobs");
+  if (with_logprobs) {
+    w.begin_object().key("content").begin_array().begin_object().field("token", text).field("logprob", -0.5);
+    w.key("top_logprobs").begin_array().end_array().end_object().end_array().end_object();
+  } else {
+    w.null();
+  }
+  w.end_object().end_array();
+  w.key("usage").begin_object().field("prompt_tokens", 3).field("completion_tokens", 1).end_object();
+  w.end_object();
+  return w.take();
+}
+
+std::string error_json(const std::string& message, const std::string& type, const std::string& code) {
+  JsonWriter w;
+  w.begin_object()
+      .key("error")
+      .begin_object()
+      .field("message", message)
+      .field("type", type)
+      .field("code", code);
+  w.end_object().end_object();
+  return w.take();
+}
+
+}  // namespace
+
+struct FakeServer::Handler {
+  static void serve(FakeServer& s, const httplib::Request& req, httplib::Response& res) {
+    size_t n = s.requests_++;
+    size_t now_in_flight = ++s.in_flight_;
+    for (size_t seen = s.max_in_flight_;
+         now_in_flight > seen && !s.max_in_flight_.compare_exchange_weak(seen, now_in_flight);) {
+    }
+    {
+      std::lock_guard lock(s.mutex_);
+      s.authorizations_.push_back(req.get_header_value("Authorization"));
+    }
+    if (s.config_.sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(s.config_.sleep_ms));
+    std::optional<Fault> fault = s.config_.fault_for ? s.config_.fault_for(n) : std::nullopt;
+    if (fault) ++s.faults_;
+    respond(s, req, res, fault);
+    --s.in_flight_;
+  }
+
+  static void respond(FakeServer& s, const httplib::Request& req, httplib::Response& res,
+                      std::optional<Fault> fault) {
+    const std::string ok = answer(req.body, true);
+    auto error = [&res](int status, const std::string& body) {
+      res.status = status;
+      res.set_content(body, "application/json");
+    };
+    if (!fault) return error(200, ok);
+    switch (*fault) {
+      case Fault::RateLimit0:
+      case Fault::RateLimit1:
+        res.set_header("Retry-After", *fault == Fault::RateLimit0 ? "0" : "1");
+        return error(429, error_json("Rate limit reached for requests", "requests", "rate_limit_exceeded"));
+      case Fault::RetryAfterMs:
+        res.set_header("retry-after-ms", "250");
+        return error(429, error_json("Rate limit reached for requests", "requests", "rate_limit_exceeded"));
+      case Fault::Error500: return error(500, error_json("The server had an error", "server_error", ""));
+      case Fault::Error503: return error(503, "upstream unavailable");
+      case Fault::Slow:
+        std::this_thread::sleep_for(std::chrono::milliseconds(s.config_.slow_ms));
+        return error(200, ok);
+      case Fault::Drop: {
+        // Content-Length promises the whole body; half is sent, then the provider fails,
+        // which makes httplib close the connection.
+        auto body = std::make_shared<std::string>(ok);
+        res.set_content_provider(body->size(), "application/json",
+                                 [body](size_t offset, size_t, httplib::DataSink& sink) {
+                                   if (offset > 0) return false;
+                                   sink.write(body->data(), body->size() / 2);
+                                   return true;
+                                 });
+        return;
+      }
+      case Fault::Truncated: return error(200, ok.substr(0, ok.size() / 2));
+      case Fault::Quota:
+        return error(
+            429, error_json("You exceeded your current quota, please check your plan and billing details.",
+                            "insufficient_quota", "insufficient_quota"));
+      case Fault::Unauthorized:
+        return error(401, error_json("Incorrect API key provided: " + req.get_header_value("Authorization"),
+                                     "invalid_request_error", "invalid_api_key"));
+      case Fault::EchoKeyNotJson:
+        res.status = 400;
+        res.set_content("bad request; you sent " + req.get_header_value("Authorization"), "text/plain");
+        return;
+      case Fault::NoLogprobs: return error(200, answer(req.body, false));
+      case Fault::RateLimitHeaders:
+        res.set_header("x-ratelimit-remaining-requests", "0");
+        res.set_header("x-ratelimit-reset-requests", "2s");
+        return error(200, ok);
+    }
+  }
+};
+
+FakeServer::FakeServer(Config config)
+    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
+  // More workers than the client's widest window (and the slow faults), so the tests measure
+  // the client, not the server's pool. httplib takes ownership of the raw pointer.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(32); };
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    Handler::serve(*this, req, res);
+  };
+  server_->Post("/v1/chat/completions", handler);
+  server_->Post("/v1/completions", handler);
+  port_ = server_->bind_to_any_port("127.0.0.1");
+  REQUIRE(port_ > 0);
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(server_->is_running());
+}
+
+FakeServer::~FakeServer() {
+  server_->stop();
+  thread_.join();
+}
+
+std::string FakeServer::base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+
+std::vector<std::string> FakeServer::authorizations() const {
+  std::lock_guard lock(mutex_);
+  return authorizations_;
+}
+
+std::function<std::optional<Fault>(size_t)> FakeServer::every(double fraction, std::vector<Fault> kinds) {
+  // Request n is faulty when floor((n+1)f) > floor(nf): exactly floor(N f) of the first N.
+  return [fraction, kinds](size_t n) -> std::optional<Fault> {
+    auto before = static_cast<size_t>(std::floor(static_cast<double>(n) * fraction));
+    auto after = static_cast<size_t>(std::floor(static_cast<double>(n + 1) * fraction));
+    if (after == before) return std::nullopt;
+    return kinds[before % kinds.size()];
+  };
+}
+
+std::function<std::optional<Fault>(size_t)> FakeServer::first(size_t count, Fault fault) {
+  return [count, fault](size_t n) -> std::optional<Fault> {
+    if (n < count) return fault;
+    return std::nullopt;
+  };
+}
+
+int unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace pizza::test
