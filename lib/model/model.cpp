@@ -42,10 +42,37 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
   return rt;
 }
 
+namespace {
+
+bool is_llama2c_file(const std::filesystem::path& path) {
+  return checkpoint::is_llama2c_path(path) && std::filesystem::is_regular_file(path);
+}
+
+// llama2.c ships its sentencepiece model beside the .bin (tokenizer.model, or tok512.model
+// and the like for custom vocabularies).
+std::filesystem::path tokenizer_beside(const std::filesystem::path& bin) {
+  const auto dir = bin.has_parent_path() ? bin.parent_path() : std::filesystem::path(".");
+  if (std::filesystem::is_regular_file(dir / "tokenizer.model")) return dir / "tokenizer.model";
+  std::vector<std::filesystem::path> found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    if (entry.is_regular_file() && name.rfind("tok", 0) == 0 && entry.path().extension() == ".model")
+      found.push_back(entry.path());
+  }
+  if (found.empty())
+    throw InputError(bin.string() + ": a llama2.c checkpoint needs a sentencepiece tokenizer: pass --tokenizer, or put "
+                                    "tokenizer.model (or tok*.model) beside it");
+  std::sort(found.begin(), found.end());  // deterministic choice when several exist
+  return found.front();
+}
+
+}  // namespace
+
 std::unique_ptr<LanguageModel> LanguageModel::load(const std::filesystem::path& dir, const Runtime& rt,
                                                    const std::optional<std::filesystem::path>& tokenizer) {
   auto lm = load_weights(dir, rt);
-  lm->tokenizer_ = load_tokenizer(tokenizer.value_or(dir));
+  if (tokenizer) lm->tokenizer_ = load_tokenizer(*tokenizer);
+  else lm->tokenizer_ = load_tokenizer(is_llama2c_file(dir) ? tokenizer_beside(dir) : dir);
   if (lm->tokenizer_->vocab_size() > lm->config().vocab_size)
     throw InputError("tokenizer " + lm->tokenizer_->describe() + " has " + std::to_string(lm->tokenizer_->vocab_size()) +
                      " tokens but the model's vocab_size is " + std::to_string(lm->config().vocab_size));
@@ -58,14 +85,23 @@ const Tokenizer& LanguageModel::tokenizer() const {
 }
 
 std::unique_ptr<LanguageModel> LanguageModel::load_weights(const std::filesystem::path& dir, const Runtime& rt) {
-  if (!std::filesystem::is_directory(dir))
-    throw InputError(dir.string() + ": not a model directory (no such directory)");
   std::unique_ptr<LanguageModel> lm(new LanguageModel());
   lm->path_ = dir;
   lm->runtime_ = rt;
-  auto cfg = load_model_config(dir);
-  lm->checkpoint_ = std::make_unique<checkpoint::Checkpoint>(checkpoint::Checkpoint::open(dir));
-  ParamSource params(*lm->checkpoint_, weight_map_for(cfg, *lm->checkpoint_), rt.dtype, rt.device);
+  ModelConfig cfg;
+  std::optional<TensorStore> store;
+  if (is_llama2c_file(dir)) {
+    lm->llama2c_ = std::make_unique<checkpoint::Llama2cFile>(dir);
+    cfg = lm->llama2c_->config();
+    store.emplace(*lm->llama2c_);
+  } else {
+    if (!std::filesystem::is_directory(dir))
+      throw InputError(dir.string() + ": not a model directory (no such directory) or llama2.c .bin file");
+    cfg = load_model_config(dir);
+    lm->checkpoint_ = std::make_unique<checkpoint::Checkpoint>(checkpoint::Checkpoint::open(dir));
+    store.emplace(*lm->checkpoint_);
+  }
+  ParamSource params(*store, weight_map_for(cfg, *store), rt.dtype, rt.device);
   lm->model_ = std::make_shared<Transformer>(std::move(cfg), params, rt.dtype, rt.device);
   lm->model_->eval();
   return lm;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "checkpoint/llama2c.h"
 #include "checkpoint/model_config.h"
 #include "checkpoint/safetensors.h"
 #include "model/transformer.h"
@@ -33,10 +34,13 @@ Runtime apply_runtime(const RuntimeOptions& opts);
 
 class LanguageModel {
  public:
-  // dir: a Hugging Face model directory. tokenizer: optional override (file or directory).
+  // dir: a Hugging Face model directory, or a llama2.c checkpoint file (*.bin). tokenizer:
+  // optional override (file or directory); for a .bin without one, tokenizer.model or
+  // tok*.model beside it.
   static std::unique_ptr<LanguageModel> load(const std::filesystem::path& dir, const Runtime& rt,
                                              const std::optional<std::filesystem::path>& tokenizer = std::nullopt);
-  // The weights alone (checkpoints without a tokenizer, e.g. test fixtures).
+  // The weights alone (checkpoints without a tokenizer, e.g. test fixtures); dir may also be
+  // a llama2.c .bin file.
   static std::unique_ptr<LanguageModel> load_weights(const std::filesystem::path& dir, const Runtime& rt);
 
   const Transformer& model() const { return *model_; }
@@ -54,7 +58,8 @@ class LanguageModel {
   LanguageModel() = default;
   std::filesystem::path path_;
   Runtime runtime_;
-  std::unique_ptr<checkpoint::Checkpoint> checkpoint_;  // owns the mapped weights
+  std::unique_ptr<checkpoint::Checkpoint> checkpoint_;  // owns the mapped weights (safetensors)
+  std::unique_ptr<checkpoint::Llama2cFile> llama2c_;     // or these (llama2.c .bin)
   std::shared_ptr<Transformer> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
 };

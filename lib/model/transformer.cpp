@@ -37,11 +37,22 @@ std::shared_ptr<Linear> make_linear(const ParamSource& p, const std::string& nam
   return std::make_shared<Linear>(w, b);
 }
 
-std::shared_ptr<Norm> make_norm(const ParamSource& p, const std::string& name, const ModelConfig& cfg) {
-  auto w = p.get(name + ".weight");
-  expect_shape(w, {cfg.hidden_size}, name + ".weight", cfg);
-  torch::Tensor b = cfg.norm_bias ? p.get(name + ".bias") : torch::Tensor();
-  return std::make_shared<Norm>(cfg.norm, cfg.norm_eps, w, b);
+// A norm of the config's kind over `dim` features (hidden_size unless given).
+std::shared_ptr<Norm> make_norm(const ParamSource& p, const std::string& name, const ModelConfig& cfg,
+                                int64_t dim = 0, std::optional<NormKind> kind = std::nullopt) {
+  if (dim == 0) dim = cfg.hidden_size;
+  const auto k = kind.value_or(cfg.norm);
+  const bool layer = k == NormKind::layer;
+  torch::Tensor w, b;
+  if (cfg.norm_weight || !layer) {
+    w = p.get(name + ".weight");
+    expect_shape(w, {dim}, name + ".weight", cfg);
+  }
+  if (cfg.norm_bias && layer) {
+    b = p.get(name + ".bias");
+    expect_shape(b, {dim}, name + ".bias", cfg);
+  }
+  return std::make_shared<Norm>(k, cfg.norm_eps, w, b);
 }
 
 torch::Tensor activate(Activation a, const torch::Tensor& x) {
@@ -54,18 +65,24 @@ torch::Tensor activate(Activation a, const torch::Tensor& x) {
   return x;
 }
 
-torch::Tensor rotate_half(const torch::Tensor& x) {
+// (x1, x2) halves -> (-x2, x1); interleaved: each pair (a, b) -> (-b, a) (Cohere).
+torch::Tensor rotate(const torch::Tensor& x, bool interleaved) {
+  if (interleaved) {
+    auto pairs = x.unflatten(-1, {-1, 2});
+    return torch::stack({-pairs.select(-1, 1), pairs.select(-1, 0)}, -1).flatten(-2);
+  }
   auto half = x.size(-1) / 2;
   return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
 }
 
-// Rotate-half RoPE on the first cos.size(-1) dims of x [B,H,T,hd]; the rest pass through.
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+// RoPE on the first cos.size(-1) dims of x [B,H,T,hd]; the rest pass through (partial rotary).
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                         bool interleaved) {
   const auto rot = cos.size(-1);
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  if (rot == x.size(-1)) return x * c + rotate_half(x) * s;
+  if (rot == x.size(-1)) return x * c + rotate(x, interleaved) * s;
   auto xr = x.slice(-1, 0, rot), xp = x.slice(-1, rot);
-  return torch::cat({xr * c + rotate_half(xr) * s, xp}, -1);
+  return torch::cat({xr * c + rotate(xr, interleaved) * s, xp}, -1);
 }
 
 }  // namespace
@@ -89,12 +106,13 @@ torch::Tensor Linear::forward(const torch::Tensor& x) const { return F::linear(x
 
 Norm::Norm(NormKind kind, double eps, torch::Tensor weight, torch::Tensor bias)
     : kind_(kind), eps_(eps), weight_(std::move(weight)), bias_(std::move(bias)) {
-  register_parameter("weight", weight_, false);
+  if (weight_.defined()) register_parameter("weight", weight_, false);
   if (bias_.defined()) register_parameter("bias", bias_, false);
 }
 
 torch::Tensor Norm::forward(const torch::Tensor& x) const {
   if (kind_ == NormKind::layer) {
+    // weight/bias may be undefined: LayerNorm without bias (Cohere) or without any (OLMo).
     return torch::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
   }
   // RMSNorm in at least float32, as transformers does, then back to the compute dtype.
@@ -115,17 +133,34 @@ Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p
   register_module("k", k_);
   register_module("v", v_);
   register_module("o", o_);
+  if (cfg.qk_norm) {  // OLMo2: RMSNorm over the whole projection, before heads are split
+    q_norm_ = make_norm(p, layer_name(layer, "attn.q_norm"), cfg, cfg.num_heads * hd, NormKind::rms);
+    k_norm_ = make_norm(p, layer_name(layer, "attn.k_norm"), cfg, cfg.num_kv_heads * hd, NormKind::rms);
+    register_module("q_norm", q_norm_);
+    register_module("k_norm", k_norm_);
+  }
 }
 
 torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                  const torch::Tensor& mask, KVCache* cache) const {
   const auto B = x.size(0), T = x.size(1), H = cfg_.num_heads, KVH = cfg_.num_kv_heads, hd = cfg_.head_dim;
-  auto q = q_->forward(x).view({B, T, H, hd}).transpose(1, 2);
-  auto k = k_->forward(x).view({B, T, KVH, hd}).transpose(1, 2);
-  auto v = v_->forward(x).view({B, T, KVH, hd}).transpose(1, 2);
+  auto q = q_->forward(x), k = k_->forward(x), v = v_->forward(x);
+  if (cfg_.clip_qkv) {
+    const double c = *cfg_.clip_qkv;
+    q = q.clamp(-c, c);
+    k = k.clamp(-c, c);
+    v = v.clamp(-c, c);
+  }
+  if (q_norm_) {
+    q = q_norm_->forward(q);
+    k = k_norm_->forward(k);
+  }
+  q = q.view({B, T, H, hd}).transpose(1, 2);
+  k = k.view({B, T, KVH, hd}).transpose(1, 2);
+  v = v.view({B, T, KVH, hd}).transpose(1, 2);
   if (cos.defined()) {
-    q = apply_rope(q, cos, sin);
-    k = apply_rope(k, cos, sin);
+    q = apply_rope(q, cos, sin, cfg_.rope_interleaved);
+    k = apply_rope(k, cos, sin, cfg_.rope_interleaved);
   }
   if (cache) {
     auto& ck = cache->keys[static_cast<size_t>(layer_)];
@@ -156,14 +191,17 @@ torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& co
   return o_->forward(out);
 }
 
-MLP::MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& p) : act_(cfg.activation) {
-  const auto D = cfg.hidden_size, I = cfg.intermediate_size;
+MLP::MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& p)
+    : MLP(cfg, layer_name(layer, "mlp"), cfg.intermediate_size, p) {}
+
+MLP::MLP(const ModelConfig& cfg, const std::string& prefix, int64_t I, const ParamSource& p) : act_(cfg.activation) {
+  const auto D = cfg.hidden_size;
   if (cfg.gated_mlp) {
-    gate_ = make_linear(p, layer_name(layer, "mlp.gate"), I, D, cfg.mlp_bias, cfg);
+    gate_ = make_linear(p, prefix + ".gate", I, D, cfg.mlp_bias, cfg);
     register_module("gate", gate_);
   }
-  up_ = make_linear(p, layer_name(layer, "mlp.up"), I, D, cfg.mlp_bias, cfg);
-  down_ = make_linear(p, layer_name(layer, "mlp.down"), D, I, cfg.mlp_bias, cfg);
+  up_ = make_linear(p, prefix + ".up", I, D, cfg.mlp_bias, cfg);
+  down_ = make_linear(p, prefix + ".down", D, I, cfg.mlp_bias, cfg);
   register_module("up", up_);
   register_module("down", down_);
 }
@@ -173,38 +211,82 @@ torch::Tensor MLP::forward(const torch::Tensor& x) const {
   return down_->forward(activate(act_, up_->forward(x)));
 }
 
+SparseMoE::SparseMoE(const ModelConfig& cfg, int64_t layer, const ParamSource& p)
+    : top_k_(cfg.experts_per_token), renormalize_(cfg.renormalize_top_k) {
+  const auto D = cfg.hidden_size;
+  router_ = make_linear(p, layer_name(layer, "moe.router"), cfg.num_experts, D, false, cfg);
+  register_module("router", router_);
+  for (int64_t e = 0; e < cfg.num_experts; ++e) {
+    experts_.push_back(std::make_shared<MLP>(cfg, layer_name(layer, "moe.experts." + std::to_string(e)),
+                                             cfg.expert_intermediate_size, p));
+    register_module("expert" + std::to_string(e), experts_.back());
+  }
+  if (cfg.shared_expert_intermediate_size > 0) {
+    shared_ = std::make_shared<MLP>(cfg, layer_name(layer, "moe.shared"), cfg.shared_expert_intermediate_size, p);
+    shared_gate_ = make_linear(p, layer_name(layer, "moe.shared_gate"), 1, D, false, cfg);
+    register_module("shared", shared_);
+    register_module("shared_gate", shared_gate_);
+  }
+}
+
+torch::Tensor SparseMoE::forward(const torch::Tensor& x) const {
+  const auto shape = x.sizes().vec();
+  auto flat = x.reshape({-1, x.size(-1)});  // [N, D]
+  auto probs = torch::softmax(router_->forward(flat), -1, torch::kFloat32);
+  auto [weights, chosen] = probs.topk(top_k_, -1);  // [N, k]
+  if (renormalize_) weights = weights / weights.sum(-1, true);
+  weights = weights.to(x.scalar_type());
+  // Each expert runs only on the tokens routed to it; the routing weights stay differentiable
+  // (gradients with respect to inputs_embeds flow through them as in transformers).
+  auto out = torch::zeros_like(flat);
+  for (size_t e = 0; e < experts_.size(); ++e) {
+    auto hit = chosen.eq(static_cast<int64_t>(e));  // [N, k]; an expert appears at most once per row
+    auto rows = hit.any(-1).nonzero().squeeze(-1);
+    if (rows.numel() == 0) continue;
+    auto w = (weights * hit.to(weights.scalar_type())).sum(-1).index_select(0, rows).unsqueeze(-1);
+    out = out.index_add(0, rows, experts_[e]->forward(flat.index_select(0, rows)) * w);
+  }
+  if (shared_) out = out + torch::sigmoid(shared_gate_->forward(flat)) * shared_->forward(flat);
+  return out.view(shape);
+}
+
 DecoderLayer::DecoderLayer(const ModelConfig& cfg, int64_t layer, const ParamSource& p) : cfg_(cfg) {
-  attn_norm_ = make_norm(p, layer_name(layer, "attn_norm"), cfg);
-  register_module("attn_norm", attn_norm_);
-  if (p.has(layer_name(layer, "mlp_norm.weight"))) {
-    mlp_norm_ = make_norm(p, layer_name(layer, "mlp_norm"), cfg);
-    register_module("mlp_norm", mlp_norm_);
+  auto add_norm = [&](std::shared_ptr<Norm>& slot, const std::string& name) {
+    slot = make_norm(p, layer_name(layer, name), cfg);
+    register_module(name, slot);
+  };
+  if (cfg.pre_norm) {
+    add_norm(attn_norm_, "attn_norm");
+    if (!(cfg.parallel_residual && cfg.parallel_shared_norm)) add_norm(mlp_norm_, "mlp_norm");
   }
   if (cfg.sandwich_norm) {
-    attn_out_norm_ = make_norm(p, layer_name(layer, "attn_out_norm"), cfg);
-    mlp_out_norm_ = make_norm(p, layer_name(layer, "mlp_out_norm"), cfg);
-    register_module("attn_out_norm", attn_out_norm_);
-    register_module("mlp_out_norm", mlp_out_norm_);
+    add_norm(attn_out_norm_, "attn_out_norm");
+    add_norm(mlp_out_norm_, "mlp_out_norm");
   }
   attn_ = std::make_shared<Attention>(cfg, layer, p);
-  mlp_ = std::make_shared<MLP>(cfg, layer, p);
   register_module("attn", attn_);
-  register_module("mlp", mlp_);
+  if (cfg.layer_uses_experts(layer)) {
+    moe_ = std::make_shared<SparseMoE>(cfg, layer, p);
+    register_module("moe", moe_);
+  } else {
+    mlp_ = std::make_shared<MLP>(cfg, layer, p);
+    register_module("mlp", mlp_);
+  }
 }
 
 torch::Tensor DecoderLayer::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                     const torch::Tensor& mask, KVCache* cache) const {
   const double rm = cfg_.residual_multiplier;
-  auto h = attn_norm_->forward(x);
+  auto h = attn_norm_ ? attn_norm_->forward(x) : x;
   auto a = attn_->forward(h, cos, sin, mask, cache);
+  if (attn_out_norm_) a = attn_out_norm_->forward(a);
   if (cfg_.parallel_residual) {
-    // GPT-NeoX uses a second norm for the MLP branch; Phi feeds both branches the same one.
-    auto m = mlp_->forward(mlp_norm_ ? mlp_norm_->forward(x) : h);
+    // GPT-NeoX uses a second norm for the MLP branch; Phi/Cohere/StableLM feed both branches h.
+    auto m = feed_forward(mlp_norm_ ? mlp_norm_->forward(x) : h);
     return x + a + m;
   }
-  if (attn_out_norm_) a = attn_out_norm_->forward(a);
   auto y = rm == 1.0 ? x + a : x + a * rm;
-  auto m = mlp_->forward(mlp_norm_->forward(y));
+  auto m = feed_forward(mlp_norm_ ? mlp_norm_->forward(y) : y);
   if (mlp_out_norm_) m = mlp_out_norm_->forward(m);
   return rm == 1.0 ? y + m : y + m * rm;
 }
@@ -266,7 +348,8 @@ torch::Tensor Transformer::embed(const torch::Tensor& ids) const {
 std::pair<torch::Tensor, torch::Tensor> Transformer::rope(const torch::Tensor& positions) const {
   auto angle_dtype = dtype_ == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   auto freqs = positions.to(angle_dtype).unsqueeze(-1) * inv_freq_.to(angle_dtype);  // [B,T,rot/2]
-  auto emb = torch::cat({freqs, freqs}, -1);
+  // Rotate-half pairs dim i with i + rot/2; interleaved pairs 2i with 2i+1.
+  auto emb = cfg_.rope_interleaved ? torch::stack({freqs, freqs}, -1).flatten(-2) : torch::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
 }
 
@@ -330,6 +413,7 @@ torch::Tensor Transformer::forward(const torch::Tensor& inputs_embeds, const For
   if (opts.last_only) h = h.slice(1, T - 1, T);
   auto logits = lm_head_->forward(h);
   if (cfg_.logits_divisor != 1.0) logits = logits / cfg_.logits_divisor;
+  if (cfg_.logits_multiplier != 1.0) logits = logits * cfg_.logits_multiplier;
   if (cfg_.final_logit_softcap) {
     const double cap = *cfg_.final_logit_softcap;
     logits = torch::tanh(logits / cap) * cap;

@@ -65,16 +65,36 @@ class Attention : public torch::nn::Module {
   const ModelConfig& cfg_;
   int64_t layer_;
   std::shared_ptr<Linear> q_, k_, v_, o_;
+  std::shared_ptr<Norm> q_norm_, k_norm_;  // OLMo2
 };
 
+// down(act(gate x) * up x), or down(act(up x)) for a plain MLP. Dense layers, MoE experts and
+// the Qwen2-MoE shared expert are all this module under different canonical prefixes.
 class MLP : public torch::nn::Module {
  public:
   MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
+  // prefix: canonical module prefix ("layers.3.mlp"); intermediate: its hidden width.
+  MLP(const ModelConfig& cfg, const std::string& prefix, int64_t intermediate, const ParamSource& params);
   torch::Tensor forward(const torch::Tensor& x) const;
 
  private:
   Activation act_;
   std::shared_ptr<Linear> gate_, up_, down_;
+};
+
+// Sparse mixture of experts (Mixtral, Qwen2-MoE): softmax router in float32, top-k experts per
+// token, weights optionally renormalised over the k, plus an optional sigmoid-gated shared expert.
+class SparseMoE : public torch::nn::Module {
+ public:
+  SparseMoE(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+ private:
+  int64_t top_k_;
+  bool renormalize_;
+  std::shared_ptr<Linear> router_, shared_gate_;
+  std::vector<std::shared_ptr<MLP>> experts_;
+  std::shared_ptr<MLP> shared_;
 };
 
 class DecoderLayer : public torch::nn::Module {
@@ -84,10 +104,15 @@ class DecoderLayer : public torch::nn::Module {
                         const torch::Tensor& mask, KVCache* cache) const;
 
  private:
+  torch::Tensor feed_forward(const torch::Tensor& x) const { return moe_ ? moe_->forward(x) : mlp_->forward(x); }
+
   const ModelConfig& cfg_;
+  // Any of the norms may be absent: pre-norms (OLMo2 has none; Phi-style parallel blocks share
+  // attn_norm), post-norms (Gemma2/OLMo2 only).
   std::shared_ptr<Norm> attn_norm_, mlp_norm_, attn_out_norm_, mlp_out_norm_;
   std::shared_ptr<Attention> attn_;
-  std::shared_ptr<MLP> mlp_;
+  std::shared_ptr<MLP> mlp_;        // dense layers
+  std::shared_ptr<SparseMoE> moe_;  // expert layers
 };
 
 class Transformer : public torch::nn::Module {

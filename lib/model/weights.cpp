@@ -1,6 +1,8 @@
 #include "model/weights.h"
 
 #include <map>
+#include <memory>
+#include <sstream>
 
 #include "util/error.h"
 
@@ -27,41 +29,151 @@ torch::Dtype torch_dtype(checkpoint::DType dt, const std::string& name) {
   }
 }
 
-// Llama-family layout: model.embed_tokens, model.layers.N.{input_layernorm, self_attn.*_proj,
-// post_attention_layernorm, mlp.*_proj}, model.norm, lm_head.
-std::optional<WeightSource> llama_map(const std::string& canonical) {
-  static const std::map<std::string, std::string> kGlobal = {
-      {"embed", "model.embed_tokens"}, {"final_norm", "model.norm"}, {"lm_head", "lm_head"}};
-  static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm", "input_layernorm"}, {"attn.q", "self_attn.q_proj"}, {"attn.k", "self_attn.k_proj"},
-      {"attn.v", "self_attn.v_proj"},   {"attn.o", "self_attn.o_proj"}, {"mlp_norm", "post_attention_layernorm"},
-      {"mlp.gate", "mlp.gate_proj"},    {"mlp.up", "mlp.up_proj"},      {"mlp.down", "mlp.down_proj"}};
-  auto dot = canonical.rfind('.');
-  std::string module = canonical.substr(0, dot), leaf = canonical.substr(dot);
-  if (module.rfind("layers.", 0) == 0) {
-    auto d2 = module.find('.', 7);
-    std::string idx = module.substr(7, d2 - 7), rest = module.substr(d2 + 1);
-    auto it = kLayer.find(rest);
-    if (it == kLayer.end()) return std::nullopt;
-    return WeightSource{"model.layers." + idx + "." + it->second + leaf};
+// Where one family keeps its tensors: canonical module names (see weights.h) to checkpoint
+// module names, globally and relative to one layer's prefix. Leaves (.weight/.bias) are kept.
+struct Layout {
+  std::string layer_prefix = "model.layers.";
+  std::map<std::string, WeightSource> global = {
+      {"embed", {"model.embed_tokens"}}, {"final_norm", {"model.norm"}}, {"lm_head", {"lm_head"}}};
+  std::map<std::string, WeightSource> layer = {
+      {"attn_norm", {"input_layernorm"}},  {"attn.q", {"self_attn.q_proj"}},
+      {"attn.k", {"self_attn.k_proj"}},    {"attn.v", {"self_attn.v_proj"}},
+      {"attn.o", {"self_attn.o_proj"}},    {"mlp_norm", {"post_attention_layernorm"}},
+      {"mlp.gate", {"mlp.gate_proj"}},     {"mlp.up", {"mlp.up_proj"}},
+      {"mlp.down", {"mlp.down_proj"}}};
+};
+
+WeightSource rows(std::string key, int64_t begin, int64_t end, int64_t groups = 1, bool transpose = false) {
+  return WeightSource{std::move(key), transpose, begin, end, groups};
+}
+
+// q, k, v as consecutive row blocks of one fused projection (after any transpose).
+void fused_qkv(Layout& l, const ModelConfig& c, const std::string& key, bool transpose) {
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  l.layer["attn.q"] = rows(key, 0, q, 1, transpose);
+  l.layer["attn.k"] = rows(key, q, q + kv, 1, transpose);
+  l.layer["attn.v"] = rows(key, q + kv, q + 2 * kv, 1, transpose);
+}
+
+// Llama's layout, adjusted per family. load_model_config admits only supported families, and
+// each of them is either Llama-named or handled here.
+Layout layout_for(const ModelConfig& c, const TensorStore& store) {
+  Layout l;
+  const auto& t = c.model_type;
+  if (t == "gemma2") {
+    l.layer["attn_out_norm"] = {"post_attention_layernorm"};
+    l.layer["mlp_norm"] = {"pre_feedforward_layernorm"};
+    l.layer["mlp_out_norm"] = {"post_feedforward_layernorm"};
+  } else if (t == "olmo2") {
+    l.layer.erase("attn_norm");
+    l.layer.erase("mlp_norm");
+    l.layer["attn_out_norm"] = {"post_attention_layernorm"};
+    l.layer["mlp_out_norm"] = {"post_feedforward_layernorm"};
+    l.layer["attn.q_norm"] = {"self_attn.q_norm"};
+    l.layer["attn.k_norm"] = {"self_attn.k_norm"};
+  } else if (t == "phi") {
+    l.global["final_norm"] = {"model.final_layernorm"};
+    l.layer.erase("mlp_norm");
+    l.layer["attn.o"] = {"self_attn.dense"};
+    l.layer["mlp.up"] = {"mlp.fc1"};
+    l.layer["mlp.down"] = {"mlp.fc2"};
+  } else if (t == "starcoder2") {
+    l.layer["mlp.up"] = {"mlp.c_fc"};
+    l.layer["mlp.down"] = {"mlp.c_proj"};
+  } else if (t == "phi3") {
+    fused_qkv(l, c, "self_attn.qkv_proj", false);
+    l.layer["mlp.gate"] = rows("mlp.gate_up_proj", 0, c.intermediate_size);
+    l.layer["mlp.up"] = rows("mlp.gate_up_proj", c.intermediate_size, 2 * c.intermediate_size);
+  } else if (t == "gpt2") {
+    // save_pretrained of GPT2LMHeadModel prefixes "transformer."; hub checkpoints (gpt2,
+    // distilgpt2) store the bare GPT2Model names.
+    const std::string p = store.contains("transformer.wte.weight") ? "transformer." : "";
+    l.layer_prefix = p + "h.";
+    l.global = {{"embed", {p + "wte"}}, {"pos_embed", {p + "wpe"}}, {"final_norm", {p + "ln_f"}}};
+    l.layer = {{"attn_norm", {"ln_1"}},
+               {"attn.o", {"attn.c_proj", true}},
+               {"mlp_norm", {"ln_2"}},
+               {"mlp.up", {"mlp.c_fc", true}},
+               {"mlp.down", {"mlp.c_proj", true}}};
+    fused_qkv(l, c, "attn.c_attn", true);  // Conv1D [in, 3*D]: transposed, q|k|v are row thirds
+  } else if (t == "gpt_neox") {
+    l.layer_prefix = "gpt_neox.layers.";
+    l.global = {{"embed", {"gpt_neox.embed_in"}},
+                {"final_norm", {"gpt_neox.final_layer_norm"}},
+                {"lm_head", {"embed_out"}}};
+    // query_key_value is laid out per head: [heads, (q | k | v), head_dim].
+    const int64_t hd = c.head_dim, H = c.num_heads;
+    l.layer = {{"attn_norm", {"input_layernorm"}},
+               {"attn.q", rows("attention.query_key_value", 0, hd, H)},
+               {"attn.k", rows("attention.query_key_value", hd, 2 * hd, H)},
+               {"attn.v", rows("attention.query_key_value", 2 * hd, 3 * hd, H)},
+               {"attn.o", {"attention.dense"}},
+               {"mlp_norm", {"post_attention_layernorm"}},
+               {"mlp.up", {"mlp.dense_h_to_4h"}},
+               {"mlp.down", {"mlp.dense_4h_to_h"}}};
+  } else if (t == "mixtral") {
+    l.layer["moe.router"] = {"block_sparse_moe.gate"};
+    for (int64_t e = 0; e < c.num_experts; ++e) {
+      const auto from = "moe.experts." + std::to_string(e) + ".", to = "block_sparse_moe.experts." + std::to_string(e) + ".";
+      l.layer[from + "gate"] = {to + "w1"};
+      l.layer[from + "up"] = {to + "w3"};
+      l.layer[from + "down"] = {to + "w2"};
+    }
+  } else if (t == "qwen2_moe") {
+    l.layer["moe.router"] = {"mlp.gate"};
+    l.layer["moe.shared_gate"] = {"mlp.shared_expert_gate"};
+    for (const char* proj : {"gate", "up", "down"}) {
+      l.layer["moe.shared." + std::string(proj)] = {"mlp.shared_expert." + std::string(proj) + "_proj"};
+      for (int64_t e = 0; e < c.num_experts; ++e)
+        l.layer["moe.experts." + std::to_string(e) + "." + proj] = {"mlp.experts." + std::to_string(e) + "." + proj +
+                                                                     "_proj"};
+    }
   }
-  auto it = kGlobal.find(module);
-  if (it == kGlobal.end()) return std::nullopt;
-  return WeightSource{it->second + leaf};
+  return l;
+}
+
+std::optional<WeightSource> resolve(const Layout& l, const std::string& canonical) {
+  const auto dot = canonical.rfind('.');
+  if (dot == std::string::npos) return std::nullopt;
+  const std::string module = canonical.substr(0, dot), leaf = canonical.substr(dot);
+  if (module.rfind("layers.", 0) == 0) {
+    const auto d2 = module.find('.', 7);
+    if (d2 == std::string::npos) return std::nullopt;
+    auto it = l.layer.find(module.substr(d2 + 1));
+    if (it == l.layer.end()) return std::nullopt;
+    WeightSource src = it->second;
+    src.key = l.layer_prefix + module.substr(7, d2 - 7) + "." + src.key + leaf;
+    return src;
+  }
+  auto it = l.global.find(module);
+  if (it == l.global.end()) return std::nullopt;
+  WeightSource src = it->second;
+  src.key += leaf;
+  return src;
 }
 
 }  // namespace
 
-WeightMap weight_map_for(const ModelConfig& cfg, const checkpoint::Checkpoint& ck) {
-  WeightMap base = llama_map;
-  if (cfg.tie_word_embeddings || !ck.contains("lm_head.weight")) {
-    // Tied (or tie left implicit by save_pretrained): the output projection is the embedding.
-    return [base](const std::string& c) -> std::optional<WeightSource> {
-      if (c == "lm_head.weight") return base("embed.weight");
-      return base(c);
-    };
-  }
-  return base;
+TensorStore::TensorStore(const checkpoint::Checkpoint& ck)
+    : find_([&ck](std::string_view n) { return ck.find(n); }), path_(ck.path()) {}
+
+TensorStore::TensorStore(const checkpoint::Llama2cFile& f)
+    : find_([&f](std::string_view n) { return f.find(n); }), path_(f.path()) {}
+
+const checkpoint::TensorView& TensorStore::get(std::string_view name) const {
+  if (const auto* t = find(name)) return *t;
+  throw InputError("missing tensor '" + std::string(name) + "' in " + path_.string());
+}
+
+WeightMap weight_map_for(const ModelConfig& cfg, const TensorStore& store) {
+  auto layout = std::make_shared<const Layout>(layout_for(cfg, store));
+  const auto head = resolve(*layout, "lm_head.weight");
+  // Tied (or tie left implicit by save_pretrained): the output projection is the embedding.
+  const bool tied = cfg.tie_word_embeddings || !head || !store.contains(head->key);
+  return [layout, tied](const std::string& c) -> std::optional<WeightSource> {
+    if (tied && c == "lm_head.weight") return resolve(*layout, "embed.weight");
+    return resolve(*layout, c);
+  };
 }
 
 torch::Tensor tensor_from_view(const checkpoint::TensorView& view, torch::Dtype dtype, const torch::Device& device) {
@@ -82,12 +194,12 @@ torch::Tensor tensor_from_view(const checkpoint::TensorView& view, torch::Dtype 
 
 bool ParamSource::has(const std::string& canonical) const {
   auto src = map_(canonical);
-  return src && ck_.contains(src->key);
+  return src && store_.contains(src->key);
 }
 
 torch::Tensor ParamSource::maybe(const std::string& canonical) const {
   auto src = map_(canonical);
-  if (!src || !ck_.contains(src->key)) return {};
+  if (!src || !store_.contains(src->key)) return {};
   return load(*src, canonical);
 }
 
@@ -98,10 +210,26 @@ torch::Tensor ParamSource::get(const std::string& canonical) const {
 }
 
 torch::Tensor ParamSource::load(const WeightSource& src, const std::string& canonical) const {
-  auto t = tensor_from_view(ck_.get(src.key), dtype_, device_);
-  if (src.row_begin >= 0) t = t.slice(0, src.row_begin, src.row_end);
-  if (src.transpose) t = t.t().contiguous();
-  (void)canonical;
+  const auto& view = store_.get(src.key);
+  auto t = tensor_from_view(view, dtype_, device_);
+  const bool transpose = src.transpose && t.dim() == 2;
+  if (transpose) t = t.t();
+  if (src.row_begin >= 0) {
+    const int64_t groups = src.row_groups, n = t.dim() > 0 ? t.size(0) : 0;
+    if (groups <= 0 || n % groups != 0 || src.row_end > n / groups || src.row_begin > src.row_end) {
+      std::ostringstream ss;
+      ss << "tensor '" << src.key << "' in " << store_.path().string() << " has shape " << t.sizes()
+         << (transpose ? " (transposed)" : "") << ", which cannot hold '" << canonical << "'";
+      throw InputError(ss.str());
+    }
+    auto inner = t.sizes().vec();
+    inner[0] = n / groups;
+    inner.insert(inner.begin(), groups);
+    auto out = t.sizes().vec();
+    out[0] = -1;
+    t = t.reshape(inner).slice(1, src.row_begin, src.row_end).reshape(out);
+  }
+  if (transpose || src.row_begin >= 0) t = t.contiguous();
   return t;
 }
 

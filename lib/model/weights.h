@@ -4,31 +4,62 @@
 // "layers.3.attn.q.weight", "lm_head.weight", ...). A family's WeightMap says where each one
 // lives in the Hugging Face checkpoint and how to transform it (transpose a GPT-2 Conv1D,
 // slice a fused qkv projection), so the model code never sees HF key names.
+//
+// Canonical module names, per layer N ("layers.N." prefix), each with ".weight"/".bias":
+//   attn_norm, mlp_norm, attn_out_norm, mlp_out_norm, attn.{q,k,v,o}, attn.{q_norm,k_norm},
+//   mlp.{gate,up,down}, moe.router, moe.experts.E.{gate,up,down}, moe.shared.{gate,up,down},
+//   moe.shared_gate
+// and globally: embed, pos_embed, final_norm, lm_head.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
+#include "checkpoint/llama2c.h"
 #include "checkpoint/model_config.h"
 #include "checkpoint/safetensors.h"
 
 namespace pizza {
 
-// Where a canonical parameter comes from.
+// Where a canonical parameter comes from. Transforms apply in this order: transpose (2-D
+// tensors only), then the row slice.
 struct WeightSource {
   std::string key;             // HF tensor name
   bool transpose = false;      // stored [in, out] (GPT-2 Conv1D)
-  int64_t row_begin = -1;      // take rows [row_begin, row_end) of dim 0 (fused projections)
+  int64_t row_begin = -1;      // take rows [row_begin, row_end) of dim 0 (fused projections) ...
   int64_t row_end = -1;
+  // ... of each of row_groups equal blocks of rows: GPT-NeoX stores its fused qkv per head as
+  // [heads, (q|k|v), head_dim], so q is rows [0, hd) of each of `heads` blocks of 3*hd rows.
+  int64_t row_groups = 1;
 };
 
 // Maps a canonical name to its source; nullopt when the family has no such tensor.
 using WeightMap = std::function<std::optional<WeightSource>(const std::string& canonical)>;
 
-WeightMap weight_map_for(const ModelConfig& cfg, const checkpoint::Checkpoint& ck);
+// The named tensors a WeightMap resolves against: a safetensors checkpoint, or a llama2.c .bin
+// presented under Hugging Face Llama names. Non-owning: the source must outlive it.
+class TensorStore {
+ public:
+  TensorStore(const checkpoint::Checkpoint& ck);   // NOLINT(google-explicit-constructor)
+  TensorStore(const checkpoint::Llama2cFile& f);   // NOLINT(google-explicit-constructor)
+
+  const checkpoint::TensorView* find(std::string_view name) const { return find_(name); }
+  // Throws InputError "missing tensor NAME in PATH" when absent.
+  const checkpoint::TensorView& get(std::string_view name) const;
+  bool contains(std::string_view name) const { return find(name) != nullptr; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::function<const checkpoint::TensorView*(std::string_view)> find_;
+  std::filesystem::path path_;
+};
+
+WeightMap weight_map_for(const ModelConfig& cfg, const TensorStore& store);
 
 // Zero-copy view (F32 into F32, aligned) or converted copy of a checkpoint tensor.
 torch::Tensor tensor_from_view(const checkpoint::TensorView& view, torch::Dtype dtype, const torch::Device& device);
@@ -36,8 +67,8 @@ torch::Tensor tensor_from_view(const checkpoint::TensorView& view, torch::Dtype 
 // What modules pull their parameters from.
 class ParamSource {
  public:
-  ParamSource(const checkpoint::Checkpoint& ck, WeightMap map, torch::Dtype dtype, torch::Device device)
-      : ck_(ck), map_(std::move(map)), dtype_(dtype), device_(device) {}
+  ParamSource(TensorStore store, WeightMap map, torch::Dtype dtype, torch::Device device)
+      : store_(std::move(store)), map_(std::move(map)), dtype_(dtype), device_(device) {}
 
   // Throws InputError naming the missing checkpoint tensor.
   torch::Tensor get(const std::string& canonical) const;
@@ -48,7 +79,7 @@ class ParamSource {
  private:
   torch::Tensor load(const WeightSource& src, const std::string& canonical) const;
 
-  const checkpoint::Checkpoint& ck_;
+  TensorStore store_;
   WeightMap map_;
   torch::Dtype dtype_;
   torch::Device device_;

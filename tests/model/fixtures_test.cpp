@@ -1,9 +1,12 @@
 // Every supported architecture against Hugging Face transformers' own numbers
 // (../shared/fixtures/<name>/reference.safetensors; see ../shared/fixtures/README.md).
-#include <catch2/catch.hpp>
-
 #include "model/generate.h"
 #include "model/reference.h"
+// libtorch pulls in glog, whose CHECK() aborts the process instead of reporting to Catch;
+// drop it before Catch defines its own.
+#undef CHECK
+#include <catch2/catch.hpp>
+
 #include "support/paths.h"
 
 using namespace pizza;
@@ -12,7 +15,7 @@ namespace {
 
 // Fixtures whose families the engine supports. Tolerances from the fixtures' README:
 // logits/hidden states within atol 1e-4 + rtol 1e-4, greedy ids exact.
-const char* const kFixtures[] = {"llama", "llama_rope3_bias", "mistral", "mistral_sw8", "qwen2", "granite"};
+const char* const kFixtures[] = {"llama", "llama_rope3_bias", "mistral", "mistral_sw8", "qwen2", "granite", "gemma", "gemma2", "gemma2_sw8", "gpt2", "gpt_neox", "phi3", "phi", "starcoder2", "stablelm", "olmo", "olmo2", "cohere", "mixtral", "qwen2_moe"};
 
 void check_fixture(const std::string& name) {
   INFO("fixture " << name);
