@@ -10,5 +10,7 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
 void add_local_command(CLI::App& app);
+void add_diff_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace pizza::app

@@ -3,23 +3,43 @@
 #include <iostream>
 #include <iterator>
 
+#include "hub/hub.h"
 #include "util/error.h"
 
 namespace pizza::app {
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts) {
-  cmd->add_option("--model,-m", opts.model, "Model directory (Hugging Face layout)")->required();
-  cmd->add_option("--tokenizer", opts.tokenizer, "Tokenizer file or directory (default: the model's)");
+  cmd->add_option("--model,-m", opts.model, "Model directory, llama2.c .bin, or Hugging Face repo id org/name[@revision]")
+      ->required();
+  cmd->add_option("--tokenizer", opts.tokenizer,
+                  "Tokenizer file or directory, or a tiktoken encoding name with --tokenizer-dir (default: the model's)");
+  cmd->add_option("--tokenizer-dir", opts.tokenizer_dir, "Directory holding tiktoken rank files (NAME.tiktoken)");
+  cmd->add_option("--hf-token-file", opts.hf_token_file, "File holding a Hugging Face token (else $HF_TOKEN)");
+  cmd->add_flag("--offline", opts.offline, "Never use the network (as HF_HUB_OFFLINE=1)");
+  cmd->add_flag("--no-download", opts.no_download, "Use the Hugging Face cache only; do not download missing models");
   cmd->add_option("--threads", opts.runtime.threads, "CPU threads (default: all cores)");
   cmd->add_option("--device", opts.runtime.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", opts.runtime.dtype, "float32, float64 or bfloat16")->capture_default_str();
 }
 
+std::filesystem::path resolve_model_path(const ModelOptions& opts) {
+  hub::HubOptions ho;
+  if (!opts.hf_token_file.empty()) ho.token_file = opts.hf_token_file;
+  if (opts.offline) ho.offline = true;
+  ho.allow_download = !opts.no_download;
+  return hub::resolve_model(opts.model, ho);
+}
+
 std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts) {
   auto rt = apply_runtime(opts.runtime);
+  auto path = resolve_model_path(opts);
   std::optional<std::filesystem::path> tok;
-  if (!opts.tokenizer.empty()) tok = opts.tokenizer;
-  return LanguageModel::load(opts.model, rt, tok);
+  if (!opts.tokenizer.empty()) {
+    // A tiktoken encoding name is looked up in --tokenizer-dir.
+    tok = opts.tokenizer_dir.empty() ? std::filesystem::path(opts.tokenizer)
+                                     : std::filesystem::path(opts.tokenizer_dir) / (opts.tokenizer + ".tiktoken");
+  }
+  return LanguageModel::load(path, rt, tok);
 }
 
 std::string read_prompt(const std::string& arg) {

@@ -15,10 +15,17 @@ namespace pizza::app {
 struct ModelOptions {
   std::string model;
   std::string tokenizer;
+  std::string tokenizer_dir;  // where tiktoken rank files live (with --tokenizer NAME)
+  std::string hf_token_file;
+  bool offline = false;
+  bool no_download = false;
   RuntimeOptions runtime;
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts);
+
+// --model as a local path, or a Hugging Face repo id resolved in (or downloaded into) the cache.
+std::filesystem::path resolve_model_path(const ModelOptions& opts);
 
 // Loads the model named by --model (and --tokenizer) with the runtime options.
 std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts);

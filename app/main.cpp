@@ -4,6 +4,10 @@
 #include <iostream>
 #include <string>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "app/batch.h"
 #include "app/commands.h"
 #include "blas/blas.h"
 #include "util/error.h"
@@ -22,16 +26,24 @@ int main(int argc, char** argv) {
   // Before anything touches BLAS: re-exec once with a better OpenBLAS kernel when safe.
   pizza::blas::maybe_reexec_with_best_core(argc, argv);
 
+  // Logs (retries, warnings) go to stderr: stdout carries results only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("pizza"));
+
   CLI::App app{"pizza: attribute what a language model generates to the tokens of its prompt"};
   app.require_subcommand(1);
   app.set_version_flag("--version", [] { return pizza::blas::version_string(); });
+  pizza::app::add_config_option(app);  // before the subcommands, which inherit its fallthrough
   pizza::app::add_generate_command(app);
   pizza::app::add_tokenize_command(app);
   pizza::app::add_local_command(app);
+  pizza::app::add_diff_command(app);
   pizza::app::add_doctor_command(app);
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    std::cerr << "pizza: error: --config " << app.get_config_ptr()->as<std::string>() << ": " << e.what() << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::cerr << "pizza: error: " << e.what() << "\n";

@@ -19,7 +19,7 @@ struct MethodOptions {
   std::string norm = "l1";  // saliency: l1 | l2
   bool abs = false;         // signed methods: report magnitudes
   int ig_steps = 32;
-  Baseline baseline = Baseline::zero;
+  Baseline baseline = Baseline::pad;
 };
 
 struct GradientMethod {

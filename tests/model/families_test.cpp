@@ -2,7 +2,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "model/reference.h"
+#include "support_torch/reference.h"
 #include "util/error.h"
 #include "util/file.h"
 // libtorch pulls in glog, whose CHECK() aborts the process instead of reporting to Catch;

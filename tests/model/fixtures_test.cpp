@@ -1,7 +1,7 @@
 // Every supported architecture against Hugging Face transformers' own numbers
 // (../shared/fixtures/<name>/reference.safetensors; see ../shared/fixtures/README.md).
 #include "model/generate.h"
-#include "model/reference.h"
+#include "support_torch/reference.h"
 // libtorch pulls in glog, whose CHECK() aborts the process instead of reporting to Catch;
 // drop it before Catch defines its own.
 #undef CHECK

@@ -5,7 +5,7 @@
 
 #include "checkpoint/llama2c.h"
 #include "model/generate.h"
-#include "model/reference.h"
+#include "support_torch/reference.h"
 #include "util/error.h"
 #include "util/file.h"
 // libtorch pulls in glog, whose CHECK() aborts the process instead of reporting to Catch;

@@ -1,4 +1,4 @@
-#include "model/reference.h"
+#include "support_torch/reference.h"
 
 namespace pizza::test {
 
