@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   pizza::app::add_generate_command(app);
   pizza::app::add_tokenize_command(app);
   pizza::app::add_local_command(app);
+  pizza::app::add_serve_command(app);
   pizza::app::add_diff_command(app);
   pizza::app::add_doctor_command(app);
 

@@ -1,0 +1,114 @@
+// `pizza serve`: the OpenAI-compatible HTTP server (lib/serve) with graceful shutdown on
+// SIGINT/SIGTERM.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/common.h"
+#include "serve/server.h"
+#include "util/error.h"
+
+namespace pizza::app {
+
+namespace {
+
+// The write end of the shutdown pipe. A signal handler can reach nothing but globals, so this
+// is the one piece of global state: set before the handlers are installed, never changed while
+// they are.
+int g_shutdown_pipe = -1;
+
+extern "C" void on_shutdown_signal(int) {
+  const char byte = 1;
+  [[maybe_unused]] auto n = ::write(g_shutdown_pipe, &byte, 1);  // async-signal-safe
+}
+
+// SIGINT/SIGTERM handlers that only write to a pipe (self-pipe trick), for whichever thread the
+// kernel picks: libraries start threads before main() that a signal mask would not cover.
+// SIGINT is handled even when the shell started us in the background with it ignored.
+class ShutdownSignals {
+ public:
+  ShutdownSignals() {
+    if (::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) throw InputError("pizza serve: cannot create the shutdown pipe");
+    g_shutdown_pipe = fds_[1];
+    struct sigaction sa {};
+    sa.sa_handler = on_shutdown_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~ShutdownSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+    g_shutdown_pipe = -1;
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  ShutdownSignals(const ShutdownSignals&) = delete;
+  ShutdownSignals& operator=(const ShutdownSignals&) = delete;
+
+  // True once a signal arrived; false when asked to stop first.
+  bool wait(const std::stop_token& st) const {
+    while (!st.stop_requested()) {
+      pollfd p{fds_[0], POLLIN, 0};
+      if (::poll(&p, 1, 200) > 0) return true;
+    }
+    return false;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  struct Options {
+    ModelOptions model;
+    std::string host = "127.0.0.1";
+    int port = 8000;
+    std::string served_model_name;
+    std::string chat_template;
+    int max_batch = 8;
+  };
+  auto opts = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/models)");
+  add_model_options(cmd, opts->model);
+  cmd->add_option("--host", opts->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", opts->port, "Port to listen on (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--served-model-name", opts->served_model_name, "Model name clients must send (default: the model directory's name)");
+  cmd->add_option("--chat-template", opts->chat_template,
+                  "llama2, llama3, chatml, gemma, mistral or plain (default: from the model)");
+  cmd->add_option("--max-batch", opts->max_batch, "Most requests run together in one batch")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->callback([opts] {
+    serve::ServeOptions so;
+    so.host = opts->host;
+    so.port = opts->port;
+    so.served_model_name = opts->served_model_name;
+    so.max_batch = opts->max_batch;
+    if (!opts->chat_template.empty()) so.chat_template = serve::parse_chat_template(opts->chat_template);
+
+    auto lm = load_model(opts->model);
+    serve::Server server(*lm, so);
+    ShutdownSignals signals;  // before announcing: a signal right after the line is handled
+    std::cerr << "pizza serve: model '" << server.model_name() << "', chat template "
+              << serve::chat_template_name(server.chat_template()) << "\n";
+    std::cerr << "pizza serve: listening on " << server.url() << std::endl;
+    // jthread: on any exit from here its destructor asks the watcher to stop and joins it.
+    std::jthread watcher([&](std::stop_token st) {
+      if (signals.wait(st)) {
+        std::cerr << "pizza serve: shutting down (finishing requests in flight)" << std::endl;
+        server.stop();
+      }
+    });
+    server.run();
+  });
+}
+
+}  // namespace pizza::app

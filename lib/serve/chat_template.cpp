@@ -1,0 +1,176 @@
+#include "serve/chat_template.h"
+
+#include <simdjson.h>
+
+#include <filesystem>
+
+#include "util/error.h"
+
+namespace pizza::serve {
+
+namespace {
+
+constexpr std::pair<std::string_view, ChatTemplate> kNames[] = {
+    {"llama2", ChatTemplate::llama2}, {"llama3", ChatTemplate::llama3}, {"chatml", ChatTemplate::chatml},
+    {"gemma", ChatTemplate::gemma},   {"mistral", ChatTemplate::mistral}, {"plain", ChatTemplate::plain},
+};
+
+// The chat_template string(s) of tokenizer_config.json, concatenated; empty when absent.
+std::string configured_template_text(const std::filesystem::path& model_dir) {
+  auto file = model_dir / "tokenizer_config.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return {};
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.load(file.string()).get(root)) return {};  // the tokenizer loader reports bad files
+  simdjson::dom::element tmpl;
+  if (root["chat_template"].get(tmpl)) return {};
+  if (tmpl.is_string()) return std::string(std::string_view(tmpl));
+  std::string all;  // a list of named templates: [{"name": ..., "template": ...}]
+  if (tmpl.is_array())
+    for (auto entry : tmpl.get_array()) {
+      std::string_view t;
+      if (!entry["template"].get(t)) all += t;
+    }
+  return all;
+}
+
+bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != std::string_view::npos; }
+
+bool starts_with_any(std::string_view s, std::initializer_list<std::string_view> prefixes) {
+  for (auto p : prefixes)
+    if (s.starts_with(p)) return true;
+  return false;
+}
+
+// Whether the tokenizer knows `marker` as one special token (Llama 3's header markers).
+bool has_special_token(const Tokenizer& tok, std::string_view marker) {
+  EncodeOptions eo;
+  eo.add_special_tokens = false;
+  eo.parse_special = true;
+  auto enc = tok.encode(marker, eo);
+  return enc.tokens.size() == 1 && enc.tokens[0].special;
+}
+
+std::string trim(std::string_view s) {
+  const auto ws = " \t\n\r";
+  auto b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  auto e = s.find_last_not_of(ws);
+  return std::string(s.substr(b, e - b + 1));
+}
+
+// Families without a system role (Llama 2, Mistral, Gemma) fold the system text into the first
+// user turn; returns (system text, the remaining messages).
+std::pair<std::string, std::vector<ChatMessage>> split_system(const std::vector<ChatMessage>& messages) {
+  std::string system;
+  std::vector<ChatMessage> rest;
+  for (const auto& m : messages) {
+    if (m.role == "system") {
+      system += (system.empty() ? "" : "\n\n") + m.content;
+    } else {
+      rest.push_back(m);
+    }
+  }
+  return {system, rest};
+}
+
+RenderedChat render_inst(const std::vector<ChatMessage>& messages, bool llama2) {
+  auto [system, rest] = split_system(messages);
+  RenderedChat out;
+  out.parse_special = true;
+  bool first_user = true;
+  for (const auto& m : rest) {
+    if (m.role == "user") {
+      std::string content = trim(m.content);
+      if (first_user && !system.empty())
+        content = llama2 ? "<<SYS>>\n" + trim(system) + "\n<</SYS>>\n\n" + content : trim(system) + "\n\n" + content;
+      // Every user turn after the first opens a new sequence with BOS (the first BOS comes from
+      // the tokenizer).
+      if (!first_user && llama2) out.text += "<s>";
+      out.text += "[INST] " + content + " [/INST]";
+      first_user = false;
+    } else {
+      // Llama 2 pads the answer with spaces; Mistral does not.
+      const std::string_view pad = llama2 ? " " : "";
+      out.text.append(pad).append(trim(m.content)).append(pad).append("</s>");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+ChatTemplate parse_chat_template(std::string_view name) {
+  for (const auto& [n, t] : kNames)
+    if (n == name) return t;
+  throw UsageError("unknown --chat-template '" + std::string(name) + "' (expected llama2, llama3, chatml, gemma, mistral or plain)");
+}
+
+std::string_view chat_template_name(ChatTemplate t) {
+  for (const auto& [n, tt] : kNames)
+    if (tt == t) return n;
+  return "plain";
+}
+
+ChatTemplate default_chat_template(const LanguageModel& lm) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(lm.path(), ec)) {
+    auto text = configured_template_text(lm.path());
+    if (contains(text, "<|im_start|>")) return ChatTemplate::chatml;
+    if (contains(text, "<|start_header_id|>")) return ChatTemplate::llama3;
+    if (contains(text, "<start_of_turn>")) return ChatTemplate::gemma;
+    if (contains(text, "[INST]")) return contains(text, "<<SYS>>") ? ChatTemplate::llama2 : ChatTemplate::mistral;
+  }
+  const auto& type = lm.config().model_type;
+  if (starts_with_any(type, {"qwen2"})) return ChatTemplate::chatml;
+  if (starts_with_any(type, {"gemma"})) return ChatTemplate::gemma;
+  if (starts_with_any(type, {"mistral", "mixtral"})) return ChatTemplate::mistral;
+  if (type == "llama" && lm.has_tokenizer() && has_special_token(lm.tokenizer(), "<|start_header_id|>"))
+    return ChatTemplate::llama3;
+  return ChatTemplate::plain;
+}
+
+RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages) {
+  RenderedChat out;
+  switch (t) {
+    case ChatTemplate::llama2:
+    case ChatTemplate::mistral:
+      return render_inst(messages, t == ChatTemplate::llama2);
+    case ChatTemplate::llama3:
+      for (const auto& m : messages)
+        out.text += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
+      out.text += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      out.parse_special = true;
+      out.end_of_turn = "<|eot_id|>";
+      return out;
+    case ChatTemplate::chatml:
+      for (const auto& m : messages) out.text += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      out.text += "<|im_start|>assistant\n";
+      out.parse_special = true;
+      out.end_of_turn = "<|im_end|>";
+      return out;
+    case ChatTemplate::gemma: {
+      auto [system, rest] = split_system(messages);
+      bool first = true;
+      for (const auto& m : rest) {
+        std::string content = trim(m.content);
+        if (first && !system.empty()) content = trim(system) + "\n\n" + content;
+        first = false;
+        out.text += "<start_of_turn>" + std::string(m.role == "assistant" ? "model" : m.role) + "\n" + content + "<end_of_turn>\n";
+      }
+      out.text += "<start_of_turn>model\n";
+      out.parse_special = true;
+      out.end_of_turn = "<end_of_turn>";
+      return out;
+    }
+    case ChatTemplate::plain:
+      // A base model has no turn structure: the conversation is its contents, one per line,
+      // and the model simply continues it.
+      for (size_t i = 0; i < messages.size(); ++i) out.text += (i ? "\n" : "") + messages[i].content;
+      return out;
+  }
+  return out;
+}
+
+}  // namespace pizza::serve

@@ -1,0 +1,44 @@
+// Built-in chat templates for `pizza serve`: renders OpenAI-style messages into the prompt text
+// the model family was trained on (no Jinja: the handful of formats below cover the supported
+// families, and rendering them in C++ keeps the server dependency-free).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/model.h"
+
+namespace pizza::serve {
+
+enum class ChatTemplate { llama2, llama3, chatml, gemma, mistral, plain };
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant (developer is treated as system)
+  std::string content;
+};
+
+// "llama2" ... "plain"; UsageError naming the accepted names otherwise.
+ChatTemplate parse_chat_template(std::string_view name);
+std::string_view chat_template_name(ChatTemplate t);
+
+// The template for a loaded model: a chat_template in tokenizer_config.json is recognised by its
+// markers (<|im_start|> -> chatml, <|start_header_id|> -> llama3, <start_of_turn> -> gemma,
+// [INST] with <<SYS>> -> llama2, else [INST] -> mistral). Without one, the family decides:
+// qwen2* -> chatml, gemma* -> gemma, mistral/mixtral -> mistral, llama with a Llama-3 tokenizer
+// -> llama3; any other model (a base model such as stories260K) -> plain.
+ChatTemplate default_chat_template(const LanguageModel& lm);
+
+struct RenderedChat {
+  std::string text;            // the prompt, ending with the assistant turn's opening
+  bool parse_special = false;  // whether the text spells special tokens (<|im_start|>, </s>...)
+  // The template's end-of-turn marker (e.g. "<|im_end|>"), which also ends generation.
+  std::optional<std::string> end_of_turn;
+};
+
+// Renders messages plus the generation prompt. The tokenizer's BOS is not part of the text:
+// encoding with add_special_tokens adds it where the tokenizer is configured to.
+RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages);
+
+}  // namespace pizza::serve

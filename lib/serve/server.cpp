@@ -1,0 +1,181 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <random>
+
+#include "serve/batch.h"
+#include "serve/openai.h"
+#include "util/error.h"
+
+namespace pizza::serve {
+
+namespace {
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+void reply_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(error_body(e), "application/json");
+}
+
+std::string hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string fingerprint(const LanguageModel& lm) {
+  const auto& rt = lm.runtime();
+  return std::string("fp_pizza_") + PIZZA_VERSION + "_" + std::string(c10::toString(rt.dtype)) + "_" + rt.device.str();
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(const LanguageModel& lm, ServeOptions o)
+      : opts(std::move(o)),
+        model{lm, opts.served_model_name.empty() ? lm.path().filename().string() : opts.served_model_name,
+              opts.chat_template.value_or(default_chat_template(lm)), fingerprint(lm),
+              static_cast<int64_t>(std::time(nullptr))},
+        queue(lm, opts.max_batch),
+        id_prefix(std::random_device{}()) {}
+
+  void handle(Endpoint ep, const httplib::Request& req, httplib::Response& res) {
+    try {
+      auto api = parse_request(ep, req.body, model);
+      auto result = queue.submit(api.generation).get();
+      auto id = std::string(ep == Endpoint::chat ? "chatcmpl-" : "cmpl-") + hex(id_prefix) + hex(++counter);
+      res.set_content(response_body(api, result, model, id, static_cast<int64_t>(std::time(nullptr))), "application/json");
+    } catch (const ApiError& e) {
+      reply_error(res, e);
+    } catch (const InputError& e) {
+      reply_error(res, ApiError(400, first_line(e.what())));
+    } catch (const std::exception& e) {
+      reply_error(res, ApiError(500, "internal error: " + first_line(e.what()), "", "", "server_error"));
+    }
+  }
+
+  void routes() {
+    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(models_body(model), "application/json");
+    });
+    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] == model.name) return res.set_content(model_body(model), "application/json");
+      reply_error(res, ApiError(404, "The model `" + std::string(req.matches[1]) + "` does not exist.", "model", "model_not_found"));
+    });
+    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(Endpoint::chat, req, res); });
+    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(Endpoint::completions, req, res); });
+    // Unknown routes (and any other error without a body) get an OpenAI-style error object.
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      const std::string what = req.method + " " + req.path;
+      reply_error(res, res.status == 404 ? ApiError(404, "Invalid URL (" + what + ")", "", "unknown_url")
+                                         : ApiError(res.status, "Request failed (" + what + ")"));
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+  }
+
+  void bind() {
+    // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second
+    // server share a port that is already taken instead of failing.
+    http.set_socket_options([this](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      listen_socket = sock;
+    });
+    // Enough handler threads that a full batch can be waiting while the next one queues; the
+    // server owns the pool it gets from this factory.
+    const size_t threads = static_cast<size_t>(std::max(16, 2 * opts.max_batch));
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.set_payload_max_length(size_t{64} << 20);
+    errno = 0;
+    if (opts.port == 0) {
+      port = http.bind_to_any_port(opts.host);
+    } else {
+      port = http.bind_to_port(opts.host, opts.port) ? opts.port : -1;
+    }
+    if (port < 0) {
+      const int err = errno;
+      std::string reason = err == EADDRINUSE ? "the address is already in use (choose another --port)"
+                           : err != 0        ? std::string(std::strerror(err))
+                                             : "the address is not available";
+      throw InputError("cannot listen on " + opts.host + ":" + std::to_string(opts.port) + ": " + reason);
+    }
+    // httplib listens with a backlog of 5: a burst of clients would overflow it and see their
+    // connections stall or fail. Listening again on the bound socket only raises the backlog.
+    if (listen_socket >= 0) ::listen(listen_socket, SOMAXCONN);
+  }
+
+  ServeOptions opts;
+  ServedModel model;
+  BatchQueue queue;
+  httplib::Server http;  // after queue: destroyed first, once no handler waits on the queue
+  int port = -1;
+  socket_t listen_socket = -1;  // the listening socket (owned by http)
+  uint64_t id_prefix;
+  std::atomic<uint64_t> counter{0};
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool stop_requested = false, running = false, http_stopped = false;
+};
+
+Server::Server(const LanguageModel& lm, ServeOptions opts) : impl_(std::make_unique<Impl>(lm, std::move(opts))) {
+  impl_->routes();
+  impl_->bind();
+}
+
+Server::~Server() {
+  stop();
+  std::unique_lock lock(impl_->mutex);
+  impl_->cv.wait(lock, [&] { return !impl_->running; });
+}
+
+int Server::port() const { return impl_->port; }
+std::string Server::url() const { return "http://" + impl_->opts.host + ":" + std::to_string(impl_->port); }
+const std::string& Server::model_name() const { return impl_->model.name; }
+ChatTemplate Server::chat_template() const { return impl_->model.chat_template; }
+size_t Server::largest_batch() const { return impl_->queue.largest_batch(); }
+
+void Server::run() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stop_requested) return;
+    impl_->running = true;
+  }
+  // Returns once stop() closed the listening socket and every handler thread has finished.
+  const bool ok = impl_->http.listen_after_bind();
+  bool stopped = false;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->running = false;
+    stopped = impl_->stop_requested;
+  }
+  impl_->cv.notify_all();
+  if (!ok && !stopped) throw InputError("pizza serve: the HTTP server stopped unexpectedly on " + url());
+}
+
+void Server::stop() {
+  std::unique_lock lock(impl_->mutex);
+  impl_->stop_requested = true;
+  // httplib ignores stop() until its accept loop is running: wait for that (or for run() to end).
+  while (impl_->running && !impl_->http.is_running()) {
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    lock.lock();
+  }
+  if (impl_->running && !impl_->http_stopped) {
+    impl_->http_stopped = true;
+    impl_->http.stop();
+  }
+}
+
+}  // namespace pizza::serve

@@ -1,0 +1,49 @@
+// `pizza serve`: an OpenAI-compatible HTTP server (POST /v1/chat/completions, POST
+// /v1/completions, GET /v1/models) on the local engine. Handler threads parse and validate
+// requests and wait; one BatchQueue worker runs the queued requests in batches.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "model/model.h"
+#include "serve/chat_template.h"
+
+namespace pizza::serve {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;                            // 0 = any free port (see Server::port())
+  std::string served_model_name;              // default: the model directory's name
+  std::optional<ChatTemplate> chat_template;  // default: default_chat_template(lm)
+  int max_batch = 8;                          // requests run together in one batch
+};
+
+class Server {
+ public:
+  // Binds and listens on host:port right away; InputError naming the address when it cannot
+  // (e.g. the port is already in use). The model must outlive the server.
+  Server(const LanguageModel& lm, ServeOptions opts);
+  ~Server();  // stop(), then waits for run() to return
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const;
+  std::string url() const;  // http://host:port
+  const std::string& model_name() const;
+  ChatTemplate chat_template() const;
+  size_t largest_batch() const;  // the most requests answered by one batch so far
+
+  // Serves until stop() (blocking). Requests accepted before stop() are answered.
+  void run();
+  // Thread-safe and idempotent; may be called before, during or after run().
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pizza::serve
