@@ -34,13 +34,14 @@ std::vector<Generation> greedy_generate(const Transformer& model, const std::vec
   const auto max_pos = model.config().max_position_embeddings;
 
   auto [ids, mask] = left_pad(prompts);
+  if (ids.size(1) + opts.max_new_tokens > max_pos)
+    throw InputError("prompt (" + std::to_string(ids.size(1)) + " tokens) + " + std::to_string(opts.max_new_tokens) +
+                     " new tokens exceeds the model's context of " + std::to_string(max_pos) + " tokens");
   KVCache cache = model.new_cache();
   std::vector<bool> done(prompts.size(), false);
   auto dev = model.device();
   torch::Tensor step_ids = ids.to(dev), step_mask = mask.to(dev);
   for (int64_t step = 0; step < opts.max_new_tokens; ++step) {
-    if (cache.length() + step_ids.size(1) > max_pos && model.config().positions == PositionKind::learned)
-      throw InputError("sequence would exceed the model's max_position_embeddings (" + std::to_string(max_pos) + ")");
     ForwardOptions fo;
     fo.attention_mask = step_mask;
     fo.cache = &cache;

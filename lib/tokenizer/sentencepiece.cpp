@@ -87,6 +87,17 @@ size_t utf8_char_len(unsigned char c) {
   return 1;
 }
 
+// Length of the UTF-8 character starting at s[i], or 1 when the bytes there are not a whole,
+// well-formed sequence (a truncated lead byte must not swallow the next character's bytes;
+// each invalid byte becomes a byte-fallback token of its own).
+size_t utf8_valid_len(std::string_view s, size_t i) {
+  const size_t n = utf8_char_len(static_cast<unsigned char>(s[i]));
+  if (n == 1 || i + n > s.size()) return 1;
+  for (size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 1;
+  return n;
+}
+
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::filesystem::path& path, const TokenizerConfig& cfg) : path_(path) {
@@ -228,11 +239,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   static std::string sanitize_utf8(const std::string& s) {
     std::string out;
     for (size_t i = 0; i < s.size();) {
-      auto c = static_cast<unsigned char>(s[i]);
-      size_t n = utf8_char_len(c);
-      bool ok = (c < 0x80 || n > 1) && i + n <= s.size();
-      for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-      if (ok) {
+      const size_t n = utf8_valid_len(s, i);
+      if (n > 1 || static_cast<unsigned char>(s[i]) < 0x80) {
         out.append(s, i, n);
         i += n;
       } else {
@@ -357,7 +365,7 @@ class SentencePieceTokenizer final : public Tokenizer {
         const auto& t = pieces_[static_cast<size_t>(id)].text;
         if (t.size() > len && std::string_view(norm).substr(i, t.size()) == t) len = t.size();
       }
-      if (!len) len = std::min(utf8_char_len(static_cast<unsigned char>(norm[i])), norm.size() - i);
+      if (!len) len = utf8_valid_len(norm, i);
       syms.push_back({i, i + len, static_cast<int>(syms.size()) - 1, static_cast<int>(syms.size()) + 1, true});
       i += len;
     }

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "util/error.h"
 #include "util/file.h"
 
@@ -32,19 +34,28 @@ void make_spans_contiguous(std::vector<Token>& tokens, size_t text_size) {
     i = j;
   }
   // Then close gaps (normalisation may drop bytes) so spans concatenate to the text.
+  // Zero-width tokens (BOS/EOS, a dummy-prefix piece) stay zero-width where they are.
   size_t pos = 0;
   for (auto& t : tokens) {
+    const bool zero_width = t.end <= t.begin;
     t.begin = std::min(pos, text_size);
-    t.end = std::clamp(t.end, t.begin, text_size);
+    t.end = zero_width ? t.begin : std::clamp(t.end, t.begin, text_size);
     pos = t.end;
   }
-  // The last non-special token absorbs any trailing bytes.
-  for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) {
+  if (pos >= text_size || tokens.empty()) return;
+  // Trailing bytes the normaliser dropped (e.g. trailing spaces) go to the last token that
+  // covers text; when none does (text of spaces only, which encodes to BOS alone), to the
+  // last token, so the spans still concatenate to the input. Tokens after it move to the end.
+  auto last = tokens.end() - 1;
+  for (auto it = tokens.end(); it != tokens.begin();) {
+    --it;
     if (!it->special || it->end > it->begin) {
-      it->end = text_size;
+      last = it;
       break;
     }
   }
+  last->end = text_size;
+  for (auto it = last + 1; it != tokens.end(); ++it) it->begin = it->end = text_size;
 }
 
 std::string decode_continuation(const Tokenizer& tok, std::span<const int64_t> prompt,
