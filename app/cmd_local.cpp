@@ -5,30 +5,88 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "engine/local.h"
+#include "engine/local_perturbation.h"
 #include "report/report.h"
 #include "util/error.h"
 #include "util/progress.h"
 
 namespace pizza::app {
 
+namespace {
+
+struct Options {
+  ModelOptions model;
+  std::string prompt, target_text, method = "saliency", target = "prob", norm = "l1", baseline = "pad";
+  std::string algorithm = "fast", unit = "token", aggregate = "sum", normalize = "none";
+  std::string spans, unit_regex;
+  std::string format, output, color = "auto";
+  int64_t max_new_tokens = 16, max_batch = 16;
+  int ig_steps = 32;
+  bool abs = false, skip_special = false, quiet = false;
+  // Perturbation methods (occlusion, hierarchical).
+  std::string strategy = "delete", replacement, embeddings, metric = "prob-diff", scoring = "teacher-forced";
+  int64_t nth = 1, top_k = 20;
+  bool ignore_location = true;
+  std::optional<size_t> init_chunk_size, stride;
+  std::optional<double> static_threshold;
+  std::optional<int> max_depth;
+};
+
+// --method occlusion|hierarchical: the perturbation engine over the local model.
+void run_perturbation_command(const Options& o) {
+  LocalPerturbationRequest req;
+  req.prompt = read_prompt(o.prompt);
+  if (!o.target_text.empty()) req.target_text = o.target_text;
+  req.max_new_tokens = o.max_new_tokens;
+  req.engine.algorithm = perturbation::parse_algorithm(o.method);
+  req.engine.scoring = perturbation::parse_scoring(o.scoring);
+  req.engine.metrics = perturbation::parse_metrics(o.metric);
+  req.engine.ignore_output_location = o.ignore_location;
+  req.engine.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
+  req.strategy.kind = perturbation::parse_strategy(o.strategy);
+  req.strategy.replacement = o.replacement;
+  req.strategy.n = o.nth;
+  if (req.strategy.kind == perturbation::Strategy::fixed && o.replacement.empty())
+    throw UsageError("--strategy fixed needs --replacement TEXT");
+  req.unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
+  req.backend.max_batch = o.max_batch;
+  req.backend.top_k = o.top_k;
+  if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
+  if (o.top_k <= 0) throw UsageError("--top-k must be positive, got " + std::to_string(o.top_k));
+  auto format = output_format(o.format, o.output);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto lm = load_model(o.model);
+  std::unique_ptr<LanguageModel> emb;
+  if (!o.embeddings.empty()) {
+    ModelOptions eo = o.model;
+    eo.model = o.embeddings;
+    eo.tokenizer.clear();
+    emb = load_model(eo);
+    req.embeddings = emb.get();
+  }
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ProgressBar bar("perturbing", !o.quiet);
+  req.engine.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
+  auto result = run_local_perturbation(*lm, req);
+  bar.finish();
+  result.model_path = o.model.model;
+  result.timings.load_ms = load_ms;
+  write_result(result, format, o.output, o.color);
+}
+
+}  // namespace
+
 void add_local_command(CLI::App& app) {
-  struct Options {
-    ModelOptions model;
-    std::string prompt, target_text, method = "saliency", target = "prob", norm = "l1", baseline = "zero";
-    std::string algorithm = "fast", unit = "token", aggregate = "sum", normalize = "none";
-    std::string spans, unit_regex;
-    std::string format, output, color = "auto";
-    int64_t max_new_tokens = 16, max_batch = 16;
-    int ig_steps = 32;
-    bool abs = false, skip_special = false, quiet = false;
-  };
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("local", "Attribute a local model's output to its prompt (gradients)");
+  auto* cmd = app.add_subcommand("local", "Attribute a local model's output to its prompt (gradients or perturbation)");
   add_model_options(cmd, o->model);
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
   cmd->add_option("--max-new-tokens,-n", o->max_new_tokens, "Tokens to generate greedily")->capture_default_str();
   cmd->add_option("--target-text", o->target_text, "Attribute this continuation instead of generating (teacher forcing)");
-  cmd->add_option("--method", o->method, "saliency, input-x-gradient or integrated-gradients")->capture_default_str();
+  cmd->add_option("--method", o->method,
+                  "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical (perturbation)")
+      ->capture_default_str();
   cmd->add_option("--target", o->target, "prob, logprob, logit or pizza-legacy")->capture_default_str();
   cmd->add_option("--norm", o->norm, "Saliency norm over the hidden dimension: l1 or l2")
       ->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
@@ -45,6 +103,22 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--aggregate", o->aggregate, "Token scores into units: sum, mean, max or absmax")->capture_default_str();
   cmd->add_flag("--skip-special-tokens", o->skip_special, "Hide BOS and other special tokens");
   cmd->add_option("--normalize", o->normalize, "none, row-max or row-sum")->capture_default_str();
+  cmd->add_option("--strategy", o->strategy, "Perturbation: delete, fixed, nth-nearest or pad")->capture_default_str();
+  cmd->add_option("--replacement", o->replacement, "Replacement text of --strategy fixed");
+  cmd->add_option("--n", o->nth, "--strategy nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
+      ->capture_default_str();
+  cmd->add_option("--embeddings", o->embeddings, "Embedding table for nth-nearest and cosine: another model (default: the model's)");
+  cmd->add_option("--metric", o->metric, "prob-diff, logprob-diff, cosine, token-displacement (comma-separated: one matrix each)")
+      ->capture_default_str();
+  cmd->add_option("--scoring", o->scoring, "teacher-forced (exact, batched) or free-running (greedy completions)")
+      ->capture_default_str();
+  cmd->add_flag("--ignore-output-location,!--at-output-location", o->ignore_location,
+                "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
+  cmd->add_option("--top-k", o->top_k, "Free-running: alternatives kept per generated token")->capture_default_str();
+  cmd->add_option("--init-chunk-size", o->init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))");
+  cmd->add_option("--stride", o->stride, "Hierarchical: first chunks' stride (default chunk/2)");
+  cmd->add_option("--static-threshold", o->static_threshold, "Hierarchical: also split chunks scoring above this");
+  cmd->add_option("--max-depth", o->max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
   cmd->add_option("--format,-f", o->format, "table, csv, json or html (default: from --output, else table)");
   cmd->add_option("--output,-o", o->output, "Write to this file (atomically) instead of stdout");
   cmd->add_option("--color", o->color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
@@ -52,6 +126,10 @@ void add_local_command(CLI::App& app) {
   cmd->add_flag("--quiet,-q", o->quiet, "No progress bar");
 
   cmd->callback([o] {
+    if (o->method == "occlusion" || o->method == "hierarchical") {
+      run_perturbation_command(*o);
+      return;
+    }
     LocalRequest req;
     req.prompt = read_prompt(o->prompt);
     if (!o->target_text.empty()) req.target_text = o->target_text;

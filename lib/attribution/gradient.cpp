@@ -87,9 +87,17 @@ class Engine {
     }
     auto x = x_.slice(0, 0, L), base = base_.slice(0, 0, L);
     auto embeds = (base.unsqueeze(0) + alphas.to(dev) * (x - base).unsqueeze(0)).detach().requires_grad_(true);
-    auto logits = model_.forward(embeds);
     auto rows_t = long_tensor(rows, dev);
-    auto values = req_.target->fn(logits, long_tensor(pos, dev), tokens_.index_select(0, rows_t));
+    auto pos_t = long_tensor(pos, dev);
+    torch::Tensor values;
+    if (req_.target->needs_all_positions) {
+      values = req_.target->fn(model_.forward(embeds), pos_t, tokens_.index_select(0, rows_t));
+    } else {
+      // Logits only where each copy's target is read: [B, 1, V].
+      ForwardOptions fo;
+      fo.logit_positions = pos_t;
+      values = req_.target->fn(model_.forward(embeds, fo), torch::zeros_like(pos_t), tokens_.index_select(0, rows_t));
+    }
     auto grad = torch::autograd::grad({values.sum()}, {embeds})[0].to(torch::kFloat64);
     for (size_t b = 0; b < items.size(); ++b) {
       const auto t = items[b].row;

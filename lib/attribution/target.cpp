@@ -44,10 +44,11 @@ torch::Tensor pizza_legacy(const torch::Tensor& logits, const torch::Tensor& pos
 
 const std::vector<Target>& targets() {
   static const std::vector<Target> kTargets = {
-      {"prob", "probability of the token (softmax over the vocabulary)", prob},
-      {"logprob", "log-probability of the token", logprob},
-      {"logit", "raw logit of the token", logit},
-      {"pizza-legacy", "PIZZA's softmax over sequence positions (only to reproduce old PIZZA results)", pizza_legacy},
+      {"prob", "probability of the token (softmax over the vocabulary)", false, prob},
+      {"logprob", "log-probability of the token", false, logprob},
+      {"logit", "raw logit of the token", false, logit},
+      {"pizza-legacy", "PIZZA's softmax over sequence positions (only to reproduce old PIZZA results)", true,
+       pizza_legacy},
   };
   return kTargets;
 }

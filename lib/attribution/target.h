@@ -14,6 +14,8 @@ namespace pizza {
 struct Target {
   std::string name;
   std::string description;
+  // Needs the logits of every position up to pos (else only those at pos are computed).
+  bool needs_all_positions = false;
   // logits [B, L, V]; pos [B] = index of the position that predicts each copy's token;
   // tokens [B] = the token whose score is explained. Returns [B] (one scalar per copy).
   torch::Tensor (*fn)(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& tokens);

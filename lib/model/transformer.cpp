@@ -411,6 +411,10 @@ torch::Tensor Transformer::forward(const torch::Tensor& inputs_embeds, const For
   h = final_norm_->forward(h);
   if (opts.hidden_states) opts.hidden_states->push_back(h);
   if (opts.last_only) h = h.slice(1, T - 1, T);
+  if (opts.logit_positions.defined()) {
+    auto rows = torch::arange(B, torch::TensorOptions().dtype(torch::kLong).device(dev));
+    h = h.index({rows, opts.logit_positions.to(dev)}).unsqueeze(1);
+  }
   auto logits = lm_head_->forward(h);
   if (cfg_.logits_divisor != 1.0) logits = logits / cfg_.logits_divisor;
   if (cfg_.logits_multiplier != 1.0) logits = logits * cfg_.logits_multiplier;

@@ -34,6 +34,9 @@ struct ForwardOptions {
   std::vector<torch::Tensor>* hidden_states = nullptr;  // L+1 entries, as transformers returns
   // Only compute logits for the last position (generation).
   bool last_only = false;
+  // Only compute logits at one position per row ([B] int64): logits come back [B,1,V]. Saves
+  // the vocabulary projection (and its backward) at every other position.
+  torch::Tensor logit_positions;
 };
 
 class Linear : public torch::nn::Module {

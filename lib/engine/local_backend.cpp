@@ -1,0 +1,244 @@
+#include "engine/local_backend.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "model/generate.h"
+#include "util/error.h"
+
+namespace pizza {
+
+using PGeneration = perturbation::Generation;
+using perturbation::GeneratedToken;
+using perturbation::Prompt;
+
+bool starts_with_boundary_marker(std::string_view piece) {
+  return piece.starts_with("\xE2\x96\x81") || piece.starts_with("\xC4\xA0");
+}
+
+LocalBackend::LocalBackend(const LanguageModel& lm, std::vector<int64_t> reference, LocalBackendOptions opts)
+    : lm_(lm), reference_(std::move(reference)), opts_(opts) {
+  if (opts_.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(opts_.max_batch));
+  if (opts_.top_k <= 0) throw UsageError("--top-k must be positive, got " + std::to_string(opts_.top_k));
+}
+
+std::string LocalBackend::describe() const { return "local:" + lm_.path().string(); }
+
+std::vector<int64_t> LocalBackend::ids_of(const Prompt& p) const {
+  std::vector<int64_t> ids;
+  if (p.token_ids) ids.assign(p.token_ids->begin(), p.token_ids->end());
+  else
+    for (auto id : lm_.tokenizer().encode(p.text).ids()) ids.push_back(id);
+  if (ids.empty())
+    throw InputError("a perturbed prompt has no tokens left (and the tokenizer adds no BOS): nothing to condition on");
+  return ids;
+}
+
+std::vector<PGeneration> LocalBackend::complete(std::span<const Prompt> prompts) {
+  std::vector<PGeneration> out;
+  const auto B = static_cast<size_t>(opts_.max_batch);
+  for (size_t start = 0; start < prompts.size(); start += B) {
+    std::vector<std::vector<int64_t>> batch;
+    for (size_t i = start; i < std::min(prompts.size(), start + B); ++i) batch.push_back(ids_of(prompts[i]));
+    for (auto& g : complete_batch(batch)) out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// Greedy decoding as greedy_generate does it (left-padded batch, KV cache), keeping the top-k
+// log-probabilities of every step, which the free-running metrics need.
+std::vector<PGeneration> LocalBackend::complete_batch(const std::vector<std::vector<int64_t>>& prompts) {
+  torch::NoGradGuard ng;
+  const auto& model = lm_.model();
+  const auto& tok = lm_.tokenizer();
+  const auto stops = lm_.stop_ids();
+  const auto n = prompts.size();
+  std::vector<PGeneration> out(n);
+  std::vector<std::vector<int64_t>> generated(n);
+  std::vector<bool> done(n, false);
+  auto [ids, mask] = left_pad(prompts);
+  const auto dev = model.device();
+  KVCache cache = model.new_cache();
+  torch::Tensor step_ids = ids.to(dev), step_mask = mask.to(dev);
+  const int64_t k = std::min<int64_t>(opts_.top_k, model.config().vocab_size);
+  for (int64_t step = 0; step < opts_.max_new_tokens; ++step) {
+    ForwardOptions fo;
+    fo.attention_mask = step_mask;
+    fo.cache = &cache;
+    fo.last_only = true;
+    auto logits = model.forward(model.embed(step_ids), fo).squeeze(1);  // [B,V]
+    ++forward_passes_;
+    auto lp = torch::log_softmax(logits.to(torch::kFloat64), -1);
+    auto [top_v, top_i] = lp.topk(k, -1);
+    top_v = top_v.to(torch::kCPU);
+    top_i = top_i.to(torch::kCPU);
+    auto va = top_v.accessor<double, 2>();
+    auto ia = top_i.accessor<int64_t, 2>();
+    bool all_done = true;
+    for (size_t b = 0; b < n; ++b) {
+      if (done[b]) continue;
+      const auto row = static_cast<int64_t>(b);
+      auto text_of = [&](int64_t id) {
+        const auto i32 = static_cast<int32_t>(id);
+        return tok.is_special(i32) ? tok.piece(i32) : tok.token_bytes(i32);
+      };
+      GeneratedToken g;
+      g.id = static_cast<int32_t>(ia[row][0]);
+      g.token = text_of(g.id);
+      g.logprob = va[row][0];
+      for (int64_t j = 0; j < k; ++j) g.top.push_back({text_of(ia[row][j]), static_cast<int32_t>(ia[row][j]), va[row][j]});
+      generated[b].push_back(g.id);
+      out[b].tokens.push_back(std::move(g));
+      if (std::find(stops.begin(), stops.end(), generated[b].back()) != stops.end()) done[b] = true;
+      all_done = all_done && done[b];
+    }
+    if (all_done) break;
+    step_ids = top_i.select(1, 0).view({-1, 1}).to(dev);
+    step_mask = torch::ones({static_cast<int64_t>(n), 1}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  }
+  for (size_t b = 0; b < n; ++b) out[b].text = decode_continuation(tok, prompts[b], generated[b]);
+  return out;
+}
+
+std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> prompts, const PGeneration& output) {
+  torch::NoGradGuard ng;
+  const auto& model = lm_.model();
+  const auto dev = model.device();
+  std::vector<int64_t> out_ids;
+  for (const auto& t : output.tokens) {
+    if (t.id < 0) throw InputError("the local backend scores outputs by token id; output token '" + t.token + "' has none");
+    out_ids.push_back(t.id);
+  }
+  const auto O = static_cast<int64_t>(out_ids.size());
+  if (O == 0) throw InputError("there is no output token to score");
+
+  if (reference_cache_.length() == 0 && !reference_.empty()) {
+    reference_cache_ = model.new_cache();
+    ForwardOptions fo;
+    fo.cache = &reference_cache_;
+    fo.last_only = true;
+    model.forward(model.embed(torch::tensor(reference_, torch::kLong).view({1, -1})), fo);
+    ++forward_passes_;
+  }
+
+  // Each prompt shares its first `shared` tokens with the reference; at least one prompt
+  // token is recomputed so the logits predicting the first output token exist.
+  struct Item {
+    size_t index;
+    std::vector<int64_t> ids;
+    int64_t shared;
+  };
+  std::vector<Item> items;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Item it{i, ids_of(prompts[i]), 0};
+    const auto limit = std::min(it.ids.size() - 1, reference_.size());
+    while (static_cast<size_t>(it.shared) < limit && it.ids[static_cast<size_t>(it.shared)] == reference_[static_cast<size_t>(it.shared)])
+      ++it.shared;
+    items.push_back(std::move(it));
+  }
+  // Batches of similar shared-prefix length waste the least recomputation.
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.shared > b.shared; });
+
+  std::vector<std::vector<double>> result(prompts.size());
+  const auto B = static_cast<size_t>(opts_.max_batch);
+  for (size_t start = 0; start < items.size(); start += B) {
+    const std::span<const Item> batch(items.data() + start, std::min(B, items.size() - start));
+    const auto rows = static_cast<int64_t>(batch.size());
+    const int64_t L = batch.back().shared;  // smallest in the batch (sorted descending)
+    // Suffix = prompt tokens after L, then the output tokens but the last. Right padding:
+    // causal attention keeps real tokens from seeing the pads after them, and the slots of
+    // real tokens stay contiguous (sliding windows count slots).
+    int64_t T = 0;
+    for (const auto& it : batch) T = std::max<int64_t>(T, static_cast<int64_t>(it.ids.size()) - L + O - 1);
+    auto ids = torch::zeros({rows, T}, torch::kLong);
+    auto pos = torch::zeros({rows, O}, torch::kLong);  // where each output token is predicted
+    auto ia = ids.accessor<int64_t, 2>();
+    auto pa = pos.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < rows; ++b) {
+      const auto& it = batch[static_cast<size_t>(b)];
+      int64_t t = 0;
+      for (size_t j = static_cast<size_t>(L); j < it.ids.size(); ++j) ia[b][t++] = it.ids[j];
+      const int64_t last_prompt = t - 1;
+      for (int64_t j = 0; j + 1 < O; ++j) ia[b][t++] = out_ids[static_cast<size_t>(j)];
+      for (int64_t j = 0; j < O; ++j) pa[b][j] = last_prompt + j;
+    }
+    KVCache cache = model.new_cache();
+    if (L > 0) {
+      for (size_t l = 0; l < reference_cache_.keys.size(); ++l) {
+        cache.keys[l] = reference_cache_.keys[l].slice(2, 0, L).expand({rows, -1, -1, -1});
+        cache.values[l] = reference_cache_.values[l].slice(2, 0, L).expand({rows, -1, -1, -1});
+      }
+      cache.key_mask = reference_cache_.key_mask.slice(1, 0, L).expand({rows, L});
+    }
+    ForwardOptions fo;
+    fo.cache = &cache;
+    auto logits = model.forward(model.embed(ids), fo);  // [rows, T, V]
+    ++forward_passes_;
+    const auto V = logits.size(2);
+    auto picked = logits.gather(1, pos.to(dev).unsqueeze(-1).expand({rows, O, V}));
+    auto lp = torch::log_softmax(picked.to(torch::kFloat64), -1);
+    auto target = torch::tensor(out_ids, torch::kLong).to(dev).view({1, O, 1}).expand({rows, O, 1});
+    auto got = lp.gather(2, target).squeeze(-1).to(torch::kCPU).contiguous();
+    for (int64_t b = 0; b < rows; ++b) {
+      const double* p = got.data_ptr<double>() + b * O;
+      result[batch[static_cast<size_t>(b)].index].assign(p, p + O);
+    }
+  }
+  return result;
+}
+
+LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor& table) : tokenizer_(tokenizer) {
+  torch::NoGradGuard ng;
+  auto t = table.to(torch::kFloat32);
+  normed_ = t / t.norm(2, -1, true).clamp_min(1e-12);
+  const auto V = normed_.size(0);
+  std::vector<uint8_t> boundary(static_cast<size_t>(V), 0), eligible(static_cast<size_t>(V), 0);
+  const auto tv = std::min<int64_t>(V, tokenizer.vocab_size());
+  for (int64_t i = 0; i < tv; ++i) {
+    const auto id = static_cast<int32_t>(i);
+    boundary[static_cast<size_t>(i)] = starts_with_boundary_marker(tokenizer.piece(id));
+    eligible[static_cast<size_t>(i)] = !tokenizer.is_special(id);
+  }
+  auto to_mask = [&](const std::vector<uint8_t>& v) {
+    return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).to(torch::kBool).to(normed_.device());
+  };
+  boundary_ = to_mask(boundary);
+  eligible_ = to_mask(eligible);
+}
+
+torch::Tensor LocalEmbeddings::rows_of(std::span<const int32_t> ids) const {
+  std::vector<int64_t> v;
+  for (auto id : ids) {
+    if (id < 0 || id >= normed_.size(0))
+      throw InputError("token id " + std::to_string(id) + " is outside the embedding table (" +
+                       std::to_string(normed_.size(0)) + " rows)");
+    v.push_back(id);
+  }
+  return normed_.index_select(0, torch::tensor(v, torch::kLong).to(normed_.device()));
+}
+
+int32_t LocalEmbeddings::nth_nearest(int32_t id, int64_t n) const {
+  torch::NoGradGuard ng;
+  auto sims = torch::mv(normed_, rows_of(std::span(&id, 1))[0]);  // [V]
+  // Candidates: real tokens with the same word-boundary status, so a word-initial token is
+  // replaced by a word-initial one and words do not merge or split.
+  auto allowed = eligible_ & (boundary_ == boundary_[id]);
+  const auto count = allowed.sum().item<int64_t>();
+  const int64_t k = n >= 0 ? n + 1 : -n;
+  if (k > count)
+    throw InputError("--n " + std::to_string(n) + " is beyond the " + std::to_string(count) +
+                     " candidate tokens for token " + std::to_string(id) + " ('" + tokenizer_.piece(id) + "')");
+  const double inf = std::numeric_limits<double>::infinity();
+  // A partial sort: only the k best (or worst) entries are ordered.
+  auto keyed = (n >= 0 ? sims : -sims).masked_fill(allowed.logical_not(), -inf);
+  return static_cast<int32_t>(std::get<1>(keyed.topk(k)).select(0, k - 1).item<int64_t>());
+}
+
+std::vector<double> LocalEmbeddings::cosine(std::span<const int32_t> a, std::span<const int32_t> b) const {
+  if (a.empty() || b.empty()) return {};
+  torch::NoGradGuard ng;
+  auto m = torch::mm(rows_of(a), rows_of(b).t()).to(torch::kFloat64).to(torch::kCPU).contiguous();
+  return {m.data_ptr<double>(), m.data_ptr<double>() + m.numel()};
+}
+
+}  // namespace pizza

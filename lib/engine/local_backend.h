@@ -1,0 +1,70 @@
+// The local-model perturbation backend: teacher-forced scoring of many perturbed prompts in
+// one batch that reuses the KV cache of the prefix they share with the unperturbed prompt,
+// and KV-cached batched greedy completions with top-k log-probabilities. Plus the model's
+// token embedding table for nth-nearest replacements and the cosine metric.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/model.h"
+#include "perturbation/backend.h"
+
+namespace pizza {
+
+struct LocalBackendOptions {
+  int64_t max_batch = 16;       // perturbed prompts per forward pass
+  int64_t max_new_tokens = 16;  // free-running completions
+  int64_t top_k = 20;           // alternatives reported per generated token (as OpenAI's max)
+};
+
+class LocalBackend : public perturbation::PerturbationBackend {
+ public:
+  // reference: the unperturbed prompt's token ids; teacher-forced batches start from its cache.
+  LocalBackend(const LanguageModel& lm, std::vector<int64_t> reference, LocalBackendOptions opts);
+
+  std::vector<perturbation::Generation> complete(std::span<const perturbation::Prompt> prompts) override;
+  bool can_score() const override { return true; }
+  std::vector<std::vector<double>> score(std::span<const perturbation::Prompt> prompts,
+                                         const perturbation::Generation& output) override;
+  std::string describe() const override;
+
+  // Model forward passes so far (the reference prefix included).
+  size_t forward_passes() const { return forward_passes_; }
+
+ private:
+  std::vector<int64_t> ids_of(const perturbation::Prompt& p) const;
+  std::vector<perturbation::Generation> complete_batch(const std::vector<std::vector<int64_t>>& prompts);
+
+  const LanguageModel& lm_;
+  std::vector<int64_t> reference_;
+  LocalBackendOptions opts_;
+  KVCache reference_cache_;  // filled on the first score() call
+  size_t forward_passes_ = 0;
+};
+
+// A model's token embedding table, L2-normalised once (float32, on the model's device).
+class LocalEmbeddings : public perturbation::TokenEmbeddings {
+ public:
+  LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor& table);
+
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  int32_t nth_nearest(int32_t id, int64_t n) const override;
+  std::vector<double> cosine(std::span<const int32_t> a, std::span<const int32_t> b) const override;
+  int64_t rows() const { return normed_.size(0); }
+
+ private:
+  torch::Tensor rows_of(std::span<const int32_t> ids) const;
+
+  const Tokenizer& tokenizer_;
+  torch::Tensor normed_;    // [V, D]
+  torch::Tensor boundary_;  // [V] bool: the piece starts with a word-boundary marker
+  torch::Tensor eligible_;  // [V] bool: a real (non-special) token of the tokenizer
+};
+
+// True when the piece starts with sentencepiece's "▁" or byte-level BPE's "Ġ".
+bool starts_with_boundary_marker(std::string_view piece);
+
+}  // namespace pizza

@@ -1,0 +1,137 @@
+#include "engine/local_perturbation.h"
+
+#include <cmath>
+
+#include "engine/local.h"
+#include "util/error.h"
+#include "util/json_writer.h"
+
+namespace pizza {
+
+namespace {
+
+using namespace perturbation;
+
+std::string json_string(std::string_view s) {
+  JsonWriter w;
+  w.value(s);
+  return w.take();
+}
+
+// Whether two tokenizers number the same tokens the same way (so ids carry over).
+bool same_vocabulary(const Tokenizer& a, const Tokenizer& b) {
+  if (&a == &b) return true;
+  if (a.vocab_size() != b.vocab_size()) return false;
+  for (int32_t i = 0; i < a.vocab_size(); ++i)
+    if (a.piece(i) != b.piece(i)) return false;
+  return true;
+}
+
+perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<int64_t>& prompt, const std::vector<int64_t>& ids) {
+  perturbation::Generation g;
+  g.text = decode_continuation(tok, prompt, ids);
+  for (auto id : ids) {
+    const auto i32 = static_cast<int32_t>(id);
+    g.tokens.push_back({tok.is_special(i32) ? tok.piece(i32) : tok.token_bytes(i32), i32, 0, {}});
+  }
+  return g;
+}
+
+}  // namespace
+
+AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPerturbationRequest& req) {
+  const auto& tok = lm.tokenizer();
+  auto eo = req.engine;
+  const Scoring scoring = eo.scoring.value_or(Scoring::teacher_forced);
+  eo.scoring = scoring;
+  if (scoring == Scoring::free_running && req.target_text)
+    throw UsageError("--target-text needs --scoring teacher-forced (free-running explains the model's own output)");
+
+  // Teacher-forced: the output comes first (greedy or --target-text). Free-running: the engine
+  // asks the backend for the original completion with its top-k log-probabilities.
+  TokenizedRun run;
+  if (scoring == Scoring::teacher_forced) {
+    run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens);
+  } else {
+    if (req.max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(req.max_new_tokens));
+    run.prompt = tok.encode(req.prompt);
+    for (const auto& t : run.prompt.tokens) run.prompt_ids.push_back(t.id);
+    if (run.prompt_ids.empty()) throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
+  }
+
+  const auto units = make_units(req.prompt, run.prompt.tokens, req.unit);
+
+  // The embedding table is only loaded (normalised) when something uses it.
+  bool needs_embeddings = req.strategy.kind == Strategy::nth_nearest;
+  for (auto m : eo.metrics) needs_embeddings = needs_embeddings || m == Metric::cosine;
+  std::optional<LocalEmbeddings> emb;
+  bool shared = false;
+  if (needs_embeddings) {
+    const auto& em = req.embeddings ? *req.embeddings : lm;
+    emb.emplace(em.tokenizer(), em.model().embedding_table());
+    shared = same_vocabulary(em.tokenizer(), tok) && emb->rows() <= lm.config().vocab_size;
+    const int64_t n = req.strategy.n;
+    if (req.strategy.kind == Strategy::nth_nearest && (n >= emb->rows() || -n > emb->rows()))
+      throw InputError("--n " + std::to_string(n) + " is beyond the vocabulary (" + std::to_string(emb->rows()) + " tokens)");
+  }
+  eo.embeddings = emb ? &*emb : nullptr;
+  eo.shared_vocab = shared;
+
+  std::optional<int32_t> pad = tok.pad_id();
+  if (!pad) pad = tok.unk_id();
+  Perturber perturber(units, req.strategy, &tok, eo.embeddings, shared, pad);
+
+  auto bo = req.backend;
+  bo.max_new_tokens = req.max_new_tokens;
+  LocalBackend backend(lm, run.prompt_ids, bo);
+  std::optional<perturbation::Generation> original;
+  if (scoring == Scoring::teacher_forced) original = forced_output(tok, run.prompt_ids, run.output_ids);
+  auto er = run_engine(backend, perturber, eo, original);
+  if (scoring == Scoring::free_running) {
+    run.output_ids.clear();
+    for (const auto& t : er.original.tokens) run.output_ids.push_back(t.id);
+  }
+
+  AttributionResult r;
+  describe_run(lm, run, req.prompt, r);
+  r.method = std::string(algorithm_name(eo.algorithm));
+  r.target = std::string(metric_name(eo.metrics.at(0)));
+  r.unit = std::string(unit_kind_name(req.unit.kind));
+  r.inputs = input_units(units);
+  for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = std::exp(er.original.tokens[i].logprob);
+  r.matrices = std::move(er.matrices);
+  r.timings.attribute_ms = er.duration_ms;
+
+  JsonWriter metrics;
+  metrics.begin_array();
+  for (auto m : eo.metrics) metrics.value(metric_name(m));
+  metrics.end_array();
+  r.parameters = {
+      {"max_new_tokens", std::to_string(req.max_new_tokens)},
+      {"target_text", req.target_text ? json_string(*req.target_text) : "null"},
+      {"scoring", json_string(scoring_name(scoring))},
+      {"strategy", json_string(strategy_name(req.strategy.kind))},
+      {"metrics", metrics.take()},
+      {"max_batch", std::to_string(bo.max_batch)},
+      {"model_calls", std::to_string(er.model_calls)},
+      {"forward_passes", std::to_string(backend.forward_passes())},
+  };
+  if (req.strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(req.strategy.replacement));
+  if (req.strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("n", std::to_string(req.strategy.n));
+  if (scoring == Scoring::free_running) {
+    r.parameters.emplace_back("top_k", std::to_string(bo.top_k));
+    r.parameters.emplace_back("ignore_output_location", eo.ignore_output_location ? "true" : "false");
+  }
+  if (eo.algorithm == Algorithm::hierarchical) {
+    const auto& h = eo.hierarchical;
+    auto opt = [](const auto& v) { return v ? format_number(static_cast<double>(*v)) : std::string("null"); };
+    r.parameters.emplace_back("init_chunk_size", opt(h.init_chunk_size));
+    r.parameters.emplace_back("stride", opt(h.stride));
+    r.parameters.emplace_back("static_threshold", opt(h.static_threshold));
+    r.parameters.emplace_back("max_depth", opt(h.max_depth));
+  }
+  r.extra_json.emplace_back("experiment_log", std::move(er.experiment_log));
+  return r;
+}
+
+}  // namespace pizza

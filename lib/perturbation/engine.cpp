@@ -1,0 +1,250 @@
+#include "perturbation/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "util/error.h"
+#include "util/json_writer.h"
+
+namespace pizza::perturbation {
+
+Algorithm parse_algorithm(std::string_view name) {
+  if (name == "occlusion") return Algorithm::occlusion;
+  if (name == "hierarchical") return Algorithm::hierarchical;
+  throw UsageError("--method: unknown perturbation method '" + std::string(name) + "' (expected occlusion or hierarchical)");
+}
+
+std::string_view algorithm_name(Algorithm a) { return a == Algorithm::occlusion ? "occlusion" : "hierarchical"; }
+
+Scoring parse_scoring(std::string_view name) {
+  if (name == "teacher-forced") return Scoring::teacher_forced;
+  if (name == "free-running") return Scoring::free_running;
+  throw UsageError("--scoring: unknown value '" + std::string(name) + "' (expected teacher-forced or free-running)");
+}
+
+std::string_view scoring_name(Scoring s) { return s == Scoring::teacher_forced ? "teacher-forced" : "free-running"; }
+
+std::vector<std::vector<size_t>> initial_chunks(size_t units, size_t chunk, size_t stride) {
+  if (chunk == 0) throw UsageError("--init-chunk-size must be positive");
+  if (stride == 0) throw UsageError("--stride must be positive");
+  // Windows start half a stride before the first unit so edge units are covered as often as
+  // inner ones; windows clipped to nothing are dropped.
+  const auto pad = static_cast<long long>(stride / 2);
+  std::vector<std::vector<size_t>> out;
+  for (long long start = -pad; start < static_cast<long long>(units) + pad; start += static_cast<long long>(stride)) {
+    const auto b = static_cast<size_t>(std::max(start, 0LL));
+    const auto e = std::min(static_cast<size_t>(std::max(start + static_cast<long long>(chunk), 0LL)), units);
+    if (b >= e) continue;
+    std::vector<size_t> c(e - b);
+    std::iota(c.begin(), c.end(), b);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+namespace {
+
+double mean(std::span<const double> v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+class Runner {
+ public:
+  Runner(PerturbationBackend& backend, const Perturber& perturber, const EngineOptions& opts)
+      : backend_(backend), perturber_(perturber), opts_(opts) {}
+
+  EngineResult run(const std::optional<Generation>& original_output) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (opts_.metrics.empty()) throw UsageError("--metric: no metric given");
+    r_.scoring = opts_.scoring.value_or(backend_.can_score() ? Scoring::teacher_forced : Scoring::free_running);
+    if (r_.scoring == Scoring::teacher_forced) {
+      if (!backend_.can_score()) throw UsageError("--scoring teacher-forced: this backend cannot score a given output");
+      for (auto m : opts_.metrics)
+        if (!teacher_forceable(m))
+          throw UsageError("--metric " + std::string(metric_name(m)) + " needs --scoring free-running");
+    } else if (original_output) {
+      throw UsageError("--scoring free-running explains the model's own completion; it cannot take a target text");
+    }
+
+    const Prompt original = perturber_.original();
+    if (original_output) {
+      r_.original = *original_output;
+    } else {
+      r_.original = backend_.complete(std::span(&original, 1)).at(0);
+      ++r_.model_calls;
+    }
+    if (r_.original.tokens.empty()) throw InputError("the model produced no output token to explain");
+    if (r_.scoring == Scoring::teacher_forced) {
+      // The original's log-probabilities come from the same scoring path as the perturbed
+      // ones, so a perturbation that changes nothing scores exactly 0.
+      original_lp_ = backend_.score(std::span(&original, 1), r_.original).at(0);
+      ++r_.model_calls;
+      for (size_t i = 0; i < original_lp_.size(); ++i) r_.original.tokens[i].logprob = original_lp_[i];
+    }
+
+    const size_t O = r_.original.tokens.size(), F = perturber_.size();
+    for (auto m : opts_.metrics) r_.matrices.push_back({std::string(metric_name(m)), O, F, std::vector<double>(O * F, 0.0)});
+
+    if (opts_.algorithm == Algorithm::occlusion) occlusion();
+    else hierarchical();
+
+    r_.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    r_.experiment_log = log_json(original);
+    return std::move(r_);
+  }
+
+ private:
+  // Evaluates one batch of perturbations (one backend call), appending to the evaluations.
+  std::span<const Evaluation> evaluate(const std::vector<std::vector<size_t>>& masks, int depth) {
+    std::vector<Prompt> prompts;
+    for (const auto& m : masks) prompts.push_back(perturber_.perturb(m));
+    const size_t first = r_.evaluations.size();
+    std::vector<std::vector<double>> lps;
+    std::vector<Generation> gens;
+    if (r_.scoring == Scoring::teacher_forced) lps = backend_.score(prompts, r_.original);
+    else gens = backend_.complete(prompts);
+    r_.model_calls += prompts.size();
+    FreeRunningContext ctx{opts_.ignore_output_location, opts_.embeddings, opts_.shared_vocab};
+    for (size_t k = 0; k < masks.size(); ++k) {
+      Evaluation e;
+      e.units = masks[k];
+      e.depth = depth;
+      e.prompt = std::move(prompts[k]);
+      e.output_text = r_.scoring == Scoring::teacher_forced ? r_.original.text : gens[k].text;
+      for (auto m : opts_.metrics)
+        e.scores.push_back(r_.scoring == Scoring::teacher_forced ? teacher_forced_scores(m, original_lp_, lps.at(k))
+                                                                 : free_running_scores(m, r_.original, gens.at(k), ctx));
+      r_.evaluations.push_back(std::move(e));
+    }
+    if (opts_.progress) opts_.progress(r_.evaluations.size(), r_.evaluations.size());
+    return std::span(r_.evaluations).subspan(first);
+  }
+
+  void occlusion() {
+    std::vector<std::vector<size_t>> masks;
+    for (size_t u = 0; u < perturber_.size(); ++u) masks.push_back({u});
+    const auto evals = evaluate(masks, 0);
+    for (size_t k = 0; k < evals.size(); ++k)
+      for (size_t m = 0; m < r_.matrices.size(); ++m)
+        for (size_t o = 0; o < r_.matrices[m].rows; ++o) r_.matrices[m].at(o, evals[k].units[0]) = evals[k].scores[m][o];
+    r_.cumulative = column_totals(r_.matrices[0]);
+  }
+
+  void hierarchical() {
+    const size_t F = perturber_.size(), O = r_.original.tokens.size();
+    const auto& h = opts_.hierarchical;
+    const size_t chunk = h.init_chunk_size.value_or(std::max<size_t>(2, F / 2));
+    const size_t stride = h.stride.value_or(std::max<size_t>(1, chunk / 2));
+    auto masks = initial_chunks(F, chunk, stride);
+    r_.cumulative.assign(F, 0.0);
+    for (int depth = 0; !masks.empty(); ++depth) {
+      r_.chunks_by_depth.push_back(masks);
+      const auto evals = evaluate(masks, depth);
+      // Per metric: each unit's score this stage is the mean, over the chunks holding it, of
+      // the chunk's score divided by the chunk's size (PIZZA's normalisation).
+      std::vector<double> primary_unit;
+      for (size_t m = 0; m < r_.matrices.size(); ++m) {
+        std::vector<double> sum(O * F, 0.0);
+        std::vector<size_t> count(F, 0);
+        for (const auto& e : evals)
+          for (auto u : e.units) {
+            ++count[u];
+            for (size_t o = 0; o < O; ++o) sum[o * F + u] += e.scores[m][o] / static_cast<double>(e.units.size());
+          }
+        for (size_t u = 0; u < F; ++u) {
+          double unit = 0;
+          for (size_t o = 0; o < O; ++o) {
+            if (count[u]) sum[o * F + u] /= static_cast<double>(count[u]);
+            unit += sum[o * F + u];
+          }
+          unit /= static_cast<double>(O);
+          // PIZZA accumulates |unit score| per stage; rows accumulate the per-token scores
+          // with that stage's sign, so each column's mean over rows is PIZZA's cumulative.
+          const double sign = unit > 0 ? 1.0 : unit < 0 ? -1.0 : 0.0;
+          for (size_t o = 0; o < O; ++o) r_.matrices[m].at(o, u) += sign * sum[o * F + u];
+          if (m == 0) primary_unit.push_back(unit);
+        }
+      }
+      for (size_t u = 0; u < F; ++u) r_.cumulative[u] += std::fabs(primary_unit[u]);
+
+      const auto [lo, hi] = std::minmax_element(r_.cumulative.begin(), r_.cumulative.end());
+      if (*hi <= kMinMaximumThreshold) break;
+      if (h.max_depth && depth >= *h.max_depth) break;
+      const double midrange = (*hi + *lo) / 2;
+      std::vector<std::vector<size_t>> next;
+      for (const auto& e : evals) {
+        double cum = 0;
+        for (auto u : e.units) cum += r_.cumulative[u];
+        cum /= static_cast<double>(e.units.size());
+        const bool over_static = h.static_threshold && std::fabs(mean(e.scores[0])) > *h.static_threshold;
+        if ((cum >= midrange || over_static) && e.units.size() > 1) {
+          const auto half = static_cast<std::ptrdiff_t>(e.units.size() / 2);
+          next.emplace_back(e.units.begin(), e.units.begin() + half);
+          next.emplace_back(e.units.begin() + half, e.units.end());
+        }
+      }
+      // Overlapping windows can split into the same halves: evaluate each chunk once.
+      std::sort(next.begin(), next.end());
+      next.erase(std::unique(next.begin(), next.end()), next.end());
+      masks = std::move(next);
+    }
+  }
+
+  std::string log_json(const Prompt& original) const {
+    JsonWriter w;
+    w.begin_object();
+    w.field("backend", backend_.describe());
+    w.field("algorithm", algorithm_name(opts_.algorithm));
+    w.field("scoring", scoring_name(r_.scoring));
+    w.field("strategy", strategy_name(perturber_.spec().kind));
+    w.key("metrics").begin_array();
+    for (auto m : opts_.metrics) w.value(metric_name(m));
+    w.end_array();
+    w.field("original_input", original.text);
+    w.field("original_output", r_.original.text);
+    w.key("perturbations").begin_array();
+    for (const auto& e : r_.evaluations) {
+      w.begin_object();
+      w.field("depth", e.depth);
+      w.key("masked_units").begin_array();
+      for (auto u : e.units) w.value(u);
+      w.end_array();
+      w.field("masked_text", perturber_.masked_text(e.units));
+      w.field("perturbed_input", e.prompt.text);
+      w.field("perturbed_output", e.output_text);
+      w.key("scores").begin_object();
+      for (size_t m = 0; m < opts_.metrics.size(); ++m) {
+        w.key(metric_name(opts_.metrics[m])).begin_array();
+        for (double v : e.scores[m]) w.value(v);
+        w.end_array();
+      }
+      w.end_object();
+      w.end_object();
+    }
+    w.end_array();
+    w.key("cumulative").begin_array();
+    for (double v : r_.cumulative) w.value(v);
+    w.end_array();
+    w.field("num_llm_calls", r_.model_calls);
+    w.field("duration_ms", r_.duration_ms);
+    w.end_object();
+    return w.take();
+  }
+
+  PerturbationBackend& backend_;
+  const Perturber& perturber_;
+  const EngineOptions& opts_;
+  EngineResult r_;
+  std::vector<double> original_lp_;
+};
+
+}  // namespace
+
+EngineResult run_engine(PerturbationBackend& backend, const Perturber& perturber, const EngineOptions& opts,
+                        const std::optional<Generation>& original_output) {
+  return Runner(backend, perturber, opts).run(original_output);
+}
+
+}  // namespace pizza::perturbation

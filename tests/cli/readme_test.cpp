@@ -1,0 +1,72 @@
+// Every runnable command the README shows (lines of its ```sh blocks that run build/pizza)
+// is executed as a user would: from a working directory next to ../shared, with build/ there.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/paths.h"
+
+namespace {
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Commands from ```sh blocks, with backslash continuations joined. From the set-up line
+// ("scripts/setup.sh && build/pizza ...") only the pizza part is kept: the test script has
+// already run the set-up.
+std::vector<std::string> readme_commands(const std::string& readme) {
+  std::vector<std::string> out;
+  std::istringstream in(readme);
+  std::string line, pending;
+  bool in_sh = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("```", 0) == 0) {
+      in_sh = !in_sh && line == "```sh";
+      continue;
+    }
+    if (!in_sh) continue;
+    if (!pending.empty()) {
+      pending += " " + line;
+    } else {
+      auto at = line.find("build/pizza ");
+      if (at == std::string::npos || line[0] == '#') continue;
+      if (at != 0 && line.rfind("scripts/setup.sh && ", 0) != 0 && line.rfind("PIZZA_", 0) != 0) continue;
+      pending = line.rfind("scripts/setup.sh && ", 0) == 0 ? line.substr(at) : line;
+    }
+    if (!pending.empty() && pending.back() == '\\') {
+      pending.pop_back();
+      continue;
+    }
+    out.push_back(pending);
+    pending.clear();
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every README command runs on the demo model", "[cli][readme]") {
+  const std::filesystem::path source = PIZZA_SOURCE_DIR;
+  const auto commands = readme_commands(read_text(source / "README.md"));
+  REQUIRE(commands.size() >= 8);
+  // A scratch tree shaped like a checkout: <tmp>/shared -> ../shared, <tmp>/work/build -> build.
+  pizza::test::TempDir tmp;
+  std::filesystem::create_directory_symlink(pizza::test::shared(""), tmp / "shared");
+  std::filesystem::create_directory(tmp / "work");
+  std::filesystem::create_directory_symlink(std::filesystem::path(PIZZA_BINARY).parent_path(), tmp / "work" / "build");
+  for (const auto& cmd : commands) {
+    INFO("README command: " << cmd);
+    const std::string shell = "cd '" + (tmp / "work").string() + "' && (" + cmd + ") >/dev/null 2>cmd.err";
+    const int rc = std::system(shell.c_str());
+    INFO("stderr: " << read_text(tmp / "work" / "cmd.err"));
+    CHECK(rc == 0);
+  }
+}

@@ -1,0 +1,180 @@
+// The local perturbation backend against independent brute force on stories260K: one
+// unbatched, uncached Transformer::forward per perturbed prompt, written directly here.
+#include "support/torch_catch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/local_perturbation.h"
+#include "support/paths.h"
+#include "util/error.h"
+
+using namespace pizza;
+using namespace pizza::perturbation;
+
+namespace {
+
+std::unique_ptr<LanguageModel> load_stories() {
+  return LanguageModel::load(test::shared("models/stories260K"), apply_runtime({"cpu", "float32", 2}));
+}
+
+// log p(outputs | prompt) per output token, from one full forward pass.
+std::vector<double> brute_logprobs(const Transformer& model, const std::vector<int64_t>& prompt,
+                                   const std::vector<int64_t>& outputs) {
+  torch::NoGradGuard ng;
+  std::vector<int64_t> seq = prompt;
+  seq.insert(seq.end(), outputs.begin(), outputs.end() - 1);
+  auto logits = model.forward(model.embed(torch::tensor(seq, torch::kLong).view({1, -1})))[0];
+  auto lp = torch::log_softmax(logits.to(torch::kFloat64), -1);
+  std::vector<double> out;
+  for (size_t i = 0; i < outputs.size(); ++i)
+    out.push_back(lp[static_cast<int64_t>(prompt.size() - 1 + i)][outputs[i]].item<double>());
+  return out;
+}
+
+const std::string kPrompt = "Once upon a time, there was a little girl named Lily. She liked to play outside.";
+
+void check_occlusion(const LanguageModel& lm, const UnitSpec& unit, int64_t batch) {
+  LocalPerturbationRequest req;
+  req.prompt = kPrompt;
+  req.max_new_tokens = 6;
+  req.unit = unit;
+  req.backend.max_batch = batch;
+  req.engine.metrics = {Metric::prob_diff, Metric::logprob_diff};
+  const auto r = run_local_perturbation(lm, req);
+
+  // Brute force: the prompt's tokens, grouped by the same unit definition; each unit's
+  // tokens removed in turn.
+  const auto& tok = lm.tokenizer();
+  const auto enc = tok.encode(kPrompt);
+  std::vector<int64_t> ids;
+  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  std::vector<int64_t> outputs;
+  for (const auto& o : r.outputs) outputs.push_back(o.id);
+  REQUIRE(outputs.size() == 6);
+  std::vector<TokenUnit> units;
+  for (auto& u : group_tokens(kPrompt, enc.tokens, unit))
+    if (!u.special) units.push_back(u);
+  REQUIRE(r.matrices.size() == 2);
+  REQUIRE(r.matrices[0].cols == units.size());
+  const auto base = brute_logprobs(lm.model(), ids, outputs);
+  for (size_t u = 0; u < units.size(); ++u) {
+    std::vector<int64_t> pert;
+    for (size_t t = 0; t < ids.size(); ++t)
+      if (std::find(units[u].tokens.begin(), units[u].tokens.end(), t) == units[u].tokens.end()) pert.push_back(ids[t]);
+    const auto lp = brute_logprobs(lm.model(), pert, outputs);
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      INFO("unit " << u << " output " << o << " batch " << batch);
+      CHECK(r.matrices[0].at(o, u) == Approx(std::exp(base[o]) - std::exp(lp[o])).margin(1e-5));
+      CHECK(r.matrices[1].at(o, u) == Approx(base[o] - lp[o]).margin(1e-5));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("teacher-forced occlusion equals unbatched brute force") {
+  auto lm = load_stories();
+  UnitSpec token, word, spans;
+  word.kind = UnitKind::word;
+  spans.kind = UnitKind::spans;
+  spans.spans = {{0, 4}, {16, 29}, {47, 52}};  // "Once", ", there was a", " Lily"
+  for (int64_t batch : {1, 3, 16}) {
+    check_occlusion(*lm, token, batch);
+    check_occlusion(*lm, word, batch);
+    check_occlusion(*lm, spans, batch);
+  }
+}
+
+TEST_CASE("nth-nearest replacement matches a brute-force cosine ranking") {
+  auto lm = load_stories();
+  const auto& tok = lm->tokenizer();
+  LocalEmbeddings emb(tok, lm->model().embedding_table());
+  auto table = lm->model().embedding_table().to(torch::kFloat64);
+  const auto V = table.size(0);
+  auto is_marked = [&](int32_t id) {
+    auto p = tok.piece(id);
+    return p.rfind("\xE2\x96\x81", 0) == 0;
+  };
+  for (int32_t id : {5, 100, 300, 411}) {
+    // Candidates: non-special tokens with the same "▁" status, ranked by cosine (double).
+    std::vector<std::pair<double, int32_t>> ranked;
+    auto q = table[id] / table[id].norm();
+    for (int32_t j = 0; j < V; ++j) {
+      if (tok.is_special(j) || is_marked(j) != is_marked(id)) continue;
+      ranked.push_back({(table[j] / table[j].norm()).dot(q).item<double>(), j});
+    }
+    std::stable_sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    REQUIRE(ranked.size() > 5);
+    for (int64_t n : {0, 1, 2, 5, -1, -3}) {
+      const auto want = n >= 0 ? ranked[static_cast<size_t>(n)] : ranked[ranked.size() - static_cast<size_t>(-n)];
+      const auto got = emb.nth_nearest(id, n);
+      INFO("token " << id << " n " << n);
+      // Same token, or (only in an exact float tie) one with the same similarity.
+      const double got_sim = (table[got] / table[got].norm()).dot(q).item<double>();
+      CHECK(got_sim == Approx(want.first).margin(1e-6));
+      CHECK(is_marked(got) == is_marked(id));
+    }
+    CHECK_THROWS_AS(emb.nth_nearest(id, static_cast<int64_t>(ranked.size())), InputError);
+  }
+}
+
+TEST_CASE("free-running occlusion and hierarchical run end to end") {
+  auto lm = load_stories();
+  LocalPerturbationRequest req;
+  req.prompt = kPrompt;
+  req.max_new_tokens = 4;
+  req.unit.kind = UnitKind::word;
+  req.engine.scoring = Scoring::free_running;
+  req.engine.metrics = {Metric::prob_diff, Metric::cosine, Metric::token_displacement};
+  req.strategy = {Strategy::nth_nearest, "", 1};
+  req.backend.max_batch = 5;
+  auto r = run_local_perturbation(*lm, req);
+  REQUIRE(r.matrices.size() == 3);
+  CHECK(r.matrices[1].name == "cosine");
+  CHECK(r.outputs.size() == 4);
+  // Batched completions equal one-at-a-time ones.
+  req.backend.max_batch = 1;
+  auto r1 = run_local_perturbation(*lm, req);
+  for (size_t m = 0; m < 3; ++m)
+    for (size_t i = 0; i < r.matrices[m].values.size(); ++i)
+      CHECK(r.matrices[m].values[i] == Approx(r1.matrices[m].values[i]).margin(1e-5));
+  REQUIRE(r.extra_json.size() == 1);
+  CHECK(r.extra_json[0].first == "experiment_log");
+
+  req.engine.algorithm = Algorithm::hierarchical;
+  req.engine.scoring = Scoring::teacher_forced;
+  req.engine.metrics = {Metric::prob_diff};
+  req.strategy = {};
+  r = run_local_perturbation(*lm, req);
+  CHECK(r.method == "hierarchical");
+  CHECK(r.matrices[0].cols == 16);  // 16 words
+}
+
+TEST_CASE("bad perturbation input is a clear error from the CLI") {
+  const auto model = test::shared("models/stories260K").string();
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"local", "-m", model, "-p", "Once upon a time", "-q", "-n", "3", "--method", "occlusion"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_cli(args);
+  };
+  auto r = run({"--unit-regex", "zzz"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("matches nothing") != std::string::npos);
+  r = run({"--spans", "0:4,2:6"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("overlap") != std::string::npos);
+  r = run({"--spans", "0:400"});
+  CHECK(r.exit_code == 1);
+  r = run({"--strategy", "nth-nearest", "--n", "512"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("beyond the vocabulary") != std::string::npos);
+  r = run({"--metric", "cosine"});  // needs free-running
+  CHECK(r.exit_code == 2);
+  r = run({"--strategy", "sideways"});
+  CHECK(r.exit_code == 2);
+  r = run({"--unit", "word", "-f", "json"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("experiment_log") != std::string::npos);
+}
