@@ -2,6 +2,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
 #include "engine/local.h"
@@ -32,8 +33,31 @@ struct Options {
   std::optional<int> max_depth;
 };
 
+// The model (and the --embeddings table), loaded once for one prompt or a whole batch.
+struct LoadedModels {
+  std::unique_ptr<LanguageModel> lm, embeddings;
+  double load_ms = 0;
+};
+
+LoadedModels load_models(const Options& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedModels m;
+  m.lm = load_model(o.model);
+  if (!o.embeddings.empty()) {
+    ModelOptions eo = o.model;
+    eo.model = o.embeddings;
+    eo.tokenizer.clear();
+    m.embeddings = load_model(eo);
+  }
+  m.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return m;
+}
+
+// A request built and checked from the options (before any model loads), run on the models.
+using PreparedRun = std::function<AttributionResult(const LoadedModels&)>;
+
 // --method occlusion|hierarchical: the perturbation engine over the local model.
-void run_perturbation_command(const Options& o) {
+PreparedRun prepare_perturbation(const Options& o) {
   LocalPerturbationRequest req;
   req.prompt = read_prompt(o.prompt);
   if (!o.target_text.empty()) req.target_text = o.target_text;
@@ -53,26 +77,49 @@ void run_perturbation_command(const Options& o) {
   req.backend.top_k = o.top_k;
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
   if (o.top_k <= 0) throw UsageError("--top-k must be positive, got " + std::to_string(o.top_k));
-  auto format = output_format(o.format, o.output);
+  return [req, quiet = o.quiet](const LoadedModels& m) mutable {
+    req.embeddings = m.embeddings.get();
+    ProgressBar bar("perturbing", !quiet);
+    req.engine.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
+    return run_local_perturbation(*m.lm, req);
+  };
+}
 
-  const auto t0 = std::chrono::steady_clock::now();
-  auto lm = load_model(o.model);
-  std::unique_ptr<LanguageModel> emb;
-  if (!o.embeddings.empty()) {
-    ModelOptions eo = o.model;
-    eo.model = o.embeddings;
-    eo.tokenizer.clear();
-    emb = load_model(eo);
-    req.embeddings = emb.get();
-  }
-  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  ProgressBar bar("perturbing", !o.quiet);
-  req.engine.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
-  auto result = run_local_perturbation(*lm, req);
-  bar.finish();
-  result.model_path = o.model.model;
-  result.timings.load_ms = load_ms;
-  write_result(result, format, o.output, o.color);
+PreparedRun prepare_gradient(const Options& o) {
+  LocalRequest req;
+  req.prompt = read_prompt(o.prompt);
+  if (!o.target_text.empty()) req.target_text = o.target_text;
+  req.max_new_tokens = o.max_new_tokens;
+  req.method = o.method;
+  req.target = o.target;
+  req.method_options.norm = o.norm;
+  req.method_options.abs = o.abs;
+  req.method_options.ig_steps = o.ig_steps;
+  req.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
+  req.algorithm = o.algorithm == "reference" ? GradientAlgorithm::reference : GradientAlgorithm::fast;
+  req.max_batch = o.max_batch;
+  req.unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
+  req.aggregate = parse_aggregate(o.aggregate);
+  req.skip_special = o.skip_special;
+  req.normalize = parse_normalize(o.normalize);
+  if (!find_gradient_method(req.method))
+    throw UsageError("--method: unknown value '" + req.method + "' (expected saliency, input-x-gradient or integrated-gradients)");
+  find_target(req.target);
+  return [req, quiet = o.quiet](const LoadedModels& m) mutable {
+    ProgressBar bar("attributing", !quiet);
+    req.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
+    return run_local_gradient(*m.lm, req);
+  };
+}
+
+PreparedRun prepare(const Options& o) {
+  PreparedRun run = o.method == "occlusion" || o.method == "hierarchical" ? prepare_perturbation(o) : prepare_gradient(o);
+  return [run, path = o.model.model](const LoadedModels& m) {
+    AttributionResult result = run(m);
+    result.model_path = path;
+    result.timings.load_ms = m.load_ms;
+    return result;
+  };
 }
 
 }  // namespace
@@ -125,43 +172,20 @@ void add_local_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress bar");
 
-  cmd->callback([o] {
-    if (o->method == "occlusion" || o->method == "hierarchical") {
-      run_perturbation_command(*o);
+  auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
+
+  cmd->callback([o, batch] {
+    if (batch->active()) {
+      const BatchJob job = batch->prepare();  // a broken prompt file fails before the model load
+      const LoadedModels m = load_models(*o);
+      job.run(*o, [&m](const Options& r) { return prepare(r)(m); });
       return;
     }
-    LocalRequest req;
-    req.prompt = read_prompt(o->prompt);
-    if (!o->target_text.empty()) req.target_text = o->target_text;
-    req.max_new_tokens = o->max_new_tokens;
-    req.method = o->method;
-    req.target = o->target;
-    req.method_options.norm = o->norm;
-    req.method_options.abs = o->abs;
-    req.method_options.ig_steps = o->ig_steps;
-    req.method_options.baseline = o->baseline == "pad" ? Baseline::pad : Baseline::zero;
-    req.algorithm = o->algorithm == "reference" ? GradientAlgorithm::reference : GradientAlgorithm::fast;
-    req.max_batch = o->max_batch;
-    req.unit = parse_unit_options(o->unit, o->spans, o->unit_regex);
-    req.aggregate = parse_aggregate(o->aggregate);
-    req.skip_special = o->skip_special;
-    req.normalize = parse_normalize(o->normalize);
-    // Validate names before the (slow) model load.
-    if (!find_gradient_method(req.method))
-      throw UsageError("--method: unknown value '" + req.method + "' (expected saliency, input-x-gradient or integrated-gradients)");
-    find_target(req.target);
-    auto format = output_format(o->format, o->output);
-
-    const auto t0 = std::chrono::steady_clock::now();
-    auto lm = load_model(o->model);
-    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    ProgressBar bar("attributing", !o->quiet);
-    req.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
-    auto result = run_local_gradient(*lm, req);
-    bar.finish();
-    result.model_path = o->model.model;
-    result.timings.load_ms = load_ms;
-    write_result(result, format, o->output, o->color);
+    // Validate everything before the (slow) model load.
+    const PreparedRun run = prepare(*o);
+    const auto format = output_format(o->format, o->output);
+    const LoadedModels m = load_models(*o);
+    write_result(run(m), format, o->output, o->color);
   });
 }
 

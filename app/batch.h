@@ -1,0 +1,113 @@
+// Batch mode and config files for the subcommands: the CLI side of lib/batch.
+//
+// Batch mode adds --prompts FILE, --resume and --shard i/n to a subcommand and reuses its
+// --output/--format/--quiet. Each record may override the subcommand's own options by name
+// ("max_new_tokens": 8 sets --max-new-tokens): the override is applied through the CLI11 option
+// itself (same parsing and validators as the command line) onto a copy of the options struct, so
+// any option the subcommand gains is overridable with no code here. Options that shape the whole
+// run (the model, the device, the output) cannot vary per record; such a key fails its record.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "batch/records.h"
+#include "batch/runner.h"
+#include "result/attribution_result.h"
+
+namespace pizza::app {
+
+// --config FILE on the root app: TOML, a [name] section per subcommand, keys spelled as the
+// long options with '-' or '_'; command-line flags win over the file; an unknown key is an
+// error. Call before adding the subcommands (they inherit `fallthrough`, so --config may also
+// follow the subcommand name).
+void add_config_option(CLI::App& app);
+
+class BatchJob;
+
+class BatchMode {
+ public:
+  // Adds the batch options to `cmd`. `prompt` (the single-prompt option) and --prompts become
+  // "exactly one of". `whole_run` names (long, without dashes) further options that cannot vary
+  // per record, beyond the model/runtime/output options every subcommand shares.
+  static std::shared_ptr<BatchMode> add(CLI::App* cmd, CLI::Option* prompt, std::vector<std::string> whole_run = {});
+
+  bool active() const { return !prompts_.empty(); }
+
+  // Use add(); public only for make_shared (Key is private, so nobody else can call it).
+  struct Key {
+   private:
+    friend class BatchMode;
+    Key() = default;
+  };
+  BatchMode(Key, CLI::App* cmd) : cmd_(cmd) {}
+
+  // Reads and checks the prompt file and the batch flags: call before loading the model, so
+  // that a broken file fails fast.
+  BatchJob prepare() const;
+
+ private:
+  friend class BatchJob;
+  // Sets the record's prompt, target text and overrides through the options' callbacks (which
+  // write into the bound options struct); InputError for an unknown, whole-run or bad key.
+  void apply(const batch::Record& record) const;
+  // Puts back the option results that apply() replaced (the struct itself is restored by copy).
+  void restore_results() const;
+
+  CLI::App* cmd_;
+  CLI::Option* prompt_ = nullptr;
+  CLI::Option* output_ = nullptr;
+  CLI::Option* format_ = nullptr;
+  CLI::Option* quiet_ = nullptr;
+  std::vector<std::string> whole_run_;
+  std::string prompts_, shard_;
+  bool resume_ = false;
+  // Storage for --output/--format/--quiet when the subcommand has none of its own.
+  std::string output_path_, format_name_;
+  bool quiet_flag_ = false;
+  mutable std::vector<std::pair<CLI::Option*, CLI::results_t>> saved_;
+};
+
+// One prepared batch: the records and where they go.
+class BatchJob {
+ public:
+  // Runs `attribute` once per record of this shard not already in the output, in file order,
+  // on a copy of `bound` (the options struct the subcommand's CLI options write into) with the
+  // record's values applied; writes one JSONL line per record. Throws InputError
+  // "N of M records failed" when any record failed (exit status 1), after writing all others.
+  template <class Options>
+  void run(Options& bound, const std::type_identity_t<std::function<AttributionResult(const Options&)>>& attribute) const {
+    run_records([&](const batch::Record& record) {
+      const Options base = bound;
+      // The options' callbacks write into `bound`: take the record's copy, then put it back.
+      struct Restore {
+        Options& target;
+        const Options& value;
+        const BatchMode& mode;
+        ~Restore() {
+          target = value;
+          mode.restore_results();
+        }
+      } restore{bound, base, mode_};
+      mode_.apply(record);
+      const Options record_options = bound;
+      return attribute(record_options);
+    });
+  }
+
+ private:
+  friend class BatchMode;
+  explicit BatchJob(const BatchMode& mode) : mode_(mode) {}
+  void run_records(const std::function<AttributionResult(const batch::Record&)>& attribute) const;
+
+  const BatchMode& mode_;
+  std::vector<batch::Record> records_;
+  batch::RunConfig config_;
+};
+
+}  // namespace pizza::app

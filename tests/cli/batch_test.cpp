@@ -1,0 +1,246 @@
+// `pizza local --prompts FILE` as a user runs it on stories260K: JSONL records, a SIGKILL and
+// --resume, shards, per-record overrides and failures, and byte-identical reruns.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "cli/cli_helpers.h"
+
+using namespace pizza::test;
+
+namespace {
+
+void spit(const std::filesystem::path& p, std::string_view s) { std::ofstream(p, std::ios::binary) << s; }
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+// The timings object is the only part of a record that may differ between identical runs.
+std::string without_timings(const std::string& text) {
+  static const std::regex timings(R"("timings":\{[^{}]*\},?)");
+  return std::regex_replace(text, timings, "");
+}
+
+// 50 short prompts in the style of TinyStories, with ids p00..p49.
+std::string fifty_prompts() {
+  const char* subjects[] = {"Lily", "Tom", "The cat", "A little bird", "Ben", "The dog", "Mom", "Sue", "The sun", "Tim"};
+  const char* verbs[] = {"saw", "liked", "wanted", "found", "played with"};
+  std::string text;
+  for (int i = 0; i < 50; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "p%02d", i);
+    text += std::string("{\"id\":\"") + id + "\",\"prompt\":\"" + subjects[i % 10] + " " + verbs[i / 10] + "\"}\n";
+  }
+  return text;
+}
+
+std::vector<std::string> local_args(const std::filesystem::path& prompts, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"local", "--model", stories_dir(), "--prompts", prompts.string(), "-n", "4", "--quiet"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Each line a JSON object whose first key is "id"; returns the ids in order.
+std::vector<std::string> check_records(const std::string& text) {
+  simdjson::dom::parser parser;
+  std::vector<std::string> ids;
+  for (const std::string& line : lines_of(text)) {
+    INFO(line.substr(0, 200));
+    REQUIRE(line.rfind("{\"id\":\"", 0) == 0);
+    simdjson::dom::element doc;
+    REQUIRE(parser.parse(line).get(doc) == simdjson::SUCCESS);
+    std::string_view id;
+    REQUIRE(doc["id"].get(id) == simdjson::SUCCESS);
+    ids.emplace_back(id);
+  }
+  return ids;
+}
+
+// Spawns pizza with stdout/stderr to /dev/null and SIGKILLs it once `out` has >= `lines` lines.
+// Returns the number of lines the output had when the kill was sent (or when pizza ended first).
+size_t kill_after_lines(const std::vector<std::string>& args, const std::filesystem::path& out, size_t lines) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> argv_s{PIZZA_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  size_t seen = 0;
+  int status = 0;
+  for (;;) {
+    const std::string text = slurp(out);
+    seen = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+    if (seen >= lines) {
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (::waitpid(pid, &status, WNOHANG) == pid) return seen;  // ended before the kill
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE("cli: batch killed with SIGKILL and resumed equals an uninterrupted run", "[cli][batch]") {
+  TempDir dir;
+  spit(dir / "p.jsonl", fifty_prompts());
+  const auto full = dir / "full.jsonl", part = dir / "part.jsonl";
+
+  auto r = run_cli(local_args(dir / "p.jsonl", {"--output", full.string()}));
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.empty());  // records go to --output only
+  const std::string expected = slurp(full);
+  const auto ids = check_records(expected);
+  REQUIRE(ids.size() == 50);
+  CHECK(ids.front() == "p00");
+  CHECK(ids.back() == "p49");
+
+  const size_t at_kill = kill_after_lines(local_args(dir / "p.jsonl", {"--output", part.string()}), part, 10);
+  INFO("lines when killed: " << at_kill);
+  CHECK(at_kill >= 10);
+  CHECK(at_kill < 50);
+  // Whatever the kill left, make sure the file also ends in a torn line, as a kill mid-write
+  // leaves it: --resume must cut it off.
+  {
+    std::ofstream(part, std::ios::app | std::ios::binary) << "{\"id\":\"p4";
+  }
+  r = run_cli(local_args(dir / "p.jsonl", {"--output", part.string(), "--resume"}));
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string resumed = slurp(part);
+  const auto resumed_ids = check_records(resumed);
+  CHECK(resumed_ids.size() == 50);
+  CHECK(std::set<std::string>(resumed_ids.begin(), resumed_ids.end()).size() == 50);
+  CHECK(without_timings(resumed) == without_timings(expected));
+
+  // A second --resume finds nothing to do and leaves the file as it is.
+  r = run_cli(local_args(dir / "p.jsonl", {"--output", part.string(), "--resume"}));
+  CHECK(r.exit_code == 0);
+  CHECK(slurp(part) == resumed);
+}
+
+TEST_CASE("cli: batch output is byte-identical across runs apart from timings", "[cli][batch]") {
+  TempDir dir;
+  spit(dir / "p.txt", "Once upon a time\n\nThe little dog\nLily and Tom went to the park\n");
+  auto a = run_cli(local_args(dir / "p.txt", {"--method", "integrated-gradients", "--ig-steps", "8"}));
+  auto b = run_cli(local_args(dir / "p.txt", {"--method", "integrated-gradients", "--ig-steps", "8"}));
+  INFO("stderr: " << a.err);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  CHECK(check_records(a.out) == std::vector<std::string>{"1", "3", "4"});  // ids are line numbers
+  CHECK(a.out.find("\"timings\":{") != std::string::npos);
+  CHECK(without_timings(a.out) == without_timings(b.out));
+  CHECK(without_timings(a.out) != a.out);  // the regex did strip something
+}
+
+TEST_CASE("cli: a batch record is the single-run JSON document with its id first", "[cli][batch]") {
+  TempDir dir;
+  auto single = run_cli({"local", "--model", stories_dir(), "-p", "Once upon a time", "-n", "4", "--quiet", "-f", "json"});
+  REQUIRE(single.exit_code == 0);
+  auto batch = run_cli(local_args("-"), "Once upon a time\n");
+  INFO("stderr: " << batch.err);
+  REQUIRE(batch.exit_code == 0);
+  // Compact the pretty single document with simdjson to compare it to the record.
+  simdjson::dom::parser parser;
+  const std::string compact = simdjson::minify(parser.parse(single.out).value());
+  REQUIRE(lines_of(batch.out).size() == 1);
+  CHECK(without_timings(lines_of(batch.out)[0]) == without_timings("{\"id\":\"1\"," + compact.substr(1)));
+}
+
+TEST_CASE("cli: shard outputs together equal the unsharded run", "[cli][batch]") {
+  TempDir dir;
+  std::string prompts;
+  for (const char* p : {"Lily saw", "Tom liked", "The cat", "A bird sang", "Ben ran", "The sun was", "Mom said"})
+    prompts += std::string(p) + "\n";
+  spit(dir / "p.txt", prompts);
+  auto whole = run_cli(local_args(dir / "p.txt"));
+  REQUIRE(whole.exit_code == 0);
+  std::multiset<std::string> merged;
+  for (const char* shard : {"0/3", "1/3", "2/3"}) {
+    auto r = run_cli(local_args(dir / "p.txt", {"--shard", shard}));
+    INFO("shard " << shard << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    for (const std::string& l : lines_of(r.out)) merged.insert(without_timings(l));
+  }
+  std::multiset<std::string> expected;
+  for (const std::string& l : lines_of(whole.out)) expected.insert(without_timings(l));
+  CHECK(expected.size() == 7);
+  CHECK(merged == expected);
+  // Shard 1/3 holds records 1 and 4 (0-based), i.e. lines 2 and 5.
+  CHECK(check_records(run_cli(local_args(dir / "p.txt", {"--shard", "1/3"})).out) == std::vector<std::string>{"2", "5"});
+}
+
+TEST_CASE("cli: per-record overrides apply to their record and a bad one fails that record alone", "[cli][batch]") {
+  TempDir dir;
+  spit(dir / "p.jsonl",
+       "{\"id\":\"short\",\"prompt\":\"Once upon a time\",\"max_new_tokens\":2}\n"
+       "{\"id\":\"bad\",\"prompt\":\"Once upon a time\",\"colour\":\"red\"}\n"
+       "{\"id\":\"badvalue\",\"prompt\":\"Once upon a time\",\"norm\":\"l7\"}\n"
+       "{\"id\":\"forced\",\"prompt\":\"Once upon a time\",\"target_text\":\" there was\"}\n"
+       "{\"id\":\"default\",\"prompt\":\"Once upon a time\"}\n");
+  const auto out = dir / "out.jsonl";
+  auto r = run_cli(local_args(dir / "p.jsonl", {"-o", out.string()}));
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("pizza: error: 2 of 5 records failed") != std::string::npos);
+  const auto lines = lines_of(slurp(out));
+  REQUIRE(lines.size() == 5);
+  simdjson::dom::parser parser;
+  auto outputs = [&](const std::string& line) { return simdjson::dom::array(parser.parse(line)["outputs"].value()).size(); };
+  CHECK(outputs(lines[0]) == 2);
+  CHECK(lines[1] == "{\"id\":\"bad\",\"error\":\"unknown key \\\"colour\\\" (not an option of pizza local)\"}");
+  CHECK(lines[2].rfind("{\"id\":\"badvalue\",\"error\":\"\\\"norm\\\": ", 0) == 0);
+  CHECK(lines[2].find("l7") != std::string::npos);
+  CHECK(std::string_view(parser.parse(lines[3])["output_text"].get_string().value()) == " there was");
+  CHECK(outputs(lines[4]) == 4);  // the run's -n 4: record 0's override did not leak
+}
+
+TEST_CASE("cli: batch input and flag errors", "[cli][batch]") {
+  TempDir dir;
+  const auto out = dir / "out.jsonl";
+  spit(dir / "dup.jsonl", "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"y\"}\n");
+  auto r = run_cli(local_args(dir / "dup.jsonl", {"-o", out.string()}));
+  check_input_error(r, {"dup.jsonl:2: duplicate id \"a\""});
+  CHECK_FALSE(std::filesystem::exists(out));  // failed before anything ran
+
+  spit(dir / "bad.jsonl", "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\n");
+  check_input_error(run_cli(local_args(dir / "bad.jsonl")), {"bad.jsonl:2: invalid JSON"});
+  check_input_error(run_cli(local_args(dir / "missing.txt")), {"missing.txt"});
+
+  spit(dir / "p.txt", "Once\n");
+  check_usage_error(run_cli(local_args(dir / "p.txt", {"--resume"})), "--resume");
+  check_usage_error(run_cli(local_args(dir / "p.txt", {"--shard", "3/3"})), "--shard");
+  check_usage_error(run_cli(local_args(dir / "p.txt", {"-f", "csv"})), "--format");
+  check_usage_error(run_cli(local_args(dir / "p.txt", {"-p", "Once"})), "prompt");
+  check_usage_error(run_cli({"local", "--model", stories_dir(), "-n", "2"}), "prompt");
+  // A record may not change what the whole batch shares.
+  spit(dir / "dev.jsonl", "{\"id\":\"a\",\"prompt\":\"x\",\"device\":\"cuda\"}\n");
+  r = run_cli(local_args(dir / "dev.jsonl"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("\\\"device\\\" applies to the whole batch") != std::string::npos);
+}
