@@ -1,5 +1,7 @@
-// Every runnable command the README shows (lines of its ```sh blocks that run build/pizza)
-// is executed as a user would: from a working directory next to ../shared, with build/ there.
+// Every runnable command the README shows (lines of its ```sh blocks that run build/pizza,
+// with the printf lines that make their input files) is executed as a user would: from a
+// working directory next to ../shared, with build/ and configs/ there. Synopsis lines
+// ("pizza local --model M ...") and commands needing a server (curl) are not runnable.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -37,9 +39,11 @@ std::vector<std::string> readme_commands(const std::string& readme) {
       pending += " " + line;
     } else {
       auto at = line.find("build/pizza ");
-      if (at == std::string::npos || line[0] == '#') continue;
-      if (at != 0 && line.rfind("scripts/setup.sh && ", 0) != 0 && line.rfind("PIZZA_", 0) != 0) continue;
-      pending = line.rfind("scripts/setup.sh && ", 0) == 0 ? line.substr(at) : line;
+      const bool setup = line.rfind("scripts/setup.sh && ", 0) == 0;
+      const bool runnable = line.rfind("build/pizza ", 0) == 0 || line.rfind("PIZZA_", 0) == 0 ||
+                            line.rfind("printf ", 0) == 0 || (setup && at != std::string::npos);
+      if (!runnable) continue;
+      pending = setup ? line.substr(at) : line;
     }
     if (!pending.empty() && pending.back() == '\\') {
       pending.pop_back();
@@ -62,6 +66,7 @@ TEST_CASE("every README command runs on the demo model", "[cli][readme]") {
   std::filesystem::create_directory_symlink(pizza::test::shared(""), tmp / "shared");
   std::filesystem::create_directory(tmp / "work");
   std::filesystem::create_directory_symlink(std::filesystem::path(PIZZA_BINARY).parent_path(), tmp / "work" / "build");
+  std::filesystem::create_directory_symlink(source / "configs", tmp / "work" / "configs");
   for (const auto& cmd : commands) {
     INFO("README command: " << cmd);
     const std::string shell = "cd '" + (tmp / "work").string() + "' && (" + cmd + ") >/dev/null 2>cmd.err";

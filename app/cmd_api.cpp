@@ -1,0 +1,253 @@
+// `pizza api`: black-box perturbation attribution over an OpenAI-compatible server.
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "api/backend.h"
+#include "api/client.h"
+#include "api/config.h"
+#include "app/commands.h"
+#include "app/common.h"
+#include "perturbation/engine.h"
+#include "report/report.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/json_writer.h"
+#include "util/progress.h"
+
+namespace pizza::app {
+
+namespace {
+
+using namespace perturbation;
+
+struct Options {
+  std::string model, prompt, base_url, api_key_file, endpoint = "chat", method = "occlusion";
+  std::string strategy = "delete", replacement, metric = "prob-diff", scoring = "free-running";
+  std::string unit = "word", spans, unit_regex, tokenizer, tokenizer_dir;
+  std::string cache_dir, extra_body, format, output, color = "auto";
+  int64_t max_tokens = 32;
+  int top_logprobs = 20, concurrency = 8, max_retries = 5;
+  std::optional<int64_t> seed;
+  double timeout = 120, rpm = 0, tpm = 0;
+  bool no_cache = false, dry_run = false, legacy_max_tokens = false, quiet = false, ignore_location = true;
+  std::optional<size_t> init_chunk_size, stride;
+  std::optional<double> static_threshold;
+  std::optional<int> max_depth;
+};
+
+std::string json_string(std::string_view s) {
+  JsonWriter w;
+  w.value(s);
+  return w.take();
+}
+
+std::string json_strings(const std::set<std::string>& values) {
+  JsonWriter w;
+  w.begin_array();
+  for (const auto& v : values) w.value(v);
+  w.end_array();
+  return w.take();
+}
+
+std::unique_ptr<Tokenizer> load_api_tokenizer(const Options& o) {
+  if (o.tokenizer.empty()) return nullptr;
+  if (!o.tokenizer_dir.empty()) return load_tokenizer(std::string_view(o.tokenizer), o.tokenizer_dir);
+  return load_tokenizer(std::filesystem::path(o.tokenizer));
+}
+
+// --dry-run: the requests of the first stage (all of occlusion; hierarchical's first chunks,
+// a lower bound since later stages depend on the scores). Teacher-forced scoring requests
+// carry the original output: exact when the original completion is cached, else estimated
+// with an empty output (same count, fewer prompt tokens).
+void print_dry_run(api::ApiClient& client, const api::HttpBackendOptions& bo, const Perturber& perturber,
+                   const EngineOptions& eo, Scoring scoring) {
+  const auto original = api::completion_request(bo, perturber.original().text);
+  std::vector<std::vector<size_t>> sets;
+  if (eo.algorithm == Algorithm::occlusion) {
+    for (size_t u = 0; u < perturber.size(); ++u) sets.push_back({u});
+  } else {
+    const size_t n = perturber.size();
+    const size_t chunk = eo.hierarchical.init_chunk_size.value_or(std::max<size_t>(2, n / 2));
+    sets = initial_chunks(n, chunk, eo.hierarchical.stride.value_or(std::max<size_t>(1, chunk / 2)));
+  }
+  std::vector<api::CompletionRequest> requests{original};
+  std::string output;
+  if (scoring == Scoring::teacher_forced) {
+    if (client.dry_run(std::span(&original, 1)).to_send == 0) output = client.complete_all(std::span(&original, 1)).at(0).text;
+    requests.push_back(api::scoring_request(bo, perturber.original().text, output));
+  }
+  for (const auto& s : sets) {
+    auto text = perturber.perturb(s).text;
+    requests.push_back(scoring == Scoring::teacher_forced ? api::scoring_request(bo, std::move(text), output)
+                                                          : api::completion_request(bo, std::move(text)));
+  }
+  const auto e = client.dry_run(requests);
+  std::cout << "dry run: " << e.requests << " requests" << (eo.algorithm == Algorithm::hierarchical ? " (first stage)" : "")
+            << ", " << e.cached << " cached, " << e.to_send << " to send, ~" << e.prompt_tokens << " prompt tokens, <= "
+            << e.completion_tokens << " completion tokens\n";
+}
+
+void run_api(const Options& o) {
+  // Validate everything before the first request.
+  const auto prompt = read_prompt(o.prompt);
+  EngineOptions eo;
+  eo.algorithm = parse_algorithm(o.method);
+  const Scoring scoring = parse_scoring(o.scoring);
+  eo.scoring = scoring;
+  eo.metrics = parse_metrics(o.metric);
+  eo.ignore_output_location = o.ignore_location;
+  eo.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
+  StrategySpec strategy;
+  strategy.kind = parse_strategy(o.strategy);
+  strategy.replacement = o.replacement;
+  if (strategy.kind == Strategy::nth_nearest)
+    throw UsageError("--perturbation nth-nearest needs an embedding table; pizza api offers delete, fixed or pad");
+  if (strategy.kind == Strategy::fixed && o.replacement.empty()) throw UsageError("--perturbation fixed needs --replacement TEXT");
+  for (auto m : eo.metrics)
+    if (m == Metric::cosine) throw UsageError("--metric cosine needs an embedding table; pizza api offers prob-diff, logprob-diff, token-displacement");
+  if (o.endpoint != "chat" && o.endpoint != "completions")
+    throw UsageError("--endpoint: unknown value '" + o.endpoint + "' (expected chat or completions)");
+  const auto endpoint = o.endpoint == "chat" ? api::Endpoint::Chat : api::Endpoint::Completions;
+  if (scoring == Scoring::teacher_forced && endpoint != api::Endpoint::Completions)
+    throw UsageError("--scoring teacher-forced needs --endpoint completions (only legacy completions echo prompt log-probabilities)");
+  if (o.max_tokens <= 0) throw UsageError("--max-tokens must be positive, got " + std::to_string(o.max_tokens));
+  if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
+  if (o.concurrency <= 0) throw UsageError("--concurrency must be positive, got " + std::to_string(o.concurrency));
+  const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
+  const auto format = output_format(o.format, o.output);
+
+  const auto tokenizer = load_api_tokenizer(o);
+  std::vector<Token> tokens;
+  if (tokenizer) tokens = tokenizer->encode(prompt).tokens;
+  if (unit.kind == UnitKind::token && !tokenizer)
+    throw UsageError("--unit token needs --tokenizer FILE (or a tiktoken name with --tokenizer-dir); use --unit word otherwise");
+  const auto units = make_units(prompt, tokens, unit);
+  std::optional<int32_t> pad;
+  if (tokenizer) pad = tokenizer->pad_id() ? tokenizer->pad_id() : tokenizer->unk_id();
+  Perturber perturber(units, strategy, tokenizer.get(), nullptr, false, pad);
+
+  api::ClientOptions co;
+  co.base_url = api::resolve_base_url(o.base_url.empty() ? std::nullopt : std::optional(o.base_url), std::getenv("OPENAI_BASE_URL"));
+  co.api_key = api::resolve_api_key(o.api_key_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(o.api_key_file),
+                                    std::getenv("OPENAI_API_KEY"));
+  if (!o.no_cache)
+    co.cache_dir = o.cache_dir.empty() ? api::default_cache_dir(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"))
+                                       : std::filesystem::path(o.cache_dir);
+  co.transport.concurrency = o.concurrency;
+  co.transport.timeout_s = o.timeout;
+  co.transport.retry.max_retries = o.max_retries;
+  co.transport.rpm = o.rpm;
+  co.transport.tpm = o.tpm;
+  const std::string base_url = co.base_url;
+  api::ApiClient client(std::move(co));
+
+  api::HttpBackendOptions bo;
+  bo.endpoint = endpoint;
+  bo.model = o.model;
+  bo.max_tokens = o.max_tokens;
+  bo.top_logprobs = o.top_logprobs;
+  bo.seed = o.seed;
+  bo.legacy_max_tokens = o.legacy_max_tokens;
+  bo.extra_body = o.extra_body;
+  bo.teacher_forced = scoring == Scoring::teacher_forced;
+  if (o.dry_run) {
+    print_dry_run(client, bo, perturber, eo, scoring);
+    return;
+  }
+  api::HttpBackend backend(client, bo, base_url);
+
+  ProgressBar bar("perturbing", !o.quiet);
+  eo.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
+  auto er = run_engine(backend, perturber, eo);
+  bar.finish();
+
+  AttributionResult r;
+  r.engine = "api";
+  r.model_path = o.model;
+  r.method = std::string(algorithm_name(eo.algorithm));
+  r.target = std::string(metric_name(eo.metrics.at(0)));
+  r.unit = std::string(unit_kind_name(unit.kind));
+  r.text = prompt;
+  r.output_text = er.original.text;
+  r.inputs = input_units(units);
+  for (const auto& t : er.original.tokens) r.outputs.push_back({t.id, t.token, std::exp(t.logprob)});
+  r.matrices = std::move(er.matrices);
+  r.timings.attribute_ms = er.duration_ms;
+  JsonWriter metrics;
+  metrics.begin_array();
+  for (auto m : eo.metrics) metrics.value(metric_name(m));
+  metrics.end_array();
+  r.parameters = {
+      {"endpoint", json_string(o.endpoint)},
+      {"max_tokens", std::to_string(o.max_tokens)},
+      {"top_logprobs", std::to_string(o.top_logprobs)},
+      {"seed", o.seed ? std::to_string(*o.seed) : "null"},
+      {"scoring", json_string(scoring_name(scoring))},
+      {"strategy", json_string(strategy_name(strategy.kind))},
+      {"metrics", metrics.take()},
+      {"model_calls", std::to_string(er.model_calls)},
+  };
+  if (strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(strategy.replacement));
+  const auto& info = backend.info();
+  JsonWriter server;
+  server.begin_object().field("base_url", base_url).key("served_models").raw(json_strings(info.models));
+  server.key("system_fingerprints").raw(json_strings(info.fingerprints));
+  server.key("usage").begin_object().field("prompt_tokens", info.usage.prompt).field("completion_tokens", info.usage.completion)
+      .end_object();
+  server.field("requests", static_cast<int64_t>(info.requests)).field("sent", static_cast<int64_t>(info.sent)).end_object();
+  r.extra_json.emplace_back("server", server.take());
+  r.extra_json.emplace_back("experiment_log", std::move(er.experiment_log));
+  write_result(r, format, o.output, o.color);
+}
+
+}  // namespace
+
+void add_api_command(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("api", "Attribute an OpenAI-compatible server's output to its prompt (black-box perturbation)");
+  cmd->add_option("--model,-m", o->model, "Model name the server serves")->required();
+  cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
+  cmd->add_option("--base-url", o->base_url, "Server base URL ending in /v1 (default: $OPENAI_BASE_URL, else OpenAI)");
+  cmd->add_option("--api-key-file", o->api_key_file, "File holding the API key (default: $OPENAI_API_KEY)");
+  cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
+  cmd->add_option("--method", o->method, "occlusion or hierarchical")->capture_default_str();
+  cmd->add_option("--perturbation,--strategy", o->strategy, "delete, fixed or pad")->capture_default_str();
+  cmd->add_option("--replacement", o->replacement, "Replacement text of --perturbation fixed");
+  cmd->add_option("--metric", o->metric, "prob-diff, logprob-diff, token-displacement (comma-separated: one matrix each)")
+      ->capture_default_str();
+  cmd->add_option("--unit", o->unit, "Input units: word, sentence or token (token needs --tokenizer)")->capture_default_str();
+  cmd->add_option("--spans", o->spans, "Custom units as byte spans of the prompt: a:b,c:d");
+  cmd->add_option("--unit-regex", o->unit_regex, "Custom units: each regex match is a unit");
+  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file or directory, or a tiktoken name with --tokenizer-dir");
+  cmd->add_option("--tokenizer-dir", o->tokenizer_dir, "Directory holding tiktoken rank files (NAME.tiktoken)");
+  cmd->add_option("--scoring", o->scoring, "free-running or teacher-forced (completions endpoint with echo)")->capture_default_str();
+  cmd->add_flag("--ignore-output-location,!--at-output-location", o->ignore_location,
+                "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
+  cmd->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->capture_default_str();
+  cmd->add_option("--top-logprobs", o->top_logprobs, "Alternatives per generated token (1..20)")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Sampling seed sent to the server");
+  cmd->add_flag("--legacy-max-tokens", o->legacy_max_tokens, "Chat: send max_tokens instead of max_completion_tokens");
+  cmd->add_option("--concurrency", o->concurrency, "Requests in flight")->capture_default_str();
+  cmd->add_option("--timeout", o->timeout, "Seconds per request")->capture_default_str();
+  cmd->add_option("--max-retries", o->max_retries, "Retries per request")->capture_default_str();
+  cmd->add_option("--rpm", o->rpm, "Client-side requests-per-minute limit (0: none)");
+  cmd->add_option("--tpm", o->tpm, "Client-side tokens-per-minute limit (0: none)");
+  cmd->add_option("--cache-dir", o->cache_dir, "Response cache (default: $XDG_CACHE_HOME/pizza/api)");
+  cmd->add_flag("--no-cache", o->no_cache, "Neither read nor write the response cache");
+  cmd->add_flag("--dry-run", o->dry_run, "Print how many requests would be sent (and their token estimate); send none");
+  cmd->add_option("--extra-body", o->extra_body, "JSON object merged into every request body");
+  cmd->add_option("--init-chunk-size", o->init_chunk_size, "Hierarchical: first chunk size in units");
+  cmd->add_option("--stride", o->stride, "Hierarchical: first chunks' stride");
+  cmd->add_option("--static-threshold", o->static_threshold, "Hierarchical: also split chunks scoring above this");
+  cmd->add_option("--max-depth", o->max_depth, "Hierarchical: deepest split level");
+  cmd->add_option("--format,-f", o->format, "table, csv, json or html (default: from --output, else table)");
+  cmd->add_option("--output,-o", o->output, "Write to this file (atomically) instead of stdout");
+  cmd->add_option("--color", o->color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
+  cmd->add_flag("--quiet,-q", o->quiet, "No progress bar");
+  cmd->callback([o] { run_api(*o); });
+}
+
+}  // namespace pizza::app

@@ -1,0 +1,187 @@
+// `pizza api` end to end against `pizza serve` (the built binary, stories260K): the black-box
+// engine over HTTP must reproduce `pizza local`'s white-box occlusion exactly when scoring
+// teacher-forced, and behave as a well-mannered HTTP client (cache, no key leaks, clear errors).
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+#include <simdjson.h>
+
+#include "cli_helpers.h"
+#include "support/paths.h"
+
+extern char** environ;
+
+namespace {
+
+using pizza::test::run_cli;
+using pizza::test::shared;
+
+// `pizza serve --port 0` on stories260K; the port is read from its "listening on" line.
+class Server {
+ public:
+  Server() {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    std::vector<std::string> args{PIZZA_BINARY, "serve", "--model", shared("models/stories260K").string(), "--port", "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[1]);
+    fd_ = fds[0];
+    REQUIRE(rc == 0);
+    const std::regex ready(R"(listening on http://([^:\s]+):(\d+))");
+    std::string err;
+    std::smatch m;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!std::regex_search(err, m, ready) && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      const auto n = ::read(fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      err.append(buf, static_cast<size_t>(n));
+    }
+    INFO("serve stderr: " << err);
+    REQUIRE(std::regex_search(err, m, ready));
+    port_ = std::stoi(m[2]);
+  }
+  ~Server() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    ::close(fd_);
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+struct Parsed {
+  std::vector<std::string> outputs;
+  size_t rows = 0, cols = 0;
+  std::vector<double> values;
+};
+
+// The first matrix and the output tokens of a `--format json` result.
+Parsed parse_result(const std::string& json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(json);
+  Parsed p;
+  for (simdjson::dom::element o : root["outputs"].get_array()) p.outputs.emplace_back(std::string_view(o["text"]));
+  for (simdjson::dom::element row : root["matrix"].get_array()) {
+    ++p.rows;
+    size_t cols = 0;
+    for (simdjson::dom::element v : row.get_array()) {
+      p.values.push_back(double(v));
+      ++cols;
+    }
+    p.cols = cols;
+  }
+  return p;
+}
+
+const std::string kPrompt = "Once upon a time, there was a little girl named Lily.";
+
+std::vector<std::string> api_args(const Server& s, const std::string& max_tokens, std::vector<std::string> extra) {
+  std::vector<std::string> a{"api", "--base-url", s.base_url(), "--model", "stories260K", "--prompt", kPrompt,
+                             "--unit", "word", "--max-tokens", max_tokens, "--format", "json", "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("api: teacher-forced occlusion over pizza serve equals pizza local's occlusion") {
+  Server server;
+  // 5 tokens (" She lo ved to play"): the 6th is a lone " ", which the server's tokenizer drops
+  // when it re-tokenizes prompt + output, so it could not be scored over HTTP.
+  const auto api = run_cli(api_args(server, "5", {"--endpoint", "completions", "--scoring", "teacher-forced", "--no-cache"}));
+  INFO("api stderr: " << api.err);
+  REQUIRE(api.exit_code == 0);
+  const auto local = run_cli({"local", "--model", shared("models/stories260K").string(), "--method", "occlusion", "--scoring",
+                              "teacher-forced", "--unit", "word", "--prompt", kPrompt, "-n", "5", "--format", "json",
+                              "--quiet"});
+  INFO("local stderr: " << local.err);
+  REQUIRE(local.exit_code == 0);
+  const auto a = parse_result(api.out), l = parse_result(local.out);
+  CHECK(a.outputs == l.outputs);
+  REQUIRE(a.rows == l.rows);
+  REQUIRE(a.cols == l.cols);
+  CHECK(a.rows == 5);
+  CHECK(a.cols == 11);  // the prompt's 11 whitespace-separated words
+  REQUIRE(a.values.size() == l.values.size());
+  for (size_t i = 0; i < a.values.size(); ++i) CHECK(a.values[i] == Approx(l.values[i]).margin(1e-5));
+  // Server metadata is recorded.
+  CHECK(api.out.find("\"system_fingerprints\"") != std::string::npos);
+  CHECK(api.out.find("\"served_models\":[\"stories260K\"]") != std::string::npos);
+}
+
+TEST_CASE("api: free-running prob-diff over chat, a cached rerun sends nothing, the key never leaks") {
+  Server server;
+  pizza::test::TempDir cache;
+  const std::string key = "sk-SENTINEL-4f1d9a7e";
+  const std::vector<std::string> env{"OPENAI_API_KEY=" + key};
+  const auto args = api_args(server, "6", {"--cache-dir", cache.path().string(), "--metric", "prob-diff,token-displacement"});
+  const auto first = run_cli(args, "", env);
+  INFO("stderr: " << first.err);
+  REQUIRE(first.exit_code == 0);
+  const auto r = parse_result(first.out);
+  CHECK(r.rows == r.outputs.size());
+  CHECK(r.rows >= 1);
+  CHECK(r.rows <= 6);
+  CHECK(r.cols == 11);
+  CHECK(r.values.size() == r.rows * r.cols);
+
+  auto dry_args = args;
+  dry_args.push_back("--dry-run");
+  const auto dry = run_cli(dry_args, "", env);
+  INFO("dry stdout: " << dry.out);
+  REQUIRE(dry.exit_code == 0);
+  // Occlusion: the original completion plus one per word, all answered by the cache.
+  CHECK(dry.out.find("12 requests, 12 cached, 0 to send") != std::string::npos);
+
+  const auto second = run_cli(args, "", env);
+  REQUIRE(second.exit_code == 0);
+  CHECK(parse_result(second.out).values == r.values);
+  CHECK(second.out.find("\"sent\":0") != std::string::npos);
+
+  for (const auto* text : {&first.out, &first.err, &dry.out, &dry.err, &second.out, &second.err})
+    CHECK(text->find(key) == std::string::npos);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(cache.path())) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    CHECK(pizza::test::slurp(e.path()).find(key) == std::string::npos);
+  }
+  CHECK(files == 12);
+}
+
+TEST_CASE("api: a malformed base URL and an unreachable server are clear errors") {
+  const std::vector<std::string> common{"--model", "m", "--prompt", "Hello there", "--no-cache", "--max-retries", "0", "--quiet"};
+  auto bad = std::vector<std::string>{"api", "--base-url", "not a url"};
+  bad.insert(bad.end(), common.begin(), common.end());
+  pizza::test::check_input_error(run_cli(bad), {"--base-url"});
+
+  // Port 1 on loopback: nothing listens there.
+  auto down = std::vector<std::string>{"api", "--base-url", "http://127.0.0.1:1/v1"};
+  down.insert(down.end(), common.begin(), common.end());
+  pizza::test::check_input_error(run_cli(down), {"127.0.0.1:1"});
+}
