@@ -69,7 +69,8 @@ TEST_CASE("every README command runs on the demo model", "[cli][readme]") {
   std::filesystem::create_directory_symlink(source / "configs", tmp / "work" / "configs");
   for (const auto& cmd : commands) {
     INFO("README command: " << cmd);
-    const std::string shell = "cd '" + (tmp / "work").string() + "' && (" + cmd + ") >/dev/null 2>cmd.err";
+    // The command sits on its own line so that a trailing "# comment" cannot swallow the rest.
+    const std::string shell = "cd '" + (tmp / "work").string() + "' && (\n" + cmd + "\n) >/dev/null 2>cmd.err";
     const int rc = std::system(shell.c_str());
     INFO("stderr: " << read_text(tmp / "work" / "cmd.err"));
     CHECK(rc == 0);
