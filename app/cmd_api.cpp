@@ -238,15 +238,8 @@ void add_api_command(CLI::App& app) {
   cmd->add_flag("--no-cache", o->no_cache, "Neither read nor write the response cache");
   cmd->add_flag("--dry-run", o->dry_run, "Print how many requests would be sent (and their token estimate); send none");
   cmd->add_option("--extra-body", o->extra_body, "JSON object merged into every request body");
-  cmd->add_option("--init-chunk-size", o->init_chunk_size, "Hierarchical: first chunk size in units");
-  cmd->add_option("--stride", o->stride, "Hierarchical: first chunks' stride");
-  cmd->add_option("--static-threshold", o->static_threshold, "Hierarchical: also split chunks scoring above this");
-  cmd->add_option("--max-depth", o->max_depth, "Hierarchical: deepest split level");
-  cmd->add_option("--format,-f", o->format, "table, csv, json or html (default: from --output, else table)");
-  cmd->add_option("--output,-o", o->output, "Write to this file (atomically) instead of stdout");
-  cmd->add_option("--color", o->color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
-      ->capture_default_str();
-  cmd->add_flag("--quiet,-q", o->quiet, "No progress bar");
+  add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
+  add_output_options(cmd, o->format, o->output, o->color, o->quiet);
   cmd->callback([o] { run_api(*o); });
 }
 

@@ -162,15 +162,8 @@ void add_local_command(CLI::App& app) {
   cmd->add_flag("--ignore-output-location,!--at-output-location", o->ignore_location,
                 "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
   cmd->add_option("--top-k", o->top_k, "Free-running: alternatives kept per generated token")->capture_default_str();
-  cmd->add_option("--init-chunk-size", o->init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))");
-  cmd->add_option("--stride", o->stride, "Hierarchical: first chunks' stride (default chunk/2)");
-  cmd->add_option("--static-threshold", o->static_threshold, "Hierarchical: also split chunks scoring above this");
-  cmd->add_option("--max-depth", o->max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
-  cmd->add_option("--format,-f", o->format, "table, csv, json or html (default: from --output, else table)");
-  cmd->add_option("--output,-o", o->output, "Write to this file (atomically) instead of stdout");
-  cmd->add_option("--color", o->color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
-      ->capture_default_str();
-  cmd->add_flag("--quiet,-q", o->quiet, "No progress bar");
+  add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
+  add_output_options(cmd, o->format, o->output, o->color, o->quiet);
 
   auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
 

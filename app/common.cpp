@@ -70,6 +70,22 @@ std::optional<report::Format> output_format(const std::string& format, const std
   return std::nullopt;
 }
 
+void add_output_options(CLI::App* cmd, std::string& format, std::string& output, std::string& color, bool& quiet) {
+  cmd->add_option("--format,-f", format, "table, csv, json or html (default: from --output, else table)");
+  cmd->add_option("--output,-o", output, "Write to this file (atomically) instead of stdout");
+  cmd->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
+  cmd->add_flag("--quiet,-q", quiet, "No progress bar");
+}
+
+void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_size, std::optional<size_t>& stride,
+                              std::optional<double>& static_threshold, std::optional<int>& max_depth) {
+  cmd->add_option("--init-chunk-size", init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))");
+  cmd->add_option("--stride", stride, "Hierarchical: first chunks' stride (default chunk/2)");
+  cmd->add_option("--static-threshold", static_threshold, "Hierarchical: also split chunks scoring above this");
+  cmd->add_option("--max-depth", max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
+}
+
 void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,
                   const std::string& color) {
   auto mode = color == "always" ? report::ColorMode::always : color == "never" ? report::ColorMode::never : report::ColorMode::auto_;

@@ -39,6 +39,13 @@ UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, c
 // --format, else the --output file's extension, else table. UsageError for unknown names.
 std::optional<report::Format> output_format(const std::string& format, const std::string& output);
 
+// --format, --output, --color, --quiet: how every attribution command writes its result.
+void add_output_options(CLI::App* cmd, std::string& format, std::string& output, std::string& color, bool& quiet);
+
+// --init-chunk-size, --stride, --static-threshold, --max-depth of hierarchical perturbation.
+void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_size, std::optional<size_t>& stride,
+                              std::optional<double>& static_threshold, std::optional<int>& max_depth);
+
 // Writes a result to stdout or --output (atomically) with --color auto|always|never.
 void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,
                   const std::string& color);

@@ -16,14 +16,15 @@ using namespace pizza;
 
 namespace {
 
-// Matmul FLOPs of one forward pass over `positions` token positions whose attention spans
-// `context` keys on average. Input-only backward costs the same again (dX = dY W^T, no dW).
+// Matmul FLOPs of one forward pass of one sequence copy: `positions` token positions whose
+// attention spans `context` keys on average, and the vocabulary projection at the single
+// position the copy's target reads. Input-only backward costs the same again (dX = dY W^T).
 double forward_flops(const ModelConfig& c, double positions, double context) {
   const double D = static_cast<double>(c.hidden_size), hd = static_cast<double>(c.head_dim);
   const double H = static_cast<double>(c.num_heads), KV = static_cast<double>(c.num_kv_heads);
   const double I = static_cast<double>(c.intermediate_size), V = static_cast<double>(c.vocab_size);
   const double per_layer = 2 * (D * H * hd + 2 * D * KV * hd + H * hd * D + 3 * D * I) + 2 * 2 * context * H * hd;
-  return positions * (static_cast<double>(c.num_layers) * per_layer + 2 * D * V);
+  return positions * static_cast<double>(c.num_layers) * per_layer + 2 * D * V;
 }
 
 double seconds(const std::function<void()>& fn) {
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
   req.outputs = outputs;
   req.method = find_gradient_method("saliency");
   req.target = &find_target("prob");
-  req.max_batch = 16;
+  req.max_batch = 16;  // all 16 rows in one chunk: one forward + one backward
 
   req.algorithm = GradientAlgorithm::reference;
   attribute_gradients(lm->model(), req);  // warm-up (allocator, threads)
