@@ -185,3 +185,21 @@ TEST_CASE("api: a malformed base URL and an unreachable server are clear errors"
   down.insert(down.end(), common.begin(), common.end());
   pizza::test::check_input_error(run_cli(down), {"127.0.0.1:1"});
 }
+
+TEST_CASE("api: configs/api-openai.toml and configs/api-vllm.toml run against pizza serve") {
+  Server server;
+  pizza::test::TempDir cache;
+  const std::filesystem::path configs = std::filesystem::path(PIZZA_SOURCE_DIR) / "configs";
+  for (const char* config : {"api-openai.toml", "api-vllm.toml"}) {
+    INFO("config " << config);
+    // The files name real servers and models; the command line points them at the local one.
+    auto r = run_cli({"api", "--config", (configs / config).string(), "--base-url", server.base_url(), "--model",
+                      "stories260K", "--prompt", kPrompt, "--max-tokens", "5", "--cache-dir", cache.path().string(),
+                      "--format", "json", "--quiet"});
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto parsed = parse_result(r.out);
+    CHECK(parsed.rows == 5);
+    CHECK(parsed.cols == 11);  // the prompt's words
+  }
+}
