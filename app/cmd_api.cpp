@@ -3,10 +3,12 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "api/backend.h"
 #include "api/client.h"
 #include "api/config.h"
+#include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
 #include "perturbation/engine.h"
@@ -89,7 +91,8 @@ void print_dry_run(api::ApiClient& client, const api::HttpBackendOptions& bo, co
             << e.completion_tokens << " completion tokens\n";
 }
 
-void run_api(const Options& o) {
+// One attribution; nullopt for --dry-run (which prints its estimate instead).
+std::optional<AttributionResult> attribute_api(const Options& o) {
   // Validate everything before the first request.
   const auto prompt = read_prompt(o.prompt);
   EngineOptions eo;
@@ -116,7 +119,7 @@ void run_api(const Options& o) {
   if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
   if (o.concurrency <= 0) throw UsageError("--concurrency must be positive, got " + std::to_string(o.concurrency));
   const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
-  const auto format = output_format(o.format, o.output);
+  output_format(o.format, o.output);  // an unknown --format fails before any request
 
   const auto tokenizer = load_api_tokenizer(o);
   std::vector<Token> tokens;
@@ -154,7 +157,7 @@ void run_api(const Options& o) {
   bo.teacher_forced = scoring == Scoring::teacher_forced;
   if (o.dry_run) {
     print_dry_run(client, bo, perturber, eo, scoring);
-    return;
+    return std::nullopt;
   }
   api::HttpBackend backend(client, bo, base_url);
 
@@ -199,7 +202,7 @@ void run_api(const Options& o) {
   server.field("requests", static_cast<int64_t>(info.requests)).field("sent", static_cast<int64_t>(info.sent)).end_object();
   r.extra_json.emplace_back("server", server.take());
   r.extra_json.emplace_back("experiment_log", std::move(er.experiment_log));
-  write_result(r, format, o.output, o.color);
+  return r;
 }
 
 }  // namespace
@@ -240,7 +243,16 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--extra-body", o->extra_body, "JSON object merged into every request body");
   add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
-  cmd->callback([o] { run_api(*o); });
+  auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"));
+  cmd->callback([o, batch] {
+    if (batch->active()) {
+      if (o->dry_run) throw UsageError("--dry-run works on one --prompt, not with --prompts");
+      const BatchJob job = batch->prepare();
+      job.run(*o, [](const Options& r) { return *attribute_api(r); });
+      return;
+    }
+    if (auto result = attribute_api(*o)) write_result(*result, output_format(o->format, o->output), o->output, o->color);
+  });
 }
 
 }  // namespace pizza::app

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <simdjson.h>
 
@@ -201,5 +202,30 @@ TEST_CASE("api: configs/api-openai.toml and configs/api-vllm.toml run against pi
     auto parsed = parse_result(r.out);
     CHECK(parsed.rows == 5);
     CHECK(parsed.cols == 11);  // the prompt's words
+  }
+}
+
+TEST_CASE("api: batch mode writes one JSONL record per prompt") {
+  Server server;
+  pizza::test::TempDir dir;
+  {
+    std::ofstream f(dir / "prompts.txt");
+    f << "Once upon a time, there was a girl.\n\nLily and Tom went to the park.\n";
+  }
+  auto r = run_cli({"api", "--base-url", server.base_url(), "--model", "stories260K", "--prompts",
+                    (dir / "prompts.txt").string(), "--unit", "word", "--max-tokens", "3", "--no-cache", "--quiet",
+                    "--output", (dir / "out.jsonl").string()});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(dir / "out.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 2);  // the blank line is skipped
+  for (const auto& line : lines) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element rec;
+    REQUIRE(!parser.parse(line).get(rec));
+    CHECK(!rec["id"].error());
+    CHECK(rec["matrix"].get_array().size() == 3);
   }
 }
