@@ -169,19 +169,12 @@ std::optional<AttributionResult> attribute_api(const Options& o) {
   AttributionResult r;
   r.engine = "api";
   r.model_path = o.model;
-  r.method = std::string(algorithm_name(eo.algorithm));
-  r.target = std::string(metric_name(eo.metrics.at(0)));
   r.unit = std::string(unit_kind_name(unit.kind));
   r.text = prompt;
   r.output_text = er.original.text;
   r.inputs = input_units(units);
   for (const auto& t : er.original.tokens) r.outputs.push_back({t.id, t.token, std::exp(t.logprob)});
-  r.matrices = std::move(er.matrices);
-  r.timings.attribute_ms = er.duration_ms;
-  JsonWriter metrics;
-  metrics.begin_array();
-  for (auto m : eo.metrics) metrics.value(metric_name(m));
-  metrics.end_array();
+  apply_engine_result(er, eo, r);
   r.parameters = {
       {"endpoint", json_string(o.endpoint)},
       {"max_tokens", std::to_string(o.max_tokens)},
@@ -189,7 +182,7 @@ std::optional<AttributionResult> attribute_api(const Options& o) {
       {"seed", o.seed ? std::to_string(*o.seed) : "null"},
       {"scoring", json_string(scoring_name(scoring))},
       {"strategy", json_string(strategy_name(strategy.kind))},
-      {"metrics", metrics.take()},
+      {"metrics", metrics_json(eo.metrics)},
       {"model_calls", std::to_string(er.model_calls)},
   };
   if (strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(strategy.replacement));

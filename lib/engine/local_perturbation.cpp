@@ -94,24 +94,17 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
 
   AttributionResult r;
   describe_run(lm, run, req.prompt, r);
-  r.method = std::string(algorithm_name(eo.algorithm));
-  r.target = std::string(metric_name(eo.metrics.at(0)));
   r.unit = std::string(unit_kind_name(req.unit.kind));
   r.inputs = input_units(units);
   for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = std::exp(er.original.tokens[i].logprob);
-  r.matrices = std::move(er.matrices);
-  r.timings.attribute_ms = er.duration_ms;
+  apply_engine_result(er, eo, r);
 
-  JsonWriter metrics;
-  metrics.begin_array();
-  for (auto m : eo.metrics) metrics.value(metric_name(m));
-  metrics.end_array();
   r.parameters = {
       {"max_new_tokens", std::to_string(req.max_new_tokens)},
       {"target_text", req.target_text ? json_string(*req.target_text) : "null"},
       {"scoring", json_string(scoring_name(scoring))},
       {"strategy", json_string(strategy_name(req.strategy.kind))},
-      {"metrics", metrics.take()},
+      {"metrics", metrics_json(eo.metrics)},
       {"max_batch", std::to_string(bo.max_batch)},
       {"model_calls", std::to_string(er.model_calls)},
       {"forward_passes", std::to_string(backend.forward_passes())},

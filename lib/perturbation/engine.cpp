@@ -247,4 +247,19 @@ EngineResult run_engine(PerturbationBackend& backend, const Perturber& perturber
   return Runner(backend, perturber, opts).run(original_output);
 }
 
+void apply_engine_result(EngineResult& er, const EngineOptions& opts, AttributionResult& r) {
+  r.method = std::string(algorithm_name(opts.algorithm));
+  r.target = std::string(metric_name(opts.metrics.at(0)));
+  r.matrices = std::move(er.matrices);
+  r.timings.attribute_ms = er.duration_ms;
+}
+
+std::string metrics_json(const std::vector<Metric>& metrics) {
+  JsonWriter w;
+  w.begin_array();
+  for (auto m : metrics) w.value(metric_name(m));
+  w.end_array();
+  return w.take();
+}
+
 }  // namespace pizza::perturbation

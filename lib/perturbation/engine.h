@@ -76,6 +76,13 @@ struct EngineResult {
 // Runs the algorithm. `original_output`: the output to explain (token ids/texts); when absent
 // the backend's greedy completion of the unperturbed prompt. Free-running needs the
 // completion's top-k log-probabilities, so it ignores `original_output` (UsageError if given).
+// Moves an engine result into the fields every perturbation run reports: method, target (the
+// first metric), the matrices (moved out of er) and the attribution time.
+void apply_engine_result(EngineResult& er, const EngineOptions& opts, AttributionResult& result);
+
+// The run's metric names as a JSON array, for AttributionResult::parameters.
+std::string metrics_json(const std::vector<Metric>& metrics);
+
 EngineResult run_engine(PerturbationBackend& backend, const Perturber& perturber, const EngineOptions& opts,
                         const std::optional<Generation>& original_output = std::nullopt);
 
