@@ -105,10 +105,11 @@ std::vector<std::string> index_shards(const fs::path& index_path) {
   return shards;
 }
 
-bool snapshot_complete(const fs::path& snapshot) {
+bool snapshot_complete(const fs::path& snapshot, Need need) {
   auto has = [&](std::string_view f) { return exists_no_throw(snapshot / std::string(f)); };
-  if (!has(kConfigFile)) return false;
   if (!std::any_of(std::begin(kTokenizerModels), std::end(kTokenizerModels), has)) return false;
+  if (need == Need::tokenizer) return true;
+  if (!has(kConfigFile)) return false;
   if (has(kSingleWeights)) return true;
   if (!has(kWeightIndex)) return false;
   auto shards = index_shards(snapshot / std::string(kWeightIndex));

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hub/hub.h"
+
 namespace pizza::hub {
 
 bool is_commit_hash(std::string_view s);
@@ -45,7 +47,8 @@ bool is_safe_repo_file(std::string_view name);
 // file outside the snapshot.
 std::vector<std::string> index_shards(const std::filesystem::path& index_path);
 
-// Whether a snapshot directory holds config.json, complete weights and a tokenizer model file.
-bool snapshot_complete(const std::filesystem::path& snapshot);
+// Whether a snapshot directory holds a tokenizer model file and, for Need::model, config.json
+// and complete weights.
+bool snapshot_complete(const std::filesystem::path& snapshot, Need need = Need::model);
 
 }  // namespace pizza::hub

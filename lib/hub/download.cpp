@@ -97,16 +97,7 @@ class SnapshotDownloader {
         client_(req.token, req.progress) {}
 
   fs::path run() {
-    fetch(kConfigFile, true);
-    for (auto f : kOptionalFiles) fetch(f, false);
-    if (!fetch(kSingleWeights, false)) {
-      if (!fetch(kWeightIndex, false))
-        fail("no weights: neither " + std::string(kSingleWeights) + " nor " +
-             std::string(kWeightIndex) +
-             " exists (HTTP 404); only safetensors checkpoints are supported");
-      for (const auto& shard : index_shards(snapshot() / std::string(kWeightIndex)))
-        fetch(shard, true);
-    }
+    if (req_.need == Need::model) fetch_model_files();
     bool tokenizer = false;
     for (auto f : kTokenizerModels) tokenizer = fetch(f, false) || tokenizer;
     if (!tokenizer)
@@ -122,6 +113,20 @@ class SnapshotDownloader {
   }
 
  private:
+  // config.json, generation_config.json and the safetensors weights (one file or index + shards).
+  void fetch_model_files() {
+    fetch(kConfigFile, true);
+    for (auto f : kOptionalFiles) fetch(f, false);
+    if (!fetch(kSingleWeights, false)) {
+      if (!fetch(kWeightIndex, false))
+        fail("no weights: neither " + std::string(kSingleWeights) + " nor " +
+             std::string(kWeightIndex) +
+             " exists (HTTP 404); only safetensors checkpoints are supported");
+      for (const auto& shard : index_shards(snapshot() / std::string(kWeightIndex)))
+        fetch(shard, true);
+    }
+  }
+
   const DownloadRequest& req_;
   fs::path repo_dir_;
   HttpClient client_;

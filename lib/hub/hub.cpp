@@ -145,7 +145,7 @@ fs::path default_cache_dir(const EnvLookup& env) {
 
 fs::path default_cache_dir() { return default_cache_dir(system_env()); }
 
-std::optional<fs::path> find_in_cache(const RepoRef& ref, const fs::path& cache) {
+std::optional<fs::path> find_in_cache(const RepoRef& ref, const fs::path& cache, Need need) {
   if (!parse_repo_id(ref.repo + "@" + ref.revision)) {
     throw InputError("invalid Hugging Face repo id '" + ref.repo + "@" + ref.revision + "'");
   }
@@ -153,7 +153,7 @@ std::optional<fs::path> find_in_cache(const RepoRef& ref, const fs::path& cache)
   auto commit = read_ref(repo_dir, ref.revision);
   if (!commit) return std::nullopt;
   fs::path snapshot = repo_dir / "snapshots" / *commit;
-  if (!snapshot_complete(snapshot)) return std::nullopt;
+  if (!snapshot_complete(snapshot, need)) return std::nullopt;
   return snapshot;
 }
 
@@ -171,7 +171,7 @@ fs::path resolve_model(std::string_view spec, const HubOptions& options, const E
         "' is neither an existing path nor a Hugging Face repo id (org/name[@revision])");
   }
   fs::path cache = fs::absolute(options.cache_dir ? *options.cache_dir : default_cache_dir(env));
-  if (auto found = find_in_cache(*ref, cache)) return *found;
+  if (auto found = find_in_cache(*ref, cache, options.need)) return *found;
 
   std::string what = "model '" + ref->repo + "@" + ref->revision +
                      "' is not a local path and is not (complete) in the Hugging Face cache " +
@@ -189,6 +189,7 @@ fs::path resolve_model(std::string_view spec, const HubOptions& options, const E
   req.endpoint = resolve_endpoint(options, env);
   req.token = resolve_token(options, env);
   req.progress = options.progress && ::isatty(STDERR_FILENO) == 1;
+  req.need = options.need;
   return download_snapshot(req);
 }
 

@@ -12,6 +12,10 @@
 
 namespace pizza::hub {
 
+// What a caller needs from a repo: the whole model, or only its tokenizer (pizza tokenize
+// should not fetch gigabytes of weights to split a sentence).
+enum class Need { model, tokenizer };
+
 struct HubOptions {
   std::optional<std::filesystem::path> cache_dir;   // overrides HF_HUB_CACHE / HF_HOME
   std::optional<std::string> endpoint;              // overrides HF_ENDPOINT
@@ -19,6 +23,7 @@ struct HubOptions {
   std::optional<bool> offline;                      // overrides HF_HUB_OFFLINE
   bool allow_download = true;
   bool progress = true;  // progress bar on stderr (only drawn when stderr is a terminal)
+  Need need = Need::model;
 };
 
 struct RepoRef {
@@ -43,9 +48,11 @@ std::filesystem::path default_cache_dir();
 
 // The snapshot directory of `ref` in `cache` when it holds everything pizza needs (config.json,
 // the weights — model.safetensors or the index plus every shard it names — and a tokenizer
-// file: tokenizer.json, tokenizer.model or vocab.json); nullopt otherwise.
+// file: tokenizer.json, tokenizer.model or vocab.json; only the tokenizer file for
+// Need::tokenizer); nullopt otherwise.
 std::optional<std::filesystem::path> find_in_cache(const RepoRef& ref,
-                                                   const std::filesystem::path& cache);
+                                                   const std::filesystem::path& cache,
+                                                   Need need = Need::model);
 
 // (a) an existing local path is returned unchanged; (b) a repo id found complete in the cache
 // gives its snapshot directory; (c) otherwise the needed files are downloaded into the cache

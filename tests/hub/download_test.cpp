@@ -91,6 +91,31 @@ TEST_CASE("download stories260K into the cache layout huggingface_hub writes", "
   CHECK(server.request_count() == before);  // the second resolve is served by the cache alone
 }
 
+TEST_CASE("a tokenizer-only resolve fetches no weights; a later model resolve completes it", "[hub]") {
+  FakeHub server(stories());
+  pizza::test::TempDir tmp;
+  auto opts = opts_for(server, tmp.path());
+  opts.need = hub::Need::tokenizer;
+
+  fs::path snap = hub::resolve_model(kRepo, opts, env_of({}));
+  check_snapshot(server, tmp.path(), kMain,
+                 {"special_tokens_map.json", "tokenizer.model", "tokenizer_config.json"});
+  for (const auto& r : server.requests()) {
+    INFO(r.path);
+    CHECK(r.path.find("safetensors") == std::string::npos);
+    CHECK(r.path.find("config.json") == std::string::npos || r.path.find("tokenizer_config.json") != std::string::npos);
+  }
+  // The tokenizer alone is enough for a tokenizer resolve, but not for a model resolve.
+  size_t before = server.request_count();
+  CHECK(hub::resolve_model(kRepo, opts, env_of({})) == snap);
+  CHECK(server.request_count() == before);
+  CHECK_FALSE(hub::find_in_cache({kRepo, "main"}, tmp.path()));
+
+  opts.need = hub::Need::model;
+  CHECK(hub::resolve_model(kRepo, opts, env_of({})) == snap);
+  check_snapshot(server, tmp.path(), kMain, kWanted);
+}
+
 TEST_CASE("download a tag and a commit with HF_ENDPOINT and HF_HUB_CACHE from the environment",
           "[hub]") {
   FakeHub server(stories());
