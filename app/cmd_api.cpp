@@ -11,6 +11,7 @@
 #include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "engine/local_perturbation.h"
 #include "perturbation/engine.h"
 #include "report/report.h"
 #include "tokenizer/tokenizer.h"
@@ -27,9 +28,9 @@ using namespace perturbation;
 struct Options {
   std::string model, prompt, base_url, api_key_file, endpoint = "chat", method = "occlusion";
   std::string strategy = "delete", replacement, metric = "prob-diff", scoring = "free-running";
-  std::string unit = "word", spans, unit_regex, tokenizer, tokenizer_dir;
+  std::string unit = "word", spans, unit_regex, tokenizer, tokenizer_dir, embeddings;
   std::string cache_dir, extra_body, format, output, color = "auto";
-  int64_t max_tokens = 32;
+  int64_t max_tokens = 32, nth = 1;
   int top_logprobs = 20, concurrency = 8, max_retries = 5;
   std::optional<int64_t> seed;
   double timeout = 120, rpm = 0, tpm = 0;
@@ -53,11 +54,23 @@ std::string json_strings(const std::set<std::string>& values) {
   return w.take();
 }
 
-std::unique_ptr<Tokenizer> load_api_tokenizer(const Options& o) {
-  if (o.tokenizer.empty()) return nullptr;
-  if (!o.tokenizer_dir.empty()) return load_tokenizer(std::string_view(o.tokenizer), o.tokenizer_dir);
-  return load_tokenizer(std::filesystem::path(o.tokenizer));
-}
+// The --embeddings model, loaded once for one prompt or a whole batch (records may name another).
+class EmbeddingModel {
+ public:
+  const LanguageModel& get(const std::string& spec) {
+    if (!lm_ || spec != spec_) {
+      ModelOptions mo;
+      mo.model = spec;
+      lm_ = load_model(mo);
+      spec_ = spec;
+    }
+    return *lm_;
+  }
+
+ private:
+  std::string spec_;
+  std::unique_ptr<LanguageModel> lm_;
+};
 
 // --dry-run: the requests of the first stage (all of occlusion; hierarchical's first chunks,
 // a lower bound since later stages depend on the scores). Teacher-forced scoring requests
@@ -92,7 +105,7 @@ void print_dry_run(api::ApiClient& client, const api::HttpBackendOptions& bo, co
 }
 
 // One attribution; nullopt for --dry-run (which prints its estimate instead).
-std::optional<AttributionResult> attribute_api(const Options& o) {
+std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel& embedding_model) {
   // Validate everything before the first request.
   const auto prompt = read_prompt(o.prompt);
   EngineOptions eo;
@@ -105,11 +118,15 @@ std::optional<AttributionResult> attribute_api(const Options& o) {
   StrategySpec strategy;
   strategy.kind = parse_strategy(o.strategy);
   strategy.replacement = o.replacement;
-  if (strategy.kind == Strategy::nth_nearest)
-    throw UsageError("--perturbation nth-nearest needs an embedding table; pizza api offers delete, fixed or pad");
+  strategy.n = o.nth;
+  if (strategy.kind == Strategy::nth_nearest && o.embeddings.empty())
+    throw UsageError("--perturbation nth-nearest needs --embeddings MODEL (a local checkpoint whose embedding table ranks the replacements)");
   if (strategy.kind == Strategy::fixed && o.replacement.empty()) throw UsageError("--perturbation fixed needs --replacement TEXT");
   for (auto m : eo.metrics)
-    if (m == Metric::cosine) throw UsageError("--metric cosine needs an embedding table; pizza api offers prob-diff, logprob-diff, token-displacement");
+    if (m == Metric::cosine && o.embeddings.empty())
+      throw UsageError("--metric cosine needs --embeddings MODEL (a local checkpoint whose embedding table compares the outputs)");
+  if (scoring == Scoring::teacher_forced && std::find(eo.metrics.begin(), eo.metrics.end(), Metric::cosine) != eo.metrics.end())
+    throw UsageError("--metric cosine compares free-running outputs; it needs --scoring free-running");
   if (o.endpoint != "chat" && o.endpoint != "completions")
     throw UsageError("--endpoint: unknown value '" + o.endpoint + "' (expected chat or completions)");
   const auto endpoint = o.endpoint == "chat" ? api::Endpoint::Chat : api::Endpoint::Completions;
@@ -121,7 +138,10 @@ std::optional<AttributionResult> attribute_api(const Options& o) {
   const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
   output_format(o.format, o.output);  // an unknown --format fails before any request
 
-  const auto tokenizer = load_api_tokenizer(o);
+  ModelOptions tokenizer_source;  // no --model: the served model is remote
+  tokenizer_source.tokenizer = o.tokenizer;
+  tokenizer_source.tokenizer_dir = o.tokenizer_dir;
+  const auto tokenizer = load_tokenizer_option(tokenizer_source);
   std::vector<Token> tokens;
   if (tokenizer) tokens = tokenizer->encode(prompt).tokens;
   if (unit.kind == UnitKind::token && !tokenizer)
@@ -129,7 +149,14 @@ std::optional<AttributionResult> attribute_api(const Options& o) {
   const auto units = make_units(prompt, tokens, unit);
   std::optional<int32_t> pad;
   if (tokenizer) pad = tokenizer->pad_id() ? tokenizer->pad_id() : tokenizer->unk_id();
-  Perturber perturber(units, strategy, tokenizer.get(), nullptr, false, pad);
+  // Cosine and nth-nearest use a local model's embedding table; ids carry over only when --tokenizer
+  // numbers tokens as that model does (else text is re-encoded in the table's vocabulary).
+  EmbeddingChoice emb;
+  if (!o.embeddings.empty())
+    emb = choose_embeddings(embedding_model.get(o.embeddings), tokenizer.get(), strategy, eo.metrics);
+  eo.embeddings = emb.table.get();
+  eo.shared_vocab = emb.shared_vocab;
+  Perturber perturber(units, strategy, tokenizer.get(), eo.embeddings, eo.shared_vocab, pad);
 
   api::ClientOptions co;
   co.base_url = api::resolve_base_url(o.base_url.empty() ? std::nullopt : std::optional(o.base_url), std::getenv("OPENAI_BASE_URL"));
@@ -186,6 +213,8 @@ std::optional<AttributionResult> attribute_api(const Options& o) {
       {"model_calls", std::to_string(er.model_calls)},
   };
   if (strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(strategy.replacement));
+  if (strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("n", std::to_string(strategy.n));
+  if (!o.embeddings.empty()) r.parameters.emplace_back("embeddings", json_string(o.embeddings));
   const auto& info = backend.info();
   JsonWriter server;
   server.begin_object().field("base_url", base_url).key("served_models").raw(json_strings(info.models));
@@ -209,9 +238,14 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--api-key-file", o->api_key_file, "File holding the API key (default: $OPENAI_API_KEY)");
   cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
   cmd->add_option("--method", o->method, "occlusion or hierarchical")->capture_default_str();
-  cmd->add_option("--perturbation,--strategy", o->strategy, "delete, fixed or pad")->capture_default_str();
+  cmd->add_option("--perturbation,--strategy", o->strategy, "delete, fixed, pad or nth-nearest (with --embeddings)")->capture_default_str();
   cmd->add_option("--replacement", o->replacement, "Replacement text of --perturbation fixed");
-  cmd->add_option("--metric", o->metric, "prob-diff, logprob-diff, token-displacement (comma-separated: one matrix each)")
+  cmd->add_option("--n", o->nth, "--perturbation nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
+      ->capture_default_str();
+  cmd->add_option("--embeddings", o->embeddings,
+                  "Local model (directory or hub repo id) whose embedding table serves nth-nearest and cosine");
+  cmd->add_option("--metric", o->metric,
+                  "prob-diff, logprob-diff, cosine (with --embeddings), token-displacement (comma-separated: one matrix each)")
       ->capture_default_str();
   cmd->add_option("--unit", o->unit, "Input units: word, sentence or token (token needs --tokenizer)")->capture_default_str();
   cmd->add_option("--spans", o->spans, "Custom units as byte spans of the prompt: a:b,c:d");
@@ -236,15 +270,16 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--extra-body", o->extra_body, "JSON object merged into every request body");
   add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
-  auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"));
-  cmd->callback([o, batch] {
+  auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
+  auto embedding_model = std::make_shared<EmbeddingModel>();
+  cmd->callback([o, batch, embedding_model] {
     if (batch->active()) {
       if (o->dry_run) throw UsageError("--dry-run works on one --prompt, not with --prompts");
       const BatchJob job = batch->prepare();
-      job.run(*o, [](const Options& r) { return *attribute_api(r); });
+      job.run(*o, [&](const Options& r) { return *attribute_api(r, *embedding_model); });
       return;
     }
-    if (auto result = attribute_api(*o)) write_result(*result, output_format(o->format, o->output), o->output, o->color);
+    if (auto result = attribute_api(*o, *embedding_model)) write_result(*result, output_format(o->format, o->output), o->output, o->color);
   });
 }
 

@@ -31,19 +31,22 @@ std::string visible(std::string_view s) {
 
 void add_tokenize_command(CLI::App& app) {
   struct Options {
-    std::string model, tokenizer, prompt, format = "table";
+    ModelOptions source;
+    std::string prompt, format = "table";
     bool no_special = false;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("tokenize", "Show the token ids, pieces and byte spans of a prompt");
-  cmd->add_option("--model,-m", opts->model, "Model directory whose tokenizer is used");
-  cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer file or directory (overrides --model)");
+  // --model may be a hub repo id: only its tokenizer files are fetched.
+  add_model_source_options(cmd, opts->source, false);
   cmd->add_option("--prompt,-p", opts->prompt, "Text ('-' reads standard input)")->required();
   cmd->add_option("--format", opts->format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
   cmd->add_flag("--no-special-tokens", opts->no_special, "Do not add BOS/EOS");
   cmd->callback([opts] {
-    if (opts->model.empty() && opts->tokenizer.empty()) throw UsageError("tokenize needs --model or --tokenizer");
-    auto tok = load_tokenizer(opts->tokenizer.empty() ? opts->model : opts->tokenizer);
+    if (opts->source.model.empty() && opts->source.tokenizer.empty()) throw UsageError("tokenize needs --model or --tokenizer");
+    if (!opts->source.tokenizer_dir.empty() && opts->source.tokenizer.empty())
+      throw UsageError("--tokenizer-dir needs --tokenizer NAME (a tiktoken encoding such as o200k_base)");
+    auto tok = load_tokenizer_option(opts->source);
     auto text = read_prompt(opts->prompt);
     EncodeOptions eo;
     eo.add_special_tokens = !opts->no_special;

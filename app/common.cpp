@@ -8,22 +8,27 @@
 
 namespace pizza::app {
 
-void add_model_options(CLI::App* cmd, ModelOptions& opts) {
+void add_model_source_options(CLI::App* cmd, ModelOptions& opts, bool model_required) {
   cmd->add_option("--model,-m", opts.model, "Model directory, llama2.c .bin, or Hugging Face repo id org/name[@revision]")
-      ->required();
+      ->required(model_required);
   cmd->add_option("--tokenizer", opts.tokenizer,
                   "Tokenizer file or directory, or a tiktoken encoding name with --tokenizer-dir (default: the model's)");
   cmd->add_option("--tokenizer-dir", opts.tokenizer_dir, "Directory holding tiktoken rank files (NAME.tiktoken)");
   cmd->add_option("--hf-token-file", opts.hf_token_file, "File holding a Hugging Face token (else $HF_TOKEN)");
   cmd->add_flag("--offline", opts.offline, "Never use the network (as HF_HUB_OFFLINE=1)");
   cmd->add_flag("--no-download", opts.no_download, "Use the Hugging Face cache only; do not download missing models");
+}
+
+void add_model_options(CLI::App* cmd, ModelOptions& opts) {
+  add_model_source_options(cmd, opts, true);
   cmd->add_option("--threads", opts.runtime.threads, "CPU threads (default: all cores)");
   cmd->add_option("--device", opts.runtime.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", opts.runtime.dtype, "float32, float64 or bfloat16")->capture_default_str();
 }
 
-std::filesystem::path resolve_model_path(const ModelOptions& opts) {
+std::filesystem::path resolve_model_path(const ModelOptions& opts, hub::Need need) {
   hub::HubOptions ho;
+  ho.need = need;
   if (!opts.hf_token_file.empty()) ho.token_file = opts.hf_token_file;
   if (opts.offline) ho.offline = true;
   ho.allow_download = !opts.no_download;
@@ -40,6 +45,15 @@ std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts) {
                                      : std::filesystem::path(opts.tokenizer_dir) / (opts.tokenizer + ".tiktoken");
   }
   return LanguageModel::load(path, rt, tok);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_option(const ModelOptions& opts) {
+  if (!opts.tokenizer.empty()) {
+    if (!opts.tokenizer_dir.empty()) return load_tokenizer(std::string_view(opts.tokenizer), opts.tokenizer_dir);
+    return load_tokenizer(std::filesystem::path(opts.tokenizer));
+  }
+  if (opts.model.empty()) return nullptr;
+  return load_model_tokenizer(resolve_model_path(opts, hub::Need::tokenizer));
 }
 
 std::string read_prompt(const std::string& arg) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "hub/hub.h"
 #include "model/model.h"
 #include "report/report.h"
 #include "units/units.h"
@@ -23,9 +24,17 @@ struct ModelOptions {
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts);
+// Only where the model and tokenizer come from (--model, --tokenizer, --tokenizer-dir and the
+// Hugging Face options), for commands that run no model.
+void add_model_source_options(CLI::App* cmd, ModelOptions& opts, bool model_required);
 
 // --model as a local path, or a Hugging Face repo id resolved in (or downloaded into) the cache.
-std::filesystem::path resolve_model_path(const ModelOptions& opts);
+// Need::tokenizer resolves (and downloads) only the tokenizer files of a repo.
+std::filesystem::path resolve_model_path(const ModelOptions& opts, hub::Need need = hub::Need::model);
+
+// --tokenizer (a file or directory, or a tiktoken encoding name looked up in --tokenizer-dir),
+// else the tokenizer of --model. Empty when neither is given.
+std::unique_ptr<Tokenizer> load_tokenizer_option(const ModelOptions& opts);
 
 // Loads the model named by --model (and --tokenizer) with the runtime options.
 std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts);

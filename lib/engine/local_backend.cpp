@@ -198,12 +198,19 @@ LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor
     const auto id = static_cast<int32_t>(i);
     boundary[static_cast<size_t>(i)] = starts_with_boundary_marker(tokenizer.piece(id));
     eligible[static_cast<size_t>(i)] = !tokenizer.is_special(id);
+    if (eligible[static_cast<size_t>(i)]) by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
   }
   auto to_mask = [&](const std::vector<uint8_t>& v) {
     return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).to(torch::kBool).to(normed_.device());
   };
   boundary_ = to_mask(boundary);
   eligible_ = to_mask(eligible);
+}
+
+std::optional<int32_t> LocalEmbeddings::token_with_bytes(std::string_view bytes) const {
+  auto it = by_bytes_.find(std::string(bytes));
+  if (it == by_bytes_.end()) return std::nullopt;
+  return it->second;
 }
 
 torch::Tensor LocalEmbeddings::rows_of(std::span<const int32_t> ids) const {

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <vector>
+#include <string>
+#include <unordered_map>
 
 #include "model/model.h"
 #include "perturbation/backend.h"
@@ -53,6 +55,7 @@ class LocalEmbeddings : public perturbation::TokenEmbeddings {
   const Tokenizer& tokenizer() const override { return tokenizer_; }
   int32_t nth_nearest(int32_t id, int64_t n) const override;
   std::vector<double> cosine(std::span<const int32_t> a, std::span<const int32_t> b) const override;
+  std::optional<int32_t> token_with_bytes(std::string_view bytes) const override;
   int64_t rows() const { return normed_.size(0); }
 
  private:
@@ -62,6 +65,7 @@ class LocalEmbeddings : public perturbation::TokenEmbeddings {
   torch::Tensor normed_;    // [V, D]
   torch::Tensor boundary_;  // [V] bool: the piece starts with a word-boundary marker
   torch::Tensor eligible_;  // [V] bool: a real (non-special) token of the tokenizer
+  std::unordered_map<std::string, int32_t> by_bytes_;  // token bytes -> lowest id with them
 };
 
 // True when the piece starts with sentencepiece's "▁" or byte-level BPE's "Ġ".

@@ -18,15 +18,6 @@ std::string json_string(std::string_view s) {
   return w.take();
 }
 
-// Whether two tokenizers number the same tokens the same way (so ids carry over).
-bool same_vocabulary(const Tokenizer& a, const Tokenizer& b) {
-  if (&a == &b) return true;
-  if (a.vocab_size() != b.vocab_size()) return false;
-  for (int32_t i = 0; i < a.vocab_size(); ++i)
-    if (a.piece(i) != b.piece(i)) return false;
-  return true;
-}
-
 perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<int64_t>& prompt, const std::vector<int64_t>& ids) {
   perturbation::Generation g;
   g.text = decode_continuation(tok, prompt, ids);
@@ -38,6 +29,30 @@ perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<i
 }
 
 }  // namespace
+
+bool same_vocabulary(const Tokenizer& a, const Tokenizer& b) {
+  if (&a == &b) return true;
+  if (a.vocab_size() != b.vocab_size()) return false;
+  for (int32_t i = 0; i < a.vocab_size(); ++i)
+    if (a.piece(i) != b.piece(i)) return false;
+  return true;
+}
+
+EmbeddingChoice choose_embeddings(const LanguageModel& source, const Tokenizer* units_tokenizer,
+                                  const perturbation::StrategySpec& strategy, std::span<const perturbation::Metric> metrics,
+                                  std::optional<int64_t> id_limit) {
+  EmbeddingChoice c;
+  bool needed = strategy.kind == Strategy::nth_nearest;
+  for (auto m : metrics) needed = needed || m == Metric::cosine;
+  if (!needed) return c;
+  c.table = std::make_unique<LocalEmbeddings>(source.tokenizer(), source.model().embedding_table());
+  c.shared_vocab = units_tokenizer && same_vocabulary(source.tokenizer(), *units_tokenizer) &&
+                   (!id_limit || c.table->rows() <= *id_limit);
+  const int64_t n = strategy.n;
+  if (strategy.kind == Strategy::nth_nearest && (n >= c.table->rows() || -n > c.table->rows()))
+    throw InputError("--n " + std::to_string(n) + " is beyond the vocabulary (" + std::to_string(c.table->rows()) + " tokens)");
+  return c;
+}
 
 AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPerturbationRequest& req) {
   const auto& tok = lm.tokenizer();
@@ -61,25 +76,14 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
 
   const auto units = make_units(req.prompt, run.prompt.tokens, req.unit);
 
-  // The embedding table is only loaded (normalised) when something uses it.
-  bool needs_embeddings = req.strategy.kind == Strategy::nth_nearest;
-  for (auto m : eo.metrics) needs_embeddings = needs_embeddings || m == Metric::cosine;
-  std::optional<LocalEmbeddings> emb;
-  bool shared = false;
-  if (needs_embeddings) {
-    const auto& em = req.embeddings ? *req.embeddings : lm;
-    emb.emplace(em.tokenizer(), em.model().embedding_table());
-    shared = same_vocabulary(em.tokenizer(), tok) && emb->rows() <= lm.config().vocab_size;
-    const int64_t n = req.strategy.n;
-    if (req.strategy.kind == Strategy::nth_nearest && (n >= emb->rows() || -n > emb->rows()))
-      throw InputError("--n " + std::to_string(n) + " is beyond the vocabulary (" + std::to_string(emb->rows()) + " tokens)");
-  }
-  eo.embeddings = emb ? &*emb : nullptr;
-  eo.shared_vocab = shared;
+  const auto emb = choose_embeddings(req.embeddings ? *req.embeddings : lm, &tok, req.strategy, eo.metrics,
+                                     lm.config().vocab_size);
+  eo.embeddings = emb.table.get();
+  eo.shared_vocab = emb.shared_vocab;
 
   std::optional<int32_t> pad = tok.pad_id();
   if (!pad) pad = tok.unk_id();
-  Perturber perturber(units, req.strategy, &tok, eo.embeddings, shared, pad);
+  Perturber perturber(units, req.strategy, &tok, eo.embeddings, eo.shared_vocab, pad);
 
   auto bo = req.backend;
   bo.max_new_tokens = req.max_new_tokens;

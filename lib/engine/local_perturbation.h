@@ -27,6 +27,21 @@ struct LocalPerturbationRequest {
   const LanguageModel* embeddings = nullptr;
 };
 
+// Whether two tokenizers number the same tokens the same way (so ids carry over).
+bool same_vocabulary(const Tokenizer& a, const Tokenizer& b);
+
+// The embedding table nth-nearest and cosine use (another model's with --embeddings), built
+// (normalised) only when the strategy or a metric needs it. Ids are shared with the units'
+// tokenizer when both number tokens identically (and, with `id_limit`, the table fits the
+// model that consumes the ids); otherwise text is re-encoded in the table's vocabulary.
+struct EmbeddingChoice {
+  std::unique_ptr<LocalEmbeddings> table;
+  bool shared_vocab = false;
+};
+EmbeddingChoice choose_embeddings(const LanguageModel& source, const Tokenizer* units_tokenizer,
+                                  const perturbation::StrategySpec& strategy, std::span<const perturbation::Metric> metrics,
+                                  std::optional<int64_t> id_limit = std::nullopt);
+
 AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPerturbationRequest& req);
 
 }  // namespace pizza

@@ -68,11 +68,15 @@ std::filesystem::path tokenizer_beside(const std::filesystem::path& bin) {
 
 }  // namespace
 
+std::unique_ptr<Tokenizer> load_model_tokenizer(const std::filesystem::path& model) {
+  return load_tokenizer(is_llama2c_file(model) ? tokenizer_beside(model) : model);
+}
+
 std::unique_ptr<LanguageModel> LanguageModel::load(const std::filesystem::path& dir, const Runtime& rt,
                                                    const std::optional<std::filesystem::path>& tokenizer) {
   auto lm = load_weights(dir, rt);
   if (tokenizer) lm->tokenizer_ = load_tokenizer(*tokenizer);
-  else lm->tokenizer_ = load_tokenizer(is_llama2c_file(dir) ? tokenizer_beside(dir) : dir);
+  else lm->tokenizer_ = load_model_tokenizer(dir);
   if (lm->tokenizer_->vocab_size() > lm->config().vocab_size)
     throw InputError("tokenizer " + lm->tokenizer_->describe() + " has " + std::to_string(lm->tokenizer_->vocab_size()) +
                      " tokens but the model's vocab_size is " + std::to_string(lm->config().vocab_size));

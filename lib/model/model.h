@@ -32,6 +32,10 @@ struct Runtime {
 };
 Runtime apply_runtime(const RuntimeOptions& opts);
 
+// The tokenizer that belongs to a model: the one in a model directory, or the sentencepiece
+// model beside a llama2.c .bin (tokenizer.model, else tok*.model).
+std::unique_ptr<Tokenizer> load_model_tokenizer(const std::filesystem::path& model);
+
 class LanguageModel {
  public:
   // dir: a Hugging Face model directory, or a llama2.c checkpoint file (*.bin). tokenizer:

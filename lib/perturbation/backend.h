@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
@@ -72,6 +73,10 @@ class TokenEmbeddings {
   virtual int32_t nth_nearest(int32_t id, int64_t n) const = 0;
   // Cosine similarities of every a[i] with every b[j], row-major a.size() x b.size().
   virtual std::vector<double> cosine(std::span<const int32_t> a, std::span<const int32_t> b) const = 0;
+  // The id of the (non-special) token whose bytes are exactly `bytes`, if the vocabulary has
+  // one. A remote model's output token arrives as text; looking it up whole avoids re-encoding
+  // it, which would add sentencepiece's word-boundary prefix ("." -> "▁", ".").
+  virtual std::optional<int32_t> token_with_bytes(std::string_view /*bytes*/) const { return std::nullopt; }
 };
 
 }  // namespace pizza::perturbation

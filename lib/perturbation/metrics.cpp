@@ -42,6 +42,8 @@ std::vector<int32_t> embedding_ids(const Generation& g, const FreeRunningContext
   for (const auto& t : g.tokens) {
     if (ctx.shared_vocab && t.id >= 0) {
       out.push_back(t.id);
+    } else if (auto id = ctx.embeddings->token_with_bytes(t.token)) {
+      out.push_back(*id);
     } else {
       // Text-only token: its first piece in the embedding vocabulary (-1 when it has none).
       auto ids = ctx.embeddings->tokenizer().encode(t.token, eo).ids();
