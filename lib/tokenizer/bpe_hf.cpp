@@ -1,4 +1,5 @@
-// Loaders for Hugging Face tokenizer.json (model.type "BPE", byte-level) and GPT-2's
+// Loaders for Hugging Face tokenizer.json (model.type "BPE": byte-level, or character-level
+// with byte fallback as transformers writes for sentencepiece models) and GPT-2's
 // vocab.json + merges.txt.
 #include <simdjson.h>
 
@@ -120,6 +121,41 @@ void add_byte_level_steps(BpeSpec& spec, bool add_prefix_space, bool use_regex,
   if (use_regex) add_split_step(spec, pretokenize_patterns::kGpt2, false, origin);
 }
 
+// Metaspace's replacement character (pre-tokenizer and decoder): one character, "▁" by default.
+std::string_view replacement_char(const Json& j, element node, std::string_view field) {
+  auto e = j.member(node, "replacement");
+  if (!e) return "\xE2\x96\x81";
+  std::string_view r = j.str(*e, field);
+  if (r.empty()) j.fail(field, "must not be empty");
+  return r;
+}
+
+// Metaspace's prepend_scheme, or the older add_prefix_space flag (true = "always").
+MetaspaceSpec::Prepend prepend_scheme(const Json& j, element node, std::string_view where) {
+  if (auto e = j.member(node, "prepend_scheme")) {
+    std::string_view v = j.str(*e, std::string(where) + ".prepend_scheme");
+    if (v == "always") return MetaspaceSpec::Prepend::kAlways;
+    if (v == "first") return MetaspaceSpec::Prepend::kFirst;
+    if (v == "never") return MetaspaceSpec::Prepend::kNever;
+    j.fail(std::string(where) + ".prepend_scheme",
+           "unknown value '" + std::string(v) + "' (expected \"always\", \"first\" or \"never\")");
+  }
+  return j.boolean(node, "add_prefix_space", true) ? MetaspaceSpec::Prepend::kAlways
+                                                   : MetaspaceSpec::Prepend::kNever;
+}
+
+// A Replace normaliser's or decoder's {"String": ...} / {"Regex": ...} pattern.
+std::shared_ptr<const Regex> replace_pattern(const Json& j, element node, std::string_view where) {
+  const std::string field = std::string(where) + ".pattern";
+  auto pattern = j.member(node, "pattern");
+  if (!pattern) j.fail(field, "missing");
+  auto regex = j.member(*pattern, "Regex");
+  auto literal = j.member(*pattern, "String");
+  if (!regex && !literal) j.fail(field, "expected {\"Regex\": ...} or {\"String\": ...}");
+  return std::make_shared<const Regex>(j.str(regex ? *regex : *literal, field), !regex,
+                                       j.path().string());
+}
+
 // Appends the steps of one pre_tokenizer node; returns whether a ByteLevel step was seen.
 bool parse_pre_tokenizer(const Json& j, element node, BpeSpec& spec) {
   const std::string origin = j.path().string();
@@ -159,25 +195,100 @@ bool parse_pre_tokenizer(const Json& j, element node, BpeSpec& spec) {
     return false;
   }
   if (type == "Metaspace") {
-    j.fail("pre_tokenizer",
-           "sentencepiece-style tokenizer.json (Metaspace) is not supported; "
-           "use the model's tokenizer.model");
+    // Metaspace rewrites the text, so it must see it whole: only as the first step.
+    if (!spec.steps.empty() || spec.metaspace)
+      j.fail("pre_tokenizer", "Metaspace is only supported as the first pre-tokenizer");
+    MetaspaceSpec m;
+    m.replacement = std::string(replacement_char(j, node, "pre_tokenizer.replacement"));
+    m.prepend = prepend_scheme(j, node, "pre_tokenizer");
+    m.split = j.boolean(node, "split", true);
+    m.space = std::make_shared<const Regex>(" ", true, origin);
+    spec.metaspace = std::move(m);
+    return false;
   }
   j.fail("pre_tokenizer.type", "pre-tokenizer '" + std::string(type) + "' is not supported");
 }
 
-void check_normalizer(const Json& j, element node) {
+void parse_normalizer(const Json& j, element node, std::vector<NormalizeStep>& steps) {
+  using K = NormalizeStep::Kind;
   std::string_view type = j.str_member(node, "type");
   if (type == "Sequence") {
     if (auto list = j.member(node, "normalizers")) {
-      for (element child : j.arr(*list, "normalizer.normalizers")) check_normalizer(j, child);
+      for (element child : j.arr(*list, "normalizer.normalizers")) parse_normalizer(j, child, steps);
     }
     return;
   }
-  // NFC leaves text that is already in NFC (nearly all real text) unchanged, so it is
-  // accepted as the identity; see the README for the limitation.
-  if (type == "NFC") return;
-  j.fail("normalizer.type", "normalizer '" + std::string(type) + "' is not supported");
+  NormalizeStep step;
+  if (type == "NFC") {
+    step.kind = K::kNfc;
+  } else if (type == "NFD") {
+    step.kind = K::kNfd;
+  } else if (type == "NFKC") {
+    step.kind = K::kNfkc;
+  } else if (type == "NFKD") {
+    step.kind = K::kNfkd;
+  } else if (type == "Lowercase") {
+    step.kind = K::kLowercase;
+  } else if (type == "Prepend") {
+    step.kind = K::kPrepend;
+    auto e = j.member(node, "prepend");
+    if (!e) j.fail("normalizer.prepend", "missing");
+    step.text = std::string(j.str(*e, "normalizer.prepend"));
+  } else if (type == "Replace") {
+    step.kind = K::kReplace;
+    step.pattern = replace_pattern(j, node, "normalizer");
+    step.text = std::string(j.str_member(node, "content"));
+  } else if (type == "Strip") {
+    step.kind = K::kStrip;
+    step.left = j.boolean(node, "strip_left", true);
+    step.right = j.boolean(node, "strip_right", true);
+  } else {
+    j.fail("normalizer.type", "normalizer '" + std::string(type) +
+                                  "' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
+                                  "Prepend, Replace, Strip, Sequence)");
+  }
+  steps.push_back(std::move(step));
+}
+
+// The decoder chain of a tokenizer that is not byte-level.
+void parse_decoder(const Json& j, element node, std::vector<DecodeStep>& steps) {
+  using K = DecodeStep::Kind;
+  std::string_view type = j.str_member(node, "type");
+  if (type == "Sequence") {
+    if (auto list = j.member(node, "decoders")) {
+      for (element child : j.arr(*list, "decoder.decoders")) parse_decoder(j, child, steps);
+    }
+    return;
+  }
+  DecodeStep step;
+  if (type == "Replace") {
+    step.kind = K::kReplace;
+    step.pattern = replace_pattern(j, node, "decoder");
+    step.text = std::string(j.str_member(node, "content"));
+  } else if (type == "ByteFallback") {
+    step.kind = K::kByteFallback;
+  } else if (type == "Fuse") {
+    step.kind = K::kFuse;
+  } else if (type == "Strip") {
+    step.kind = K::kStrip;
+    step.text = std::string(j.str_member(node, "content"));
+    if (step.text.empty()) j.fail("decoder.content", "missing");
+    for (auto [key, target] : {std::pair{"start", &step.start}, std::pair{"stop", &step.stop}}) {
+      auto e = j.member(node, key);
+      int64_t v = e ? j.integer(*e, "decoder.start/stop") : 0;
+      if (v < 0) j.fail("decoder.start/stop", "must not be negative");
+      *target = static_cast<size_t>(v);
+    }
+  } else if (type == "Metaspace") {
+    step.kind = K::kMetaspace;
+    step.text = std::string(replacement_char(j, node, "decoder.replacement"));
+    step.prepend = prepend_scheme(j, node, "decoder") != MetaspaceSpec::Prepend::kNever;
+  } else {
+    j.fail("decoder.type", "decoder '" + std::string(type) +
+                               "' is not supported here (supported: Replace, ByteFallback, Fuse, "
+                               "Strip, Metaspace, Sequence; ByteLevel with a ByteLevel vocabulary)");
+  }
+  steps.push_back(std::move(step));
 }
 
 std::optional<int32_t> find_token(const BpeSpec& spec, std::string_view content) {
@@ -284,21 +395,30 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
       !j.str_member(*model_el, "end_of_word_suffix").empty()) {
     j.fail("model", "continuing_subword_prefix / end_of_word_suffix are not supported");
   }
-  if (j.boolean(*model_el, "byte_fallback", false)) {
-    j.fail("model.byte_fallback",
-           "sentencepiece-style tokenizer.json is not supported; use the "
-           "model's tokenizer.model");
-  }
 
   BpeSpec spec;
   spec.model = std::make_unique<BpeModel>();
   spec.description = "bpe:" + origin;
+  // Byte-level vocabularies (GPT-2 style) spell bytes as printable characters; the others
+  // (sentencepiece conversions: Metaspace or Prepend/Replace with byte_fallback) are
+  // character-level and keep their pieces as written.
+  bool byte_level = false;
+  if (auto pre = j.member(j.root(), "pre_tokenizer"))
+    byte_level = parse_pre_tokenizer(j, *pre, spec);
+  auto dec = j.member(j.root(), "decoder");
+  byte_level = byte_level || (dec && j.str_member(*dec, "type") == "ByteLevel");
+  if (auto norm = j.member(j.root(), "normalizer")) parse_normalizer(j, *norm, spec.normalizer);
   auto vocab = j.member(*model_el, "vocab");
   if (!vocab) j.fail("model.vocab", "missing");
   object vocab_obj = j.obj(*vocab, "model.vocab");
   spec.model->reserve(vocab_obj.size());
   for (auto [key, value] : vocab_obj) {
-    add_vocab_entry(*spec.model, key, checked_id(j.integer(value, "model.vocab"), origin, key));
+    const int32_t id = checked_id(j.integer(value, "model.vocab"), origin, key);
+    if (byte_level) {
+      add_vocab_entry(*spec.model, key, id);
+    } else {
+      spec.model->add_token(id, std::string(key), std::string(key));
+    }
   }
   if (auto merges = j.member(*model_el, "merges")) {
     int32_t rank = 0;
@@ -333,21 +453,24 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
     }
   }
 
-  if (auto norm = j.member(j.root(), "normalizer")) check_normalizer(j, *norm);
-  bool byte_level = false;
-  if (auto pre = j.member(j.root(), "pre_tokenizer"))
-    byte_level = parse_pre_tokenizer(j, *pre, spec);
-  if (auto dec = j.member(j.root(), "decoder")) {
-    byte_level = byte_level || j.str_member(*dec, "type") == "ByteLevel";
-  }
+  const std::string_view unk_piece = j.str_member(*model_el, "unk_token");
+  const bool byte_fallback = j.boolean(*model_el, "byte_fallback", false);
   if (!byte_level) {
-    j.fail("pre_tokenizer",
-           "only byte-level BPE is supported (no ByteLevel pre-tokenizer or "
-           "decoder)");
+    CharLevelOptions opts;
+    opts.byte_fallback = byte_fallback;
+    opts.fuse_unk = j.boolean(*model_el, "fuse_unk", false);
+    if (!unk_piece.empty()) {
+      opts.unk = spec.model->find_piece(unk_piece);
+      if (!opts.unk) j.fail("model.unk_token", "'" + std::string(unk_piece) + "' is not in the vocabulary");
+    }
+    spec.model->set_char_level(opts);
+    spec.decoder.emplace();
+    if (dec) parse_decoder(j, *dec, *spec.decoder);
   }
   spec.model->finish(origin);
 
-  if (auto post = j.member(j.root(), "post_processor")) parse_post_processor(j, *post, spec);
+  auto post = j.member(j.root(), "post_processor");
+  if (post) parse_post_processor(j, *post, spec);
   spec.bos = resolve_token(j, spec, cfg.bos_token, "bos_token",
                            {"<|begin_of_text|>", "<s>", "<|startoftext|>", "<bos>"});
   if (!spec.bos && !spec.prefix_ids.empty()) spec.bos = spec.prefix_ids.front();
@@ -355,10 +478,12 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
                            {"<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>"});
   spec.pad = resolve_token(j, spec, cfg.pad_token, "pad_token", {});
   std::optional<std::string> unk = cfg.unk_token;
-  if (!unk) {
-    if (auto u = j.str_member(*model_el, "unk_token"); !u.empty()) unk = std::string(u);
-  }
+  if (!unk && !unk_piece.empty()) unk = std::string(unk_piece);
   spec.unk = resolve_token(j, spec, unk, "unk_token", {});
+  // transformers' fast tokenizers for sentencepiece models (Llama, Mistral) add BOS by default;
+  // files written before the template existed leave that to tokenizer_config.json.
+  const bool sentencepiece_style = !byte_level && (byte_fallback || spec.metaspace);
+  if (!post && sentencepiece_style && spec.bos) spec.prefix_ids.push_back(*spec.bos);
   apply_config_flags(j, cfg, spec);
   return std::make_unique<BpeTokenizer>(std::move(spec));
 }

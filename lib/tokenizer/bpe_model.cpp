@@ -1,5 +1,6 @@
 #include "tokenizer/bpe_model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 
@@ -49,6 +50,21 @@ void BpeModel::derive_merges_from_ranks() {
 }
 
 void BpeModel::finish(std::string_view origin) {
+  origin_ = origin;
+  if (char_level_) {
+    if (!char_level_->byte_fallback) return;
+    for (unsigned b = 0; b < 256; ++b) {
+      char name[8];
+      std::snprintf(name, sizeof name, "<0x%02X>", b);
+      auto id = find_piece(name);
+      if (!id) {
+        throw InputError(std::string(origin) + ": model.byte_fallback is true but the vocabulary has no token " +
+                         name + " (byte fallback needs all 256 <0xNN> tokens)");
+      }
+      byte_ids_[b] = *id;
+    }
+    return;
+  }
   for (unsigned b = 0; b < 256; ++b) {
     const char byte = static_cast<char>(b);
     auto id = find(std::string_view(&byte, 1));
@@ -74,15 +90,15 @@ std::optional<int32_t> BpeModel::find_piece(std::string_view piece) const {
   return it->second;
 }
 
-void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) const {
+void BpeModel::encode_piece(std::string_view bytes, std::vector<BpeSymbol>& out) const {
   if (bytes.empty()) return;
-  if (bytes.size() == 1) {
-    out.push_back(byte_ids_[static_cast<unsigned char>(bytes[0])]);
+  if (bytes.size() == 1 && !char_level_) {
+    out.push_back({byte_ids_[static_cast<unsigned char>(bytes[0])], 1});
     return;
   }
   if (ignore_merges_) {
     if (auto id = find(bytes)) {
-      out.push_back(*id);
+      out.push_back({*id, static_cast<uint32_t>(bytes.size())});
       return;
     }
   }
@@ -103,13 +119,60 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
   }
 }
 
+namespace {
+
+// Length of the UTF-8 character whose lead byte is `c` (input is validated UTF-8).
+uint32_t utf8_length(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
+
+}  // namespace
+
+// Character-level start as Hugging Face's BPE model builds its word: each character that is a
+// token stays one symbol; otherwise its bytes' <0xNN> tokens, or unk.
+void BpeModel::initial_symbols(std::string_view bytes, std::vector<BpeSymbol>& out) const {
+  if (!char_level_) {
+    for (char c : bytes) out.push_back({byte_ids_[static_cast<unsigned char>(c)], 1});
+    return;
+  }
+  std::optional<BpeSymbol> unk;  // pending unknown run (fuse_unk joins neighbours)
+  auto flush_unk = [&] {
+    if (unk) out.push_back(*unk);
+    unk.reset();
+  };
+  for (size_t i = 0; i < bytes.size();) {
+    const uint32_t n = std::min<uint32_t>(utf8_length(static_cast<unsigned char>(bytes[i])),
+                                          static_cast<uint32_t>(bytes.size() - i));
+    const std::string_view ch = bytes.substr(i, n);
+    if (auto id = find(ch)) {
+      flush_unk();
+      out.push_back({*id, n});
+    } else if (char_level_->byte_fallback) {
+      flush_unk();
+      for (char c : ch) out.push_back({byte_ids_[static_cast<unsigned char>(c)], 1});
+    } else if (char_level_->unk) {
+      if (unk && char_level_->fuse_unk) {
+        unk->len += n;
+      } else {
+        flush_unk();
+        unk = BpeSymbol{*char_level_->unk, n};
+      }
+    } else {
+      throw InputError(origin_ + ": the text contains '" + std::string(ch) +
+                       "', which is not in the vocabulary (and the model has neither byte_fallback "
+                       "nor unk_token)");
+    }
+    i += n;
+  }
+  flush_unk();
+}
+
 // Merges with a min-heap of candidate pairs over a linked list of symbols: O(n log n) in the
 // piece length instead of the textbook rescan after every merge. The heap orders by (rank,
 // position), so among equal ranks the leftmost pair merges first, as in tiktoken and HF.
 // Stale candidates (a side already merged into something else) are skipped when popped.
-void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
+void BpeModel::merge(std::string_view bytes, std::vector<BpeSymbol>& out) const {
   struct Symbol {
     int32_t id;  // -1 once merged into its left neighbour
+    uint32_t len;
     int32_t prev;
     int32_t next;
   };
@@ -124,11 +187,12 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
       return rank != o.rank ? rank > o.rank : left > o.left;
     }
   };
-  const auto n = static_cast<int32_t>(bytes.size());
+  std::vector<BpeSymbol> start;
+  initial_symbols(bytes, start);
+  const auto n = static_cast<int32_t>(start.size());
+  if (n == 0) return;
   std::vector<Symbol> sym(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) {
-    sym[i] = {byte_ids_[static_cast<unsigned char>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1};
-  }
+  for (int32_t i = 0; i < n; ++i) sym[i] = {start[i].id, start[i].len, i - 1, i + 1 < n ? i + 1 : -1};
   std::vector<Candidate> storage;
   storage.reserve(static_cast<size_t>(n));
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap(std::greater<>{},
@@ -148,13 +212,14 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
     if (l.id != c.left_id || l.next != c.right || sym[c.right].id != c.right_id) continue;
     Symbol& r = sym[c.right];
     l.id = c.merged;
+    l.len += r.len;
     l.next = r.next;
     if (r.next >= 0) sym[r.next].prev = c.left;
     r.id = -1;
     consider(l.prev, c.left);
     consider(c.left, l.next);
   }
-  for (int32_t i = 0; i >= 0; i = sym[i].next) out.push_back(sym[i].id);
+  for (int32_t i = 0; i >= 0; i = sym[i].next) out.push_back({sym[i].id, sym[i].len});
 }
 
 }  // namespace pizza

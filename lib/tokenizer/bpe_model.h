@@ -20,6 +20,21 @@ struct StringHash {
 };
 using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// A token produced by BPE and how many bytes of the encoded piece it covers.
+struct BpeSymbol {
+  int32_t id = 0;
+  uint32_t len = 0;
+};
+
+// Character-level BPE (sentencepiece-style tokenizer.json): the initial symbols are the
+// piece's characters looked up in the vocabulary; a character that is not a token becomes the
+// <0xNN> tokens of its UTF-8 bytes (byte_fallback) or `unk` (one per run when fuse_unk).
+struct CharLevelOptions {
+  bool byte_fallback = false;
+  std::optional<int32_t> unk;
+  bool fuse_unk = false;
+};
+
 class BpeModel {
  public:
   // Sizes the tables for about `tokens` tokens up front (large vocabularies load faster).
@@ -33,16 +48,22 @@ class BpeModel {
   // tiktoken has no merge list: any adjacent pair whose concatenation is a token merges, with
   // that token's rank. Derives the pair table from every split point of every token.
   void derive_merges_from_ranks();
-  // Call once all tokens are in: checks that each of the 256 bytes is a token (so any text
-  // can be encoded). Throws InputError mentioning `origin` otherwise.
+  // Switches from byte-level (every byte a token) to character-level initial symbols.
+  void set_char_level(CharLevelOptions opts) { char_level_ = opts; }
+  // Whether <0xNN> tokens stand for single bytes (character-level with byte fallback).
+  bool byte_fallback() const { return char_level_ && char_level_->byte_fallback; }
+  // Call once all tokens are in: checks that each of the 256 bytes is a token (byte-level) or
+  // that every <0xNN> token exists (character-level with byte fallback), so any text can be
+  // encoded. Throws InputError mentioning `origin` otherwise.
   void finish(std::string_view origin);
 
   // Llama-3 and tiktoken look a whole pre-tokenized piece up first and only run the merges
   // when it is not a token itself.
   void set_ignore_merges(bool v) { ignore_merges_ = v; }
 
-  // BPE-encodes one pre-tokenized piece of raw bytes, appending token ids to `out`.
-  void encode_piece(std::string_view bytes, std::vector<int32_t>& out) const;
+  // BPE-encodes one pre-tokenized piece (raw bytes, or valid UTF-8 text when character-level),
+  // appending its tokens to `out`.
+  void encode_piece(std::string_view bytes, std::vector<BpeSymbol>& out) const;
 
   std::optional<int32_t> find(std::string_view bytes) const;
   std::optional<int32_t> find_piece(std::string_view piece) const;
@@ -62,7 +83,9 @@ class BpeModel {
   static uint64_t pair_key(int32_t a, int32_t b) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
-  void merge(std::string_view bytes, std::vector<int32_t>& out) const;
+  // The symbols BPE starts from: one per byte, or per character when character-level.
+  void initial_symbols(std::string_view bytes, std::vector<BpeSymbol>& out) const;
+  void merge(std::string_view bytes, std::vector<BpeSymbol>& out) const;
 
   std::vector<std::string> bytes_;
   std::vector<std::string> pieces_;
@@ -72,13 +95,15 @@ class BpeModel {
   std::unordered_map<uint64_t, Merge> merges_;
   std::array<int32_t, 256> byte_ids_{};
   bool ignore_merges_ = false;
+  std::optional<CharLevelOptions> char_level_;
+  std::string origin_;
 
   // Memo of encoded pieces: natural text repeats the same words over and over. Bounded, and
   // guarded so that concurrent encode() calls on one tokenizer stay safe.
   static constexpr size_t kCacheMaxEntries = 1 << 16;
   static constexpr size_t kCacheMaxPieceBytes = 64;
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+  mutable std::unordered_map<std::string, std::vector<BpeSymbol>, StringHash, std::equal_to<>> cache_;
 };
 
 }  // namespace pizza

@@ -36,9 +36,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   if (fs::is_directory(path)) {
     auto cfg = load_tokenizer_config(path);
-    // tokenizer.json is what transformers' fast tokenizers use; tokenizer.model is the
-    // sentencepiece original and wins for sentencepiece models (its tokenizer.json variant,
-    // Metaspace + byte fallback, is not supported).
+    // tokenizer.model is the sentencepiece original and wins for sentencepiece models; without
+    // it, tokenizer.json is loaded whatever its style (byte-level, or the sentencepiece-style
+    // conversion with Metaspace / Prepend + byte fallback).
     if (fs::exists(path / "tokenizer.model")) return load_sentencepiece(path / "tokenizer.model", cfg);
     if (fs::exists(path / "tokenizer.json")) return load_hf_tokenizer_json(path / "tokenizer.json", cfg);
     if (fs::exists(path / "vocab.json") && fs::exists(path / "merges.txt"))

@@ -113,22 +113,20 @@ struct RegexScratch::Impl {
 RegexScratch::RegexScratch() : impl_(std::make_unique<Impl>()) {}
 RegexScratch::~RegexScratch() = default;
 
-void Regex::split(std::string_view text, size_t base, std::vector<ByteRange>& out,
-                  RegexScratch& scratch) const {
+template <class F>
+void Regex::each_match(std::string_view text, RegexScratch& scratch, F&& f) const {
   pcre2_code* code = impl_->code.get();
   pcre2_match_data* md = scratch.impl_->md.get();
   pcre2_match_context* mctx = scratch.impl_->mctx.get();
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  size_t pos = 0;    // where the next search starts
-  size_t piece = 0;  // start of text not yet emitted
+  size_t pos = 0;  // where the next search starts
   while (pos < text.size()) {
     int rc = impl_->jit
                  ? pcre2_jit_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, mctx)
                  : pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, mctx);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
-      throw InputError("pre-tokenizer regex failed on the input text (" + pcre2_message(rc) +
-                       "): " + pattern_);
+      throw InputError("regex failed on the input text (" + pcre2_message(rc) + "): " + pattern_);
     }
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     size_t mb = ov[0], me = ov[1];
@@ -138,10 +136,24 @@ void Regex::split(std::string_view text, size_t base, std::vector<ByteRange>& ou
       while (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) ++pos;
       continue;
     }
-    if (mb > piece) out.push_back({base + piece, base + mb});
-    out.push_back({base + mb, base + me});
-    piece = pos = me;
+    f(mb, me);
+    pos = me;
   }
+}
+
+void Regex::matches(std::string_view text, size_t base, std::vector<ByteRange>& out,
+                    RegexScratch& scratch) const {
+  each_match(text, scratch, [&](size_t b, size_t e) { out.push_back({base + b, base + e}); });
+}
+
+void Regex::split(std::string_view text, size_t base, std::vector<ByteRange>& out,
+                  RegexScratch& scratch) const {
+  size_t piece = 0;  // start of text not yet emitted
+  each_match(text, scratch, [&](size_t b, size_t e) {
+    if (b > piece) out.push_back({base + piece, base + b});
+    out.push_back({base + b, base + e});
+    piece = e;
+  });
   if (piece < text.size()) out.push_back({base + piece, base + text.size()});
 }
 

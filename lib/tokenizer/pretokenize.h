@@ -63,9 +63,18 @@ class Regex {
   void split(std::string_view text, size_t base, std::vector<ByteRange>& out,
              RegexScratch& scratch) const;
 
+  // Every non-empty match, left to right and non-overlapping (HF Replace with a pattern).
+  // Appends ranges offset by `base`. `text` must be valid UTF-8.
+  void matches(std::string_view text, size_t base, std::vector<ByteRange>& out,
+               RegexScratch& scratch) const;
+
   const std::string& pattern() const { return pattern_; }
 
  private:
+  // Calls f(begin, end) for every non-empty match (the one loop behind split and matches).
+  template <class F>
+  void each_match(std::string_view text, RegexScratch& scratch, F&& f) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string pattern_;

@@ -79,6 +79,20 @@ struct Piece {
   PieceType type = PieceType::normal;
 };
 
+// One SentencePiece message of the ModelProto.
+Piece parse_piece(std::string_view bytes, const std::filesystem::path& path) {
+  ProtoReader pr(bytes, path);
+  Piece p;
+  while (!pr.done()) {
+    auto [f, w] = pr.key();
+    if (f == 1 && w == 2) p.text = std::string(pr.bytes());
+    else if (f == 2 && w == 5) p.score = pr.fixed32();
+    else if (f == 3 && w == 0) p.type = static_cast<PieceType>(pr.varint());
+    else pr.skip(w);
+  }
+  return p;
+}
+
 size_t utf8_char_len(unsigned char c) {
   if (c < 0x80) return 1;
   if ((c >> 5) == 0x6) return 2;
@@ -257,16 +271,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     while (!r.done()) {
       auto [field, wire] = r.key();
       if (field == 1 && wire == 2) {  // SentencePiece
-        ProtoReader pr(r.bytes(), path_);
-        Piece p;
-        while (!pr.done()) {
-          auto [f, w] = pr.key();
-          if (f == 1 && w == 2) p.text = std::string(pr.bytes());
-          else if (f == 2 && w == 5) p.score = pr.fixed32();
-          else if (f == 3 && w == 0) p.type = static_cast<PieceType>(pr.varint());
-          else pr.skip(w);
-        }
-        pieces_.push_back(std::move(p));
+        pieces_.push_back(parse_piece(r.bytes(), path_));
       } else if (field == 2 && wire == 2) {  // TrainerSpec
         ProtoReader tr(r.bytes(), path_);
         while (!tr.done()) {
@@ -473,6 +478,23 @@ class SentencePieceTokenizer final : public Tokenizer {
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& model_file, const TokenizerConfig& cfg) {
   if (!std::filesystem::exists(model_file)) throw InputError(model_file.string() + ": no such tokenizer file");
   return std::make_unique<SentencePieceTokenizer>(model_file, cfg);
+}
+
+std::vector<SentencePieceEntry> read_sentencepiece_pieces(const std::filesystem::path& model_file) {
+  const std::string data = read_file(model_file);
+  ProtoReader r(data, model_file);
+  std::vector<SentencePieceEntry> out;
+  while (!r.done()) {
+    auto [field, wire] = r.key();
+    if (field != 1 || wire != 2) {
+      r.skip(wire);
+      continue;
+    }
+    Piece p = parse_piece(r.bytes(), model_file);
+    out.push_back({std::move(p.text), p.score, static_cast<int>(p.type)});
+  }
+  if (out.empty()) throw InputError(model_file.string() + ": sentencepiece model has no pieces");
+  return out;
 }
 
 }  // namespace pizza

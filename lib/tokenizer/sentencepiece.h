@@ -4,11 +4,23 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "tokenizer/tokenizer.h"
 
 namespace pizza {
 
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& model_file, const TokenizerConfig& cfg = {});
+
+// One vocabulary entry of a tokenizer.model, as stored (for converters and tools).
+struct SentencePieceEntry {
+  std::string piece;
+  float score = 0;
+  int type = 1;  // sentencepiece's Type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
+};
+
+// The pieces of a tokenizer.model in id order; throws InputError on a corrupt file.
+std::vector<SentencePieceEntry> read_sentencepiece_pieces(const std::filesystem::path& model_file);
 
 }  // namespace pizza

@@ -1,34 +1,19 @@
 // Byte-level BPE against the official tiktoken library's ids (../shared/reference/tokenizers,
 // computed by tiktoken 1.0.22; the GPT-2 ids also equal Hugging Face tokenizers' output).
-#include <simdjson.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "support/paths.h"
+#include "test_util.h"
 #include "tokenizer/bpe.h"
 
 namespace {
 
-struct Case {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-std::vector<Case> read_cases(const std::string& rel) {
-  std::ifstream in(pizza::test::shared(rel));
-  std::vector<Case> cases;
-  simdjson::dom::parser parser;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    simdjson::dom::element doc = parser.parse(line);
-    Case c{std::string(std::string_view(doc["text"])), {}};
-    for (int64_t id : doc["ids"].get_array()) c.ids.push_back(static_cast<int32_t>(id));
-    cases.push_back(std::move(c));
-  }
-  REQUIRE(cases.size() >= 10);
+std::vector<pizza::test::ReferenceLine> read_cases(const std::string& rel) {
+  auto cases = pizza::test::read_reference_jsonl(pizza::test::shared(rel), "ids", 10);
+  for (const auto& c : cases) REQUIRE(!c.ids.empty());
   return cases;
 }
 

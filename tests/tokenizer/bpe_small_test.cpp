@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "support/paths.h"
+#include "test_util.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenize.h"
 #include "util/error.h"
@@ -14,35 +15,10 @@ namespace {
 
 using Catch::Matchers::Contains;
 
-void write(const std::filesystem::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary) << s;
-}
+using pizza::test::byte_char;
+using pizza::test::json_string;
 
-// GPT-2's byte alphabet, written out independently of the code under test: printable Latin-1
-// bytes keep their code point, the other 68 bytes go to U+0100.. in byte order.
-std::string byte_char(unsigned b) {
-  static const std::vector<unsigned> cps = [] {
-    std::vector<unsigned> v(256);
-    unsigned moved = 0;
-    for (unsigned x = 0; x < 256; ++x) {
-      bool keep = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
-      v[x] = keep ? x : 256 + moved++;
-    }
-    return v;
-  }();
-  unsigned cp = cps[b];
-  if (cp < 0x80) return std::string(1, static_cast<char>(cp));
-  return {static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
+void write(const std::filesystem::path& p, const std::string& s) { pizza::test::write_file(p, s); }
 
 // Ids 0..255 are the bytes themselves (id == byte value); then ab=256, bc=257, abc=258,
 // aa=259. Merge ranks: "b c" 0, "a b" 1, "a bc" 2, "a a" 3.

@@ -10,15 +10,14 @@
 //    leading/trailing spaces are dropped and runs of spaces collapse to one before encoding, so
 //    decode(encode(x)) == x with that normalisation applied; spans still concatenate to x
 //    exactly (dropped spaces are absorbed by a neighbouring token).
-#include <simdjson.h>
 
 #include <catch2/catch.hpp>
 #include <algorithm>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "support/paths.h"
+#include "test_util.h"
 #include "tokenizer/sentencepiece.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,26 +28,11 @@ namespace {
 std::unique_ptr<Tokenizer> llama2() { return load_sentencepiece(test::shared("tokenizers/llama2/tokenizer.model")); }
 std::unique_ptr<Tokenizer> tok512() { return load_tokenizer(test::shared("models/stories260K")); }
 
-struct Line {
-  std::string text;
-  std::vector<int32_t> ids;  // empty when the file has none under `ids_key`
-};
+using test::check_spans;
+using test::is_byte_piece;
 
-std::vector<Line> read_jsonl(const std::filesystem::path& file, const char* ids_key) {
-  std::ifstream in(file);
-  std::vector<Line> out;
-  simdjson::dom::parser parser;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    simdjson::dom::element doc = parser.parse(line);
-    Line l{std::string(std::string_view(doc["text"])), {}};
-    simdjson::dom::array ids;
-    if (!doc[ids_key].get(ids))
-      for (int64_t id : ids) l.ids.push_back(static_cast<int32_t>(id));
-    out.push_back(std::move(l));
-  }
-  REQUIRE(!out.empty());
-  return out;
+std::vector<test::ReferenceLine> read_jsonl(const std::filesystem::path& file, const char* ids_key) {
+  return test::read_reference_jsonl(file, ids_key);
 }
 
 // Every reference string of every ../shared/reference/tokenizers/*.jsonl file.
@@ -59,39 +43,6 @@ std::vector<std::string> all_reference_texts() {
       texts.push_back(std::move(l.text));
   REQUIRE(texts.size() >= 50);
   return texts;
-}
-
-bool is_byte_piece(const Tokenizer& tok, int32_t id) {
-  auto p = tok.piece(id);
-  return p.size() == 6 && p.rfind("<0x", 0) == 0 && p.back() == '>';
-}
-
-// Spans start at 0, are contiguous, and concatenate to the text; special tokens are empty
-// (unless nothing else is left to cover the text: tok512 encodes "   " to BOS alone);
-// byte-fallback tokens cover exactly their one byte.
-void check_spans(const Tokenizer& tok, const std::string& text) {
-  INFO("text: " << text);
-  auto enc = tok.encode(text);
-  const bool has_plain = std::any_of(enc.tokens.begin(), enc.tokens.end(), [](const Token& t) { return !t.special; });
-  size_t pos = 0;
-  std::string joined;
-  for (const auto& t : enc.tokens) {
-    INFO("token " << t.id << " '" << t.text << "' [" << t.begin << ", " << t.end << ")");
-    CHECK(t.begin == pos);
-    REQUIRE(t.end >= t.begin);
-    REQUIRE(t.end <= text.size());
-    CHECK(t.text == tok.piece(t.id));
-    CHECK(t.special == tok.is_special(t.id));
-    if (t.special && has_plain) CHECK(t.begin == t.end);
-    if (is_byte_piece(tok, t.id)) {
-      CHECK(t.end - t.begin == 1);
-      CHECK(text.substr(t.begin, 1) == tok.token_bytes(t.id));
-    }
-    joined += text.substr(t.begin, t.end - t.begin);
-    pos = t.end;
-  }
-  CHECK(pos == text.size());
-  CHECK(joined == text);
 }
 
 // What tok512's normaliser does to spaces: strip leading/trailing ones, collapse runs.
