@@ -1,5 +1,7 @@
 #include "attribution/gradient.h"
 
+#include <ATen/VmapMode.h>
+
 #include "util/error.h"
 
 namespace pizza {
@@ -14,6 +16,32 @@ struct Item {
 
 torch::Tensor long_tensor(const std::vector<int64_t>& v, torch::Device dev) {
   return torch::tensor(v, torch::TensorOptions().dtype(torch::kLong)).to(dev);
+}
+
+// One level of ATen's vmap (the mechanism behind torch.autograd.grad(is_grads_batched=True)),
+// left on every exit path.
+class VmapLevel {
+ public:
+  VmapLevel() : level_(at::impl::VmapMode::increment_nesting()) {}
+  ~VmapLevel() { at::impl::VmapMode::decrement_nesting(); }
+  VmapLevel(const VmapLevel&) = delete;
+  VmapLevel& operator=(const VmapLevel&) = delete;
+  int64_t level() const { return level_; }
+
+ private:
+  int64_t level_;
+};
+
+// K vector-Jacobian products of `values` w.r.t. `input` in one backward pass: grad_outputs
+// [K, values...] -> [K, input...]. Each backward operation runs once on K-times larger
+// operands (e.g. one [K*T, out] x [out, in] product instead of K small ones), which is what
+// makes the batched attribution fast.
+torch::Tensor batched_vjp(const torch::Tensor& values, const torch::Tensor& input, const torch::Tensor& grad_outputs,
+                          bool retain_graph) {
+  VmapLevel vmap;
+  auto batched = at::_add_batch_dim(grad_outputs, 0, vmap.level());
+  auto g = torch::autograd::grad({values}, {input}, {batched}, retain_graph)[0];
+  return at::_remove_batch_dim(g, vmap.level(), grad_outputs.size(0), 0);
 }
 
 class Engine {
@@ -39,17 +67,9 @@ class Engine {
   }
 
   GradientAttribution run() {
-    std::vector<Item> items;
-    for (int64_t t = 0; t < N_; ++t)
-      for (auto [a, w] : req_.method->points(req_.options)) items.push_back({t, a, w});
-    const size_t chunk = req_.algorithm == GradientAlgorithm::reference ? 1 : static_cast<size_t>(std::max<int64_t>(1, req_.max_batch));
     GradientAttribution out;
-    for (size_t i = 0; i < items.size(); i += chunk) {
-      run_chunk(std::vector<Item>(items.begin() + static_cast<std::ptrdiff_t>(i),
-                                  items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), i + chunk))));
-      ++out.passes;
-      if (req_.progress) req_.progress(std::min(items.size(), i + chunk), items.size());
-    }
+    if (req_.algorithm == GradientAlgorithm::reference) run_reference(out);
+    else run_fast(out);
 
     out.scores = torch::zeros({N_, P_ + N_}, torch::kFloat64);
     auto x64 = x_.to(torch::kFloat64), b64 = base_.to(torch::kFloat64);
@@ -58,7 +78,8 @@ class Engine {
       auto row = req_.method->reduce(x64.slice(0, 0, L), b64.slice(0, 0, L), acc_[t].slice(0, 0, L), req_.options);
       out.scores[t].slice(0, 0, L).copy_(row.to(torch::kCPU));
     }
-    out.target_values = evaluate(x_);
+    // The fast algorithm's forward at alpha = 1 already gave f(x) (saliency, input x gradient).
+    out.target_values = target_values_ ? *target_values_ : evaluate(x_);
     if (req_.method->uses_baseline) {
       out.baseline_values = evaluate(base_);
       for (int64_t t = 0; t < N_; ++t) {
@@ -70,6 +91,97 @@ class Engine {
   }
 
  private:
+  // PIZZA's structure: one forward and one backward per (row, point), each over the row's own
+  // prefix.
+  void run_reference(GradientAttribution& out) {
+    const auto points = req_.method->points(req_.options);
+    const size_t total = static_cast<size_t>(N_) * points.size();
+    for (int64_t t = 0; t < N_; ++t) {
+      for (auto [a, w] : points) {
+        run_chunk({{t, a, w}});
+        ++out.passes;
+        if (req_.progress) req_.progress(out.passes, total);
+      }
+    }
+  }
+
+  // One forward over the whole sequence per group of points (all rows share it: causal
+  // attention means row t's target only sees positions before P + t), then vectorised
+  // backward passes, each yielding up to --max-batch rows' gradients at once.
+  void run_fast(GradientAttribution& out) {
+    const auto points = req_.method->points(req_.options);
+    const int64_t mb = std::max<int64_t>(1, req_.max_batch);
+    const int64_t R = std::min<int64_t>(N_, mb);                  // rows per backward
+    const int64_t A = std::max<int64_t>(1, mb / R);              // points per forward
+    const auto npoints = static_cast<int64_t>(points.size());
+    const size_t total = static_cast<size_t>(((N_ + R - 1) / R) * ((npoints + A - 1) / A));
+    const int64_t L = P_ + N_ - 1;
+    const auto dev = x_.device();
+    auto x = x_.slice(0, 0, L), base = base_.slice(0, 0, L);
+    for (int64_t a0 = 0; a0 < npoints; a0 += A) {
+      const int64_t Ak = std::min(A, npoints - a0);
+      std::vector<double> alpha, weight;
+      for (int64_t a = a0; a < a0 + Ak; ++a) {
+        alpha.push_back(points[static_cast<size_t>(a)].first);
+        weight.push_back(points[static_cast<size_t>(a)].second);
+      }
+      auto alphas = torch::tensor(alpha, torch::kFloat64).to(x_.scalar_type()).to(dev).view({Ak, 1, 1});
+      auto embeds = (base.unsqueeze(0) + alphas * (x - base).unsqueeze(0)).detach().requires_grad_(true);  // [Ak, L, D]
+      auto [out_t, seed] = backward_seed(embeds, alpha);  // [Ak, N(, D)]
+      auto w = torch::tensor(weight, torch::kFloat64).to(dev).view({1, Ak, 1, 1});
+      for (int64_t r0 = 0; r0 < N_; r0 += R) {
+        const int64_t K = std::min(R, N_ - r0);
+        // Backward k differentiates row r0 + k (at every point): its seed, zero elsewhere.
+        auto onehot = torch::zeros({K, Ak, N_}, seed.options());
+        onehot.narrow(2, r0, K).copy_(torch::eye(K, seed.options()).unsqueeze(1).expand({K, Ak, K}));
+        auto seeds = seed.dim() == 3 ? onehot.unsqueeze(-1) * seed.unsqueeze(0) : onehot;
+        auto g = batched_vjp(out_t, embeds, seeds, /*retain_graph=*/r0 + R < N_);  // [K, Ak, L, D]
+        acc_.narrow(0, r0, K).narrow(1, 0, L).add_((g.to(torch::kFloat64) * w).sum(1));
+        ++out.passes;
+        if (req_.progress) req_.progress(out.passes, total);
+      }
+    }
+  }
+
+  // Where the vectorised backward starts, and its per-row seed. Targets that read one position
+  // per row: the final hidden state h[a, r] at row r's position, seeded with d target / d h
+  // (one ordinary backward through the vocabulary projection and the target for all rows at
+  // once: row r's target depends on h[a, r] alone). Targets that read every position
+  // (pizza-legacy): the targets themselves [A, N], seeded with 1. Also records f(x) when a
+  // point is alpha = 1 (saliency, input x gradient), which saves a forward later.
+  std::pair<torch::Tensor, torch::Tensor> backward_seed(const torch::Tensor& embeds, const std::vector<double>& alpha) {
+    const auto A = embeds.size(0);
+    const auto dev = embeds.device();
+    auto first = torch::arange(P_ - 1, P_ + N_ - 1, torch::TensorOptions().dtype(torch::kLong).device(dev));
+    auto tokens = tokens_.repeat({A});
+    auto record = [&](const torch::Tensor& values) {  // [A, N]
+      for (int64_t a = 0; a < A; ++a) {
+        if (alpha[static_cast<size_t>(a)] != 1.0) continue;
+        auto v = values[a].detach().to(torch::kFloat64).to(torch::kCPU).contiguous();
+        target_values_.emplace(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+      }
+    };
+    if (req_.target->needs_all_positions) {
+      // Every row needs the logits of its whole prefix: one (broadcast) copy per row.
+      auto logits = model_.forward(embeds);  // [A, L, V]
+      auto per_row = logits.unsqueeze(1).expand({A, N_, logits.size(1), logits.size(2)}).reshape({A * N_, logits.size(1), logits.size(2)});
+      auto values = req_.target->fn(per_row, first.repeat({A}), tokens).view({A, N_});
+      record(values);
+      return {values, torch::ones_like(values)};
+    }
+    ForwardOptions fo;
+    fo.logit_positions = first.view({1, N_}).expand({A, N_});
+    fo.final_hidden_only = true;
+    auto h = model_.forward(embeds, fo);  // [A, N, D]
+    auto leaf = h.detach().requires_grad_(true);
+    auto logits = model_.project(leaf);   // [A, N, V]
+    auto zeros = torch::zeros({A * N_}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+    auto values = req_.target->fn(logits.reshape({A * N_, 1, logits.size(2)}), zeros, tokens).view({A, N_});
+    record(values);
+    auto seed = torch::autograd::grad({values.sum()}, {leaf})[0];  // [A, N, D]
+    return {h, seed};
+  }
+
   void run_chunk(const std::vector<Item>& items) {
     int64_t max_row = 0;
     for (const auto& it : items) max_row = std::max(max_row, it.row);
@@ -120,6 +232,7 @@ class Engine {
   const GradientRequest& req_;
   int64_t P_ = 0, N_ = 0;
   torch::Tensor x_, base_, tokens_, acc_;
+  std::optional<std::vector<double>> target_values_;  // f(x) per row, when a pass computed it
 };
 
 }  // namespace

@@ -2,11 +2,15 @@
 // target at the position that predicts t with respect to every earlier input embedding,
 // reduced to one score per position by a method.
 //
-// Fast algorithm (default): the sequence is replicated once per (row, method point), each
-// copy cut to the prefix its chunk needs, the copies' targets are summed and one backward
-// pass yields every row's gradient (copies are independent in the batch). Chunks of
-// --max-batch copies bound memory. Model weights never require gradients, so backward
-// computes input gradients only.
+// Fast algorithm (default): one forward over the whole sequence per group of method points
+// (causal attention lets every row share it: row t's target only sees the positions before
+// P + t), then vectorised backward passes (ATen's vmap over one-hot grad outputs, as
+// torch.autograd.grad(is_grads_batched=True) does) that each yield up to --max-batch rows'
+// gradients: every backward operation runs once on row-batched operands, so the per-row
+// work is large matrix products. The vocabulary projection and the target are
+// differentiated once for all rows before the vectorised pass. Model weights never require
+// gradients, so backward computes input gradients only. --max-batch bounds memory (rows per
+// backward x points per forward).
 // Reference algorithm: PIZZA's structure — one forward and one backward per row (and per
 // point), recomputing the prefix each time. Kept for equivalence tests and benchmarks.
 #pragma once

@@ -1,5 +1,6 @@
 #include "attribution/target.h"
 
+#include "model/grad_ops.h"
 #include "util/error.h"
 
 namespace pizza {
@@ -8,20 +9,20 @@ namespace {
 
 // logits[b, pos[b], :] -> [B, V]
 torch::Tensor at_positions(const torch::Tensor& logits, const torch::Tensor& pos) {
-  auto b = torch::arange(logits.size(0), torch::TensorOptions().dtype(torch::kLong).device(logits.device()));
-  return logits.index({b, pos});
+  return select_rows(logits, pos.view({-1, 1})).squeeze(1);
 }
 
-torch::Tensor pick(const torch::Tensor& values, const torch::Tensor& tokens) {
-  return values.gather(1, tokens.view({-1, 1})).squeeze(1);
-}
+// values [B, V], tokens [B] -> values[b, tokens[b]]. The model/grad_ops versions keep the
+// batched (vmap) backward of the fast gradient algorithm free of per-row loops.
+torch::Tensor pick(const torch::Tensor& values, const torch::Tensor& tokens) { return pick_last(values, tokens); }
 
 torch::Tensor prob(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& tokens) {
-  return pick(torch::softmax(at_positions(logits, pos), -1), tokens);
+  const auto l = at_positions(logits, pos);
+  return pick(softmax_last(l, l.scalar_type()), tokens);
 }
 
 torch::Tensor logprob(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& tokens) {
-  return pick(torch::log_softmax(at_positions(logits, pos), -1), tokens);
+  return pick(log_softmax_last(at_positions(logits, pos)), tokens);
 }
 
 torch::Tensor logit(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& tokens) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "model/grad_ops.h"
 #include "util/error.h"
 
 namespace pizza {
@@ -57,7 +58,7 @@ std::shared_ptr<Norm> make_norm(const ParamSource& p, const std::string& name, c
 
 torch::Tensor activate(Activation a, const torch::Tensor& x) {
   switch (a) {
-    case Activation::silu: return torch::silu(x);
+    case Activation::silu: return pizza::silu(x);
     case Activation::gelu_exact: return torch::gelu(x);
     case Activation::gelu_tanh: return torch::gelu(x, "tanh");
     case Activation::relu: return torch::relu(x);
@@ -185,7 +186,7 @@ torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& co
   }
   scores = scores + mask;
   // Softmax in float32 at least, as transformers' eager attention does.
-  auto probs = torch::softmax(scores, -1, scores.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32)
+  auto probs = softmax_last(scores, scores.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32)
                    .to(q.scalar_type());
   auto out = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
   return o_->forward(out);
@@ -412,9 +413,15 @@ torch::Tensor Transformer::forward(const torch::Tensor& inputs_embeds, const For
   if (opts.hidden_states) opts.hidden_states->push_back(h);
   if (opts.last_only) h = h.slice(1, T - 1, T);
   if (opts.logit_positions.defined()) {
-    auto rows = torch::arange(B, torch::TensorOptions().dtype(torch::kLong).device(dev));
-    h = h.index({rows, opts.logit_positions.to(dev)}).unsqueeze(1);
+    auto p = opts.logit_positions.to(dev);
+    if (p.dim() == 1) p = p.view({B, 1});
+    h = select_rows(h, p);  // [B, K, D]
   }
+  if (opts.final_hidden_only) return h;
+  return project(h);
+}
+
+torch::Tensor Transformer::project(const torch::Tensor& h) const {
   auto logits = lm_head_->forward(h);
   if (cfg_.logits_divisor != 1.0) logits = logits / cfg_.logits_divisor;
   if (cfg_.logits_multiplier != 1.0) logits = logits * cfg_.logits_multiplier;

@@ -34,9 +34,13 @@ struct ForwardOptions {
   std::vector<torch::Tensor>* hidden_states = nullptr;  // L+1 entries, as transformers returns
   // Only compute logits for the last position (generation).
   bool last_only = false;
-  // Only compute logits at one position per row ([B] int64): logits come back [B,1,V]. Saves
-  // the vocabulary projection (and its backward) at every other position.
+  // Only compute logits at one position per row ([B] int64: logits come back [B,1,V]) or at K
+  // positions per row ([B, K]: [B,K,V]). Saves the vocabulary projection (and its backward)
+  // at every other position.
   torch::Tensor logit_positions;
+  // Stop before the vocabulary projection: return the final (normed) hidden states that
+  // project() turns into logits.
+  bool final_hidden_only = false;
 };
 
 class Linear : public torch::nn::Module {
@@ -126,6 +130,9 @@ class Transformer : public torch::nn::Module {
   torch::Tensor embed(const torch::Tensor& ids) const;
   // inputs_embeds [B,T,D] -> logits [B,T,V] (or [B,1,V] with last_only).
   torch::Tensor forward(const torch::Tensor& inputs_embeds, const ForwardOptions& opts = {}) const;
+
+  // Final hidden states -> logits (lm_head, logit scaling and soft-capping).
+  torch::Tensor project(const torch::Tensor& h) const;
 
   const ModelConfig& config() const { return cfg_; }
   torch::Dtype dtype() const { return dtype_; }

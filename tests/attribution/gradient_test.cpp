@@ -198,6 +198,10 @@ TEST_CASE("fast algorithm equals the reference algorithm for every method and ta
         INFO(m.name << " x " << t.name << " max_batch " << batch);
         auto fast = run(lm->model(), prompt, outputs, m.name, t.name, GradientAlgorithm::fast, batch, opts);
         CHECK(worst_row_relative(fast.scores, ref.scores) < 1e-5);
+        // f(x) per row: the fast algorithm reuses its alpha = 1 forward where it has one.
+        REQUIRE(fast.target_values.size() == ref.target_values.size());
+        for (size_t i = 0; i < ref.target_values.size(); ++i)
+          CHECK(fast.target_values[i] == Approx(ref.target_values[i]).epsilon(1e-5).margin(1e-9));
       }
     }
   }

@@ -1,0 +1,30 @@
+// Softmax, log-softmax, SiLU and row selections whose backward is written in plain pointwise and reduction operations.
+//
+// The batched gradient attribution (attribution/gradient.cpp) differentiates every output row
+// in one vectorised backward pass (ATen's vmap over the grad outputs). ATen has no vmap
+// batching rule for _softmax_backward_data or silu_backward and falls back to a slow loop
+// over the batch for them — twice per layer. These functions compute exactly the same
+// forward values (they call torch::softmax / torch::silu) and give autograd a backward made of
+// mul, sub and sum (or a matrix product), which vmap batches natively. Outside grad mode they are the plain ops.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace pizza {
+
+// softmax over the last dimension, computed in `dtype` (as torch::softmax(x, -1, dtype)).
+torch::Tensor softmax_last(const torch::Tensor& x, torch::Dtype dtype);
+
+torch::Tensor log_softmax_last(const torch::Tensor& x);
+
+torch::Tensor silu(const torch::Tensor& x);
+
+// x[..., index] for an int64 `index` shaped like x without its last dimension (a gather whose
+// backward is a multiplication).
+torch::Tensor pick_last(const torch::Tensor& x, const torch::Tensor& index);
+
+// x [B, T, D], index [B, K] int64 -> [B, K, D] = x[b, index[b, k]] (exact: a one-hot product in
+// grad mode).
+torch::Tensor select_rows(const torch::Tensor& x, const torch::Tensor& index);
+
+}  // namespace pizza
