@@ -3,77 +3,20 @@
 // teacher-forced, and behave as a well-mannered HTTP client (cache, no key leaks, clear errors).
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <simdjson.h>
 
+#include "api_servers.h"
 #include "cli_helpers.h"
 #include "support/paths.h"
-
-extern char** environ;
 
 namespace {
 
 using pizza::test::run_cli;
 using pizza::test::shared;
 
-// `pizza serve --port 0` on stories260K; the port is read from its "listening on" line.
-class Server {
- public:
-  Server() {
-    int fds[2];
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    std::vector<std::string> args{PIZZA_BINARY, "serve", "--model", shared("models/stories260K").string(), "--port", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    fd_ = fds[0];
-    REQUIRE(rc == 0);
-    const std::regex ready(R"(listening on http://([^:\s]+):(\d+))");
-    std::string err;
-    std::smatch m;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (!std::regex_search(err, m, ready) && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buf[4096];
-      const auto n = ::read(fd_, buf, sizeof buf);
-      if (n <= 0) break;
-      err.append(buf, static_cast<size_t>(n));
-    }
-    INFO("serve stderr: " << err);
-    REQUIRE(std::regex_search(err, m, ready));
-    port_ = std::stoi(m[2]);
-  }
-  ~Server() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    ::close(fd_);
-  }
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  int port_ = 0;
-};
+using Server = pizza::test::PizzaServe;
 
 struct Parsed {
   std::vector<std::string> outputs;

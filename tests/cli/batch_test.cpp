@@ -1,10 +1,6 @@
 // `pizza local --prompts FILE` as a user runs it on stories260K: JSONL records, a SIGKILL and
 // --resume, shards, per-record overrides and failures, and byte-identical reruns.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <simdjson.h>
 
@@ -16,6 +12,7 @@
 #include <thread>
 
 #include "cli/cli_helpers.h"
+#include "support/subprocess.h"
 
 using namespace pizza::test;
 
@@ -71,35 +68,24 @@ std::vector<std::string> check_records(const std::string& text) {
   return ids;
 }
 
-// Spawns pizza with stdout/stderr to /dev/null and SIGKILLs it once `out` has >= `lines` lines.
-// Returns the number of lines the output had when the kill was sent (or when pizza ended first).
+// Runs pizza and SIGKILLs it once `out` has >= `lines` lines. Returns the number of lines the
+// output had when the kill was sent (or when pizza ended first).
 size_t kill_after_lines(const std::vector<std::string>& args, const std::filesystem::path& out, size_t lines) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<std::string> argv_s{PIZZA_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
+  std::vector<std::string> argv{PIZZA_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Subprocess pizza(std::move(argv));
   size_t seen = 0;
-  int status = 0;
   for (;;) {
     const std::string text = slurp(out);
     seen = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
     if (seen >= lines) {
-      ::kill(pid, SIGKILL);
+      pizza.kill(SIGKILL);
       break;
     }
-    if (::waitpid(pid, &status, WNOHANG) == pid) return seen;  // ended before the kill
+    if (pizza.exited()) return seen;  // ended before the kill
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  ::waitpid(pid, &status, 0);
-  CHECK(WIFSIGNALED(status));
+  CHECK(pizza.wait() == 128 + SIGKILL);
   return seen;
 }
 
