@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -20,11 +21,23 @@ std::string first_line(const std::string& s) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+// Whether the command line names a subcommand that runs no large matrix products (pizza api
+// only reads a local embedding table, if any). Those skip the BLAS re-exec: it would cost a
+// second start-up (loading libtorch takes about half a second) and gain nothing.
+bool light_command(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "api" || a == "tokenize" || a == "diff") return true;
+    if (a == "generate" || a == "local" || a == "serve" || a == "doctor") return false;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // Before anything touches BLAS: re-exec once with a better OpenBLAS kernel when safe.
-  pizza::blas::maybe_reexec_with_best_core(argc, argv);
+  if (!light_command(argc, argv)) pizza::blas::maybe_reexec_with_best_core(argc, argv);
 
   // Logs (retries, warnings) go to stderr: stdout carries results only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("pizza"));
