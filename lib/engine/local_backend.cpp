@@ -1,6 +1,7 @@
 #include "engine/local_backend.h"
 
 #include <algorithm>
+#include <cctype>
 #include <numeric>
 
 #include "model/generate.h"
@@ -187,6 +188,16 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
   return result;
 }
 
+namespace {
+
+// sentencepiece's byte fallback pieces: "<0x0A>".
+bool is_byte_piece(std::string_view piece) {
+  return piece.size() == 6 && piece.starts_with("<0x") && piece.back() == '>' && std::isxdigit(static_cast<unsigned char>(piece[3])) &&
+         std::isxdigit(static_cast<unsigned char>(piece[4]));
+}
+
+}  // namespace
+
 LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor& table) : tokenizer_(tokenizer) {
   torch::NoGradGuard ng;
   auto t = table.to(torch::kFloat32);
@@ -198,7 +209,15 @@ LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor
     const auto id = static_cast<int32_t>(i);
     boundary[static_cast<size_t>(i)] = starts_with_boundary_marker(tokenizer.piece(id));
     eligible[static_cast<size_t>(i)] = !tokenizer.is_special(id);
-    if (eligible[static_cast<size_t>(i)]) by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
+  }
+  // Text -> id: ordinary pieces first, so " " finds sentencepiece's "▁" rather than the byte
+  // fallback token <0x20> that decodes to the same byte.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int64_t i = 0; i < tv; ++i) {
+      const auto id = static_cast<int32_t>(i);
+      if (!eligible[static_cast<size_t>(i)] || is_byte_piece(tokenizer.piece(id)) != (pass == 1)) continue;
+      by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
+    }
   }
   auto to_mask = [&](const std::vector<uint8_t>& v) {
     return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).to(torch::kBool).to(normed_.device());

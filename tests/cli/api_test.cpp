@@ -3,7 +3,9 @@
 // teacher-forced, and behave as a well-mannered HTTP client (cache, no key leaks, clear errors).
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <simdjson.h>
 
@@ -171,4 +173,64 @@ TEST_CASE("api: batch mode writes one JSONL record per prompt") {
     CHECK(!rec["id"].error());
     CHECK(rec["matrix"].get_array().size() == 3);
   }
+}
+
+namespace {
+
+// Every metric's matrix of a `--format json` result, by metric name.
+std::map<std::string, std::vector<double>> parse_matrices(const std::string& json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(json);
+  std::map<std::string, std::vector<double>> out;
+  for (auto [name, matrix] : root["matrices"].get_object()) {
+    auto& values = out[std::string(name)];
+    for (simdjson::dom::element row : matrix.get_array())
+      for (simdjson::dom::element v : row.get_array()) values.push_back(double(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("api: free-running prob-diff, cosine and token-displacement equal pizza local's direct computation") {
+  // One request per batch on the server, so its float32 log-probabilities do not depend on which
+  // requests happened to be batched together.
+  Server server({"--max-batch", "1"});
+  const std::string model = shared("models/stories260K").string();
+  const std::string metrics = "prob-diff,cosine,token-displacement";
+  // Over HTTP: output tokens arrive as text and top-20 alternatives; cosine looks the text up
+  // in --embeddings' vocabulary.
+  const auto api = run_cli(api_args(server, "8", {"--endpoint", "completions", "--scoring", "free-running", "--metric", metrics,
+                                                  "--embeddings", model, "--no-cache"}));
+  INFO("api stderr: " << api.err);
+  REQUIRE(api.exit_code == 0);
+  // Directly: the same model generating locally, the same formulas on token ids.
+  const auto local = run_cli({"local", "--model", model, "--method", "occlusion", "--scoring", "free-running", "--metric", metrics,
+                              "--unit", "word", "--prompt", kPrompt, "-n", "8", "--format", "json", "--quiet"});
+  INFO("local stderr: " << local.err);
+  REQUIRE(local.exit_code == 0);
+  CHECK(parse_result(api.out).outputs == parse_result(local.out).outputs);
+  const auto a = parse_matrices(api.out), l = parse_matrices(local.out);
+  REQUIRE(a.size() == 3);
+  REQUIRE(l.size() == 3);
+  for (const auto& [name, values] : l) {
+    INFO("metric " << name);
+    REQUIRE(a.count(name) == 1);
+    const auto& got = a.at(name);
+    REQUIRE(got.size() == values.size());
+    REQUIRE(values.size() == 8 * 11);
+    double largest = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      CHECK(got[i] == Approx(values[i]).margin(1e-5));
+      largest = std::max(largest, std::abs(values[i]));
+    }
+    CHECK(largest > 0.01);  // the prompt's words matter: the comparison is not between zeros
+  }
+}
+
+TEST_CASE("api: cosine and nth-nearest need --embeddings") {
+  Server server;
+  using pizza::test::check_usage_error;
+  check_usage_error(run_cli(api_args(server, "2", {"--metric", "cosine", "--no-cache"})), "--embeddings");
+  check_usage_error(run_cli(api_args(server, "2", {"--perturbation", "nth-nearest", "--no-cache"})), "--embeddings");
 }
