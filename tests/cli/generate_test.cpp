@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 #include <array>
+#include <filesystem>
+#include <fstream>
 
 #include "cli/cli_helpers.h"
 
@@ -146,4 +148,44 @@ TEST_CASE("cli: tokenize --no-special-tokens drops BOS", "[cli][tokenize]") {
   std::vector<int64_t> ids;
   for (simdjson::dom::element t : simdjson::dom::array(doc["tokens"])) ids.push_back(int64_t(t["id"]));
   CHECK(ids == std::vector<int64_t>{403, 407, 261, 378});
+}
+
+TEST_CASE("cli: tokenize with a tiktoken encoding name and --tokenizer-dir gives the reference ids", "[cli][tokenize]") {
+  // o200k_base.jsonl, first line: "Hello world" -> 13225 2375 (tiktoken's own output).
+  auto r = run_cli({"tokenize", "--tokenizer", "o200k_base", "--tokenizer-dir", shared("tokenizers/tiktoken").string(), "--prompt",
+                    "Hello world", "--format", "json"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  REQUIRE(parser.parse(r.out).get(doc) == simdjson::SUCCESS);
+  std::vector<int64_t> ids;
+  for (simdjson::dom::element t : doc["tokens"].get_array()) ids.push_back(int64_t(t["id"]));
+  CHECK(ids == std::vector<int64_t>{13225, 2375});
+  check_usage_error(run_cli({"tokenize", "--tokenizer-dir", shared("tokenizers/tiktoken").string(), "--prompt", "x"}), "--tokenizer");
+}
+
+TEST_CASE("cli: tokenize --model org/name finds a tokenizer-only snapshot in the Hugging Face cache, offline", "[cli][tokenize]") {
+  // The cache layout huggingface_hub writes: refs/main -> snapshots/<commit>/ with the tokenizer
+  // files only (no weights: tokenize must not need them).
+  TempDir cache;
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  const auto repo = cache / "models--pizza-test--stories260K";
+  std::filesystem::create_directories(repo / "refs");
+  std::filesystem::create_directories(repo / "snapshots" / commit);
+  std::ofstream(repo / "refs" / "main") << commit;
+  for (const char* f : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
+    std::filesystem::copy_file(shared("models/stories260K") / f, repo / "snapshots" / commit / f);
+  const std::vector<std::string> env{"HF_HUB_CACHE=" + cache.path().string(), "HF_HUB_OFFLINE=1"};
+  auto from_cache = run_cli({"tokenize", "--model", "pizza-test/stories260K", "--prompt", "Once upon a time", "--format", "json"}, "", env);
+  INFO("stderr: " << from_cache.err);
+  REQUIRE(from_cache.exit_code == 0);
+  auto from_dir = run_cli({"tokenize", "--model", stories_dir(), "--prompt", "Once upon a time", "--format", "json"});
+  REQUIRE(from_dir.exit_code == 0);
+  // Same ids, pieces and spans; only the tokenizer's description (its path) differs.
+  auto tokens = [](const std::string& json) { return json.substr(json.find("\"tokens\"")); };
+  CHECK(tokens(from_cache.out) == tokens(from_dir.out));
+  // A model command still needs the weights, and says so rather than using the partial snapshot.
+  auto generate = run_cli({"generate", "--model", "pizza-test/stories260K", "--prompt", "Once", "-n", "2"}, "", env);
+  check_input_error(generate, {"pizza-test/stories260K", "offline"});
 }
