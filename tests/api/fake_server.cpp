@@ -1,14 +1,8 @@
-// Debian's libcpp-httplib is built with these; the header must see the same class layouts.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
+// (CPPHTTPLIB_*_SUPPORT, which Debian's build of the library was compiled with, come from the
+// PkgConfig::HTTPLIB target, so every user of the header sees the same class layouts.)
 #include <httplib.h>
+
+#include "support/loopback_server.h"
 
 #include "api/fake_server.h"
 #include "util/json_writer.h"
@@ -155,19 +149,11 @@ FakeServer::FakeServer(Config config)
   };
   server_->Post("/v1/chat/completions", handler);
   server_->Post("/v1/completions", handler);
-  port_ = server_->bind_to_any_port("127.0.0.1");
-  REQUIRE(port_ > 0);
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  REQUIRE(server_->is_running());
+  port_ = start_loopback(*server_, thread_);
 }
 
 FakeServer::~FakeServer() {
-  server_->stop();
-  thread_.join();
+  stop_loopback(*server_, thread_);
 }
 
 std::string FakeServer::base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }

@@ -10,15 +10,8 @@
 // hash of (seed, n) falls below --fault-rate, and faults take the enabled kinds in turn. No
 // request body is faulted more than --max-faults-per-request times, so a client that retries
 // more often than that always gets through.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT  // Debian's libcpp-httplib is built with these: same class layouts
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
+// (CPPHTTPLIB_*_SUPPORT, which Debian's build of the library was compiled with, come from the
+// PkgConfig::HTTPLIB target, so every user of the header sees the same class layouts.)
 #include <httplib.h>
 
 #include <pthread.h>
