@@ -49,7 +49,7 @@ std::string library_path(void* symbol) {
 
 EnvMap read_env() {
   EnvMap env;
-  for (const char* name : {kCoreTypeVar, kNoReexecVar, kReexecedVar, kOriginalCoreVar, kFallbackVar}) {
+  for (const char* name : {kCoreTypeVar, kNoReexecVar, kReexecedVar, kOriginalCoreVar, kFallbackVar, kOmpWaitVar, kGompSpinVar}) {
     if (const char* value = std::getenv(name)) env.emplace(name, value);
   }
   return env;
@@ -208,7 +208,7 @@ void maybe_reexec_with_best_core(int argc, char** argv) {
     }
     return;
   }
-  if (auto plan = reexec_plan(env, probe(), detect_cpu_features(), loaded_openblas_has_core)) {
+  if (auto plan = startup_plan(env, probe(), detect_cpu_features(), loaded_openblas_has_core)) {
     exec_self_with(*plan, argv);
   }
 }
@@ -274,7 +274,7 @@ std::string doctor_report() {
   out << "  hw threads:     " << std::thread::hardware_concurrency() << "\n";
 
   out << "Environment\n";
-  for (const char* name : {kCoreTypeVar, "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", kNoReexecVar}) {
+  for (const char* name : {kCoreTypeVar, "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", kOmpWaitVar, kNoReexecVar}) {
     out << "  " << name << "=" << env_or_unset(name) << "\n";
   }
 

@@ -89,6 +89,21 @@ std::optional<EnvMap> reexec_plan(const EnvMap& env, const BlasInfo& blas, const
   return EnvMap{{kCoreTypeVar, *core}, {kReexecedVar, "1"}, {kOriginalCoreVar, blas.core}};
 }
 
+std::optional<EnvMap> wait_policy_plan(const EnvMap& env, const BlasInfo& blas) {
+  if (is_set(env, kOmpWaitVar) || is_set(env, kGompSpinVar) || blas.library != "OpenBLAS") return std::nullopt;
+  return EnvMap{{kOmpWaitVar, "PASSIVE"}};
+}
+
+std::optional<EnvMap> startup_plan(const EnvMap& env, const BlasInfo& blas, const CpuFeatures& cpu,
+                                   const CoreSupported& supported) {
+  if (is_set(env, kNoReexecVar) || is_set(env, kReexecedVar)) return std::nullopt;
+  EnvMap plan = reexec_plan(env, blas, cpu, supported).value_or(EnvMap{});
+  if (auto wait = wait_policy_plan(env, blas)) plan.insert(wait->begin(), wait->end());
+  if (plan.empty()) return std::nullopt;
+  plan.insert_or_assign(kReexecedVar, "1");
+  return plan;
+}
+
 bool needs_self_check(const EnvMap& env) {
   return is_set(env, kReexecedVar) && !is_set(env, kFallbackVar);
 }

@@ -134,7 +134,7 @@ TEST_CASE("blas child report", "[.child]") {
   out << "library=" << info.library << "\ncore=" << info.core << "\nversion=" << info.version
       << "\nself_check=" << (check.passed ? "pass" : "FAIL") << "\nreexeced=" << env(kReexecedVar)
       << "\noriginal=" << env(kOriginalCoreVar) << "\nfallback=" << env(kFallbackVar)
-      << "\ncoretype=" << env(kCoreTypeVar) << "\n";
+      << "\ncoretype=" << env(kCoreTypeVar) << "\nomp_wait=" << env(kOmpWaitVar) << "\n";
 }
 
 TEST_CASE("probe finds OpenBLAS on this machine") {
@@ -226,14 +226,16 @@ TEST_CASE("re-exec end to end: a better core is chosen at start, results stay co
   CHECK(started.at("fallback") == "(unset)");
   CHECK(started.at("stderr").find("warning") == std::string::npos);
   const auto better = choose_core(detect_cpu_features(), own.at("core"), loaded_openblas_has_core);
+  // Re-exec'd in any case: OpenMP's threads are made passive beside OpenBLAS's own pool.
+  CHECK(started.at("reexeced") == "1");
+  CHECK(started.at("omp_wait") == "PASSIVE");
   if (better) {
     CHECK(started.at("core") == *better);
-    CHECK(started.at("reexeced") == "1");
     CHECK(started.at("original") == own.at("core"));
     CHECK(started.at("coretype") == *better);
   } else {
     CHECK(started.at("core") == own.at("core"));
-    CHECK(started.at("reexeced") == "(unset)");
+    CHECK(started.at("original") == "(unset)");
   }
 }
 
@@ -250,11 +252,16 @@ TEST_CASE("re-exec end to end: the machine this was written for moves Prescott t
   CHECK(started.at("original") == "Prescott");
 }
 
-TEST_CASE("re-exec end to end: the user's OPENBLAS_CORETYPE is never overridden") {
-  const Report started = run_child({std::string(kCallReexecVar) + "=1", "OPENBLAS_CORETYPE=Haswell"});
+TEST_CASE("re-exec end to end: the user's OPENBLAS_CORETYPE and OMP_WAIT_POLICY are never overridden") {
+  Report started = run_child({std::string(kCallReexecVar) + "=1", "OPENBLAS_CORETYPE=Haswell"});
   CHECK(started.at("core") == "Haswell");
-  CHECK(started.at("reexeced") == "(unset)");
+  CHECK(started.at("coretype") == "Haswell");
+  CHECK(started.at("omp_wait") == "PASSIVE");  // the one thing left to set
   CHECK(started.at("self_check") == "pass");
+  started = run_child({std::string(kCallReexecVar) + "=1", "OPENBLAS_CORETYPE=Haswell", "OMP_WAIT_POLICY=ACTIVE"});
+  CHECK(started.at("core") == "Haswell");
+  CHECK(started.at("omp_wait") == "ACTIVE");
+  CHECK(started.at("reexeced") == "(unset)");  // nothing to change: no re-exec
 }
 
 TEST_CASE("probe recognises the reference BLAS and leaves it alone") {

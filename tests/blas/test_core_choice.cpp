@@ -145,6 +145,33 @@ TEST_CASE("reexec_plan: nothing when the kernel is already good or the BLAS is n
   CHECK_FALSE(reexec_plan({}, openblas("Prescott"), CpuFeatures{}).has_value());
 }
 
+TEST_CASE("wait_policy_plan: passive OpenMP threads beside OpenBLAS's pool, unless the user chose") {
+  CHECK(wait_policy_plan({}, openblas("SkylakeX")) == EnvMap{{"OMP_WAIT_POLICY", "PASSIVE"}});
+  CHECK_FALSE(wait_policy_plan({{"OMP_WAIT_POLICY", "ACTIVE"}}, openblas("SkylakeX")).has_value());
+  CHECK_FALSE(wait_policy_plan({{"GOMP_SPINCOUNT", "10000"}}, openblas("SkylakeX")).has_value());
+  BlasInfo reference;
+  reference.library = "reference BLAS";
+  CHECK_FALSE(wait_policy_plan({}, reference).has_value());
+}
+
+TEST_CASE("startup_plan: the core and the wait policy in one re-exec, or none") {
+  const CpuFeatures cpu = avx512_cpu();
+  // Both reasons.
+  CHECK(startup_plan({}, openblas("Prescott"), cpu) == EnvMap{{"OPENBLAS_CORETYPE", "SkylakeX"},
+                                                              {"PIZZA_BLAS_REEXECED", "1"},
+                                                              {"PIZZA_BLAS_ORIGINAL_CORE", "Prescott"},
+                                                              {"OMP_WAIT_POLICY", "PASSIVE"}});
+  // The core is already the best: the wait policy alone.
+  CHECK(startup_plan({}, openblas("SkylakeX"), cpu) == EnvMap{{"PIZZA_BLAS_REEXECED", "1"}, {"OMP_WAIT_POLICY", "PASSIVE"}});
+  // The user set the core: the wait policy still applies.
+  CHECK(startup_plan({{"OPENBLAS_CORETYPE", "Haswell"}}, openblas("Haswell"), cpu) ==
+        EnvMap{{"PIZZA_BLAS_REEXECED", "1"}, {"OMP_WAIT_POLICY", "PASSIVE"}});
+  // Nothing to do, opted out, or already the re-exec'd child.
+  CHECK_FALSE(startup_plan({{"OMP_WAIT_POLICY", "PASSIVE"}}, openblas("SkylakeX"), cpu).has_value());
+  CHECK_FALSE(startup_plan({{"PIZZA_NO_BLAS_REEXEC", "1"}}, openblas("Prescott"), cpu).has_value());
+  CHECK_FALSE(startup_plan({{"PIZZA_BLAS_REEXECED", "1"}}, openblas("Prescott"), cpu).has_value());
+}
+
 TEST_CASE("fallback_plan returns to OpenBLAS's own core once, only after a failed self-check") {
   const EnvMap child{{"OPENBLAS_CORETYPE", "SkylakeX"},
                      {"PIZZA_BLAS_REEXECED", "1"},
