@@ -27,6 +27,14 @@ std::string visible(std::string_view s) {
   return out;
 }
 
+// `s` padded with spaces to `width` characters (UTF-8 code points, not bytes), so pieces such
+// as "▁Once" line up.
+std::string pad(const std::string& s, size_t width) {
+  size_t chars = 0;
+  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
+  return chars >= width ? s : s + std::string(width - chars, ' ');
+}
+
 }  // namespace
 
 void add_tokenize_command(CLI::App& app) {
@@ -67,7 +75,7 @@ void add_tokenize_command(CLI::App& app) {
     for (size_t i = 0; i < enc.tokens.size(); ++i) {
       const auto& t = enc.tokens[i];
       auto span = std::to_string(t.begin) + ":" + std::to_string(t.end);
-      std::printf("%6zu  %8d  %-12s  %-20s  %s\n", i, t.id, span.c_str(), visible(t.text).c_str(),
+      std::printf("%6zu  %8d  %-12s  %s  %s\n", i, t.id, span.c_str(), pad(visible(t.text), 20).c_str(),
                   visible(text.substr(t.begin, t.end - t.begin)).c_str());
     }
   });
