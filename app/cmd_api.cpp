@@ -125,8 +125,8 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   for (auto m : eo.metrics)
     if (m == Metric::cosine && o.embeddings.empty())
       throw UsageError("--metric cosine needs --embeddings MODEL (a local checkpoint whose embedding table compares the outputs)");
-  if (scoring == Scoring::teacher_forced && std::find(eo.metrics.begin(), eo.metrics.end(), Metric::cosine) != eo.metrics.end())
-    throw UsageError("--metric cosine compares free-running outputs; it needs --scoring free-running");
+  // Before the --embeddings model is loaded (the engine checks again for every backend).
+  if (scoring == Scoring::teacher_forced) require_teacher_forceable(eo.metrics);
   if (o.endpoint != "chat" && o.endpoint != "completions")
     throw UsageError("--endpoint: unknown value '" + o.endpoint + "' (expected chat or completions)");
   const auto endpoint = o.endpoint == "chat" ? api::Endpoint::Chat : api::Endpoint::Completions;

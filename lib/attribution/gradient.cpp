@@ -8,12 +8,6 @@ namespace pizza {
 
 namespace {
 
-// One copy of the sequence: row t's prefix, interpolated with weight at alpha.
-struct Item {
-  int64_t row;
-  double alpha, weight;
-};
-
 torch::Tensor long_tensor(const std::vector<int64_t>& v, torch::Device dev) {
   return torch::tensor(v, torch::TensorOptions().dtype(torch::kLong)).to(dev);
 }
@@ -98,7 +92,7 @@ class Engine {
     const size_t total = static_cast<size_t>(N_) * points.size();
     for (int64_t t = 0; t < N_; ++t) {
       for (auto [a, w] : points) {
-        run_chunk({{t, a, w}});
+        run_row(t, a, w);
         ++out.passes;
         if (req_.progress) req_.progress(out.passes, total);
       }
@@ -182,39 +176,24 @@ class Engine {
     return {h, seed};
   }
 
-  void run_chunk(const std::vector<Item>& items) {
-    int64_t max_row = 0;
-    for (const auto& it : items) max_row = std::max(max_row, it.row);
-    // Copies are cut to the longest prefix in the chunk; positions beyond a copy's own prefix
-    // cannot influence its target (causal attention) and receive exactly zero gradient.
-    const int64_t L = P_ + max_row;
-    const auto B = static_cast<int64_t>(items.size());
-    const auto dev = x_.device();
-    std::vector<int64_t> pos(items.size()), rows(items.size());
-    auto alphas = torch::empty({B, 1, 1}, torch::TensorOptions().dtype(x_.scalar_type()));
-    for (size_t b = 0; b < items.size(); ++b) {
-      pos[b] = P_ + items[b].row - 1;
-      rows[b] = items[b].row;
-      alphas[static_cast<int64_t>(b)].fill_(items[b].alpha);
-    }
+  // One forward and backward over row t's own prefix, the embeddings interpolated at `alpha`;
+  // the gradient is accumulated with `weight`.
+  void run_row(int64_t t, double alpha, double weight) {
+    const int64_t L = P_ + t;
     auto x = x_.slice(0, 0, L), base = base_.slice(0, 0, L);
-    auto embeds = (base.unsqueeze(0) + alphas.to(dev) * (x - base).unsqueeze(0)).detach().requires_grad_(true);
-    auto rows_t = long_tensor(rows, dev);
-    auto pos_t = long_tensor(pos, dev);
-    torch::Tensor values;
+    auto embeds = (base + alpha * (x - base)).unsqueeze(0).detach().requires_grad_(true);  // [1, L, D]
+    auto pos = long_tensor({L - 1}, x_.device());
+    auto token = tokens_.slice(0, t, t + 1);
+    torch::Tensor value;
     if (req_.target->needs_all_positions) {
-      values = req_.target->fn(model_.forward(embeds), pos_t, tokens_.index_select(0, rows_t));
+      value = req_.target->fn(model_.forward(embeds), pos, token);
     } else {
-      // Logits only where each copy's target is read: [B, 1, V].
       ForwardOptions fo;
-      fo.logit_positions = pos_t;
-      values = req_.target->fn(model_.forward(embeds, fo), torch::zeros_like(pos_t), tokens_.index_select(0, rows_t));
+      fo.logit_positions = pos;  // logits only where the target is read: [1, 1, V]
+      value = req_.target->fn(model_.forward(embeds, fo), torch::zeros_like(pos), token);
     }
-    auto grad = torch::autograd::grad({values.sum()}, {embeds})[0].to(torch::kFloat64);
-    for (size_t b = 0; b < items.size(); ++b) {
-      const auto t = items[b].row;
-      acc_[t].slice(0, 0, L).add_(grad[static_cast<int64_t>(b)], items[b].weight);
-    }
+    auto grad = torch::autograd::grad({value.sum()}, {embeds})[0].to(torch::kFloat64);
+    acc_[t].slice(0, 0, L).add_(grad[0], weight);
   }
 
   // Target value of every row with all embeddings taken from `embeds` [P+N, D].

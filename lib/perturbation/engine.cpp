@@ -61,9 +61,7 @@ class Runner {
     r_.scoring = opts_.scoring.value_or(backend_.can_score() ? Scoring::teacher_forced : Scoring::free_running);
     if (r_.scoring == Scoring::teacher_forced) {
       if (!backend_.can_score()) throw UsageError("--scoring teacher-forced: this backend cannot score a given output");
-      for (auto m : opts_.metrics)
-        if (!teacher_forceable(m))
-          throw UsageError("--metric " + std::string(metric_name(m)) + " needs --scoring free-running");
+      require_teacher_forceable(opts_.metrics);
     } else if (original_output) {
       throw UsageError("--scoring free-running explains the model's own completion; it cannot take a target text");
     }

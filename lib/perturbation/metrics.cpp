@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/split.h"
 
 namespace pizza::perturbation {
 
@@ -57,10 +58,7 @@ std::vector<int32_t> embedding_ids(const Generation& g, const FreeRunningContext
 
 std::vector<Metric> parse_metrics(std::string_view csv) {
   std::vector<Metric> out;
-  size_t pos = 0;
-  while (pos <= csv.size()) {
-    auto comma = csv.find(',', pos);
-    auto name = csv.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+  for (const auto name : split(csv, ',')) {
     Metric m;
     if (name == "prob-diff") m = Metric::prob_diff;
     else if (name == "logprob-diff") m = Metric::logprob_diff;
@@ -70,8 +68,6 @@ std::vector<Metric> parse_metrics(std::string_view csv) {
       throw UsageError("--metric: unknown value '" + std::string(name) +
                        "' (expected prob-diff, logprob-diff, cosine or token-displacement, comma-separated)");
     if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
-    if (comma == std::string_view::npos) break;
-    pos = comma + 1;
   }
   return out;
 }
@@ -142,9 +138,13 @@ std::vector<double> free_running_scores(Metric m, const Generation& original, co
   return out;
 }
 
+void require_teacher_forceable(std::span<const Metric> metrics) {
+  for (auto m : metrics)
+    if (!teacher_forceable(m)) throw UsageError("--metric " + std::string(metric_name(m)) + " needs --scoring free-running");
+}
+
 std::vector<double> teacher_forced_scores(Metric m, std::span<const double> original_lp, std::span<const double> perturbed_lp) {
-  if (!teacher_forceable(m))
-    throw UsageError("--metric " + std::string(metric_name(m)) + " needs --scoring free-running");
+  require_teacher_forceable(std::span(&m, 1));
   std::vector<double> out(original_lp.size());
   for (size_t i = 0; i < out.size(); ++i)
     out[i] = m == Metric::prob_diff ? std::exp(original_lp[i]) - std::exp(perturbed_lp[i]) : original_lp[i] - perturbed_lp[i];

@@ -23,6 +23,8 @@ std::vector<Metric> parse_metrics(std::string_view csv);
 std::string_view metric_name(Metric m);
 // prob-diff and logprob-diff; cosine and token-displacement need a completion.
 bool teacher_forceable(Metric m);
+// UsageError naming the first metric that is not teacher-forceable.
+void require_teacher_forceable(std::span<const Metric> metrics);
 
 struct FreeRunningContext {
   bool ignore_output_location = true;           // PIZZA's default

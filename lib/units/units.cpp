@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "util/error.h"
+#include "util/split.h"
 
 namespace pizza {
 
@@ -38,10 +39,7 @@ std::string_view unit_kind_name(UnitKind kind) {
 
 std::vector<Span> parse_spans(std::string_view text) {
   std::vector<Span> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    auto comma = text.find(',', pos);
-    auto item = text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+  for (const auto item : split(text, ',')) {
     auto colon = item.find(':');
     size_t a = 0, b = 0;
     auto bad = [&] { throw UsageError("--spans: '" + std::string(item) + "' is not BEGIN:END (byte offsets)"); };
@@ -51,8 +49,6 @@ std::vector<Span> parse_spans(std::string_view text) {
     if (ra.ec != std::errc() || ra.ptr != item.data() + colon || rb.ec != std::errc() || rb.ptr != item.data() + item.size())
       bad();
     out.emplace_back(a, b);
-    if (comma == std::string_view::npos) break;
-    pos = comma + 1;
   }
   return out;
 }
