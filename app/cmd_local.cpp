@@ -143,7 +143,7 @@ void add_local_command(CLI::App& app) {
       ->check(CLI::IsMember({"zero", "pad"}))->capture_default_str();
   cmd->add_option("--algorithm", o->algorithm, "fast (batched) or reference (PIZZA's per-step loop)")
       ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
-  cmd->add_option("--max-batch", o->max_batch, "Sequence copies per forward/backward pass")->capture_default_str();
+  cmd->add_option("--max-batch", o->max_batch, "Gradient methods: rows per vectorised backward pass; occlusion: prompts per forward pass")->capture_default_str();
   cmd->add_option("--unit", o->unit, "Input units: token, word or sentence")->capture_default_str();
   cmd->add_option("--spans", o->spans, "Custom units as byte spans of the prompt: a:b,c:d");
   cmd->add_option("--unit-regex", o->unit_regex, "Custom units: each regex match is a unit");

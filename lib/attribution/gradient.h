@@ -37,7 +37,7 @@ struct GradientRequest {
   const Target* target = nullptr;
   MethodOptions options;
   GradientAlgorithm algorithm = GradientAlgorithm::fast;
-  int64_t max_batch = 16;           // copies per forward/backward pass
+  int64_t max_batch = 16;           // rows per vectorised backward (x points per forward)
   std::optional<int64_t> pad_id;    // for the pad baseline
   std::function<void(size_t done, size_t total)> progress;
 };

@@ -205,20 +205,19 @@ LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor
   const auto V = normed_.size(0);
   std::vector<uint8_t> boundary(static_cast<size_t>(V), 0), eligible(static_cast<size_t>(V), 0);
   const auto tv = std::min<int64_t>(V, tokenizer.vocab_size());
-  for (int64_t i = 0; i < tv; ++i) {
-    const auto id = static_cast<int32_t>(i);
-    boundary[static_cast<size_t>(i)] = starts_with_boundary_marker(tokenizer.piece(id));
-    eligible[static_cast<size_t>(i)] = !tokenizer.is_special(id);
-  }
   // Text -> id: ordinary pieces first, so " " finds sentencepiece's "▁" rather than the byte
   // fallback token <0x20> that decodes to the same byte.
-  for (int pass = 0; pass < 2; ++pass) {
-    for (int64_t i = 0; i < tv; ++i) {
-      const auto id = static_cast<int32_t>(i);
-      if (!eligible[static_cast<size_t>(i)] || is_byte_piece(tokenizer.piece(id)) != (pass == 1)) continue;
-      by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
-    }
+  std::vector<int32_t> byte_pieces;
+  for (int64_t i = 0; i < tv; ++i) {
+    const auto id = static_cast<int32_t>(i);
+    const auto piece = tokenizer.piece(id);
+    boundary[static_cast<size_t>(i)] = starts_with_boundary_marker(piece);
+    eligible[static_cast<size_t>(i)] = !tokenizer.is_special(id);
+    if (!eligible[static_cast<size_t>(i)]) continue;
+    if (is_byte_piece(piece)) byte_pieces.push_back(id);
+    else by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
   }
+  for (auto id : byte_pieces) by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
   auto to_mask = [&](const std::vector<uint8_t>& v) {
     return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong).to(torch::kBool).to(normed_.device());
   };
