@@ -149,6 +149,10 @@ bool loaded_openblas_has_core(std::string_view core) {
 
 SgemmFn* process_sgemm() { return lookup<SgemmFn>("sgemm_"); }
 
+void set_threads(int n) {
+  if (auto set = lookup<void(int)>("openblas_set_num_threads"); set != nullptr && n > 0) set(n);
+}
+
 BlasInfo probe() {
   auto corename = lookup<char*()>("openblas_get_corename");
   auto config = lookup<char*()>("openblas_get_config");

@@ -36,6 +36,11 @@ std::string doctor_report();
 // to OpenBLAS's own choice. Returns normally when no re-exec happens.
 void maybe_reexec_with_best_core(int argc, char** argv);
 
+// Sizes OpenBLAS's own thread pool (openblas_set_num_threads); libtorch's set_num_threads only
+// sizes its OpenMP pool, so without this `--threads 1` would still multiply matrices on every
+// core. No effect with another BLAS.
+void set_threads(int n);
+
 // Measured single-precision GEMM rate of this process's BLAS for n x n x n products with the
 // current thread settings (best of a few repetitions), in GFLOP/s. Used by benchmarks.
 // Throws pizza::UsageError for n outside 1..8192 and std::runtime_error when no BLAS is found.

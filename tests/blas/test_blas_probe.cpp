@@ -152,6 +152,17 @@ TEST_CASE("probe finds OpenBLAS on this machine") {
   CHECK_FALSE(loaded_openblas_has_core("NoSuchCore"));
 }
 
+TEST_CASE("set_threads sizes OpenBLAS's thread pool") {
+  const int before = probe().threads;
+  set_threads(1);
+  CHECK(probe().threads == 1);
+  set_threads(2);
+  CHECK(probe().threads == 2);
+  set_threads(0);  // ignored
+  CHECK(probe().threads == 2);
+  set_threads(before);
+}
+
 TEST_CASE("summary and version_string describe the BLAS") {
   CHECK(std::regex_match(summary(), std::regex(R"(OpenBLAS \d+\.\d+\.\d+\S* \(core \w+\))")));
   CHECK(std::regex_match(version_string(),
