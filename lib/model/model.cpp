@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "blas/blas.h"
+#include "util/allocator.h"
 #include "util/error.h"
 
 namespace pizza {
@@ -39,6 +41,8 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
   if (opts.threads < 0) throw UsageError("--threads must be positive, got " + std::to_string(opts.threads));
   rt.threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(rt.threads);
+  blas::set_threads(rt.threads);
+  keep_freed_tensor_memory();
   return rt;
 }
 

@@ -24,7 +24,8 @@ struct RuntimeOptions {
 };
 
 // Parses the runtime strings; UsageError for unknown names, InputError when CUDA is asked of
-// a libtorch built without it. Also applies the thread count to libtorch.
+// a libtorch built without it. Also applies the thread count to libtorch and OpenBLAS, and
+// tunes malloc for tensor workloads (keep_freed_tensor_memory).
 struct Runtime {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;

@@ -1,0 +1,18 @@
+#include "util/allocator.h"
+
+#include <cstdlib>  // defines __GLIBC__ on glibc systems
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace pizza {
+
+void keep_freed_tensor_memory() {
+#if defined(__GLIBC__)
+  // Setting either value also turns off glibc's dynamic threshold adjustment.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+}  // namespace pizza
