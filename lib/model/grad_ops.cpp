@@ -52,6 +52,37 @@ struct Silu : torch::autograd::Function<Silu> {
   }
 };
 
+torch::Tensor rotate(const torch::Tensor& x, bool interleaved) {
+  if (interleaved) {
+    // reshape, not unflatten/flatten: vmap has no batching rule for those.
+    auto sizes = x.sizes().vec();
+    sizes.back() /= 2;
+    sizes.push_back(2);
+    auto pairs = x.reshape(sizes);
+    return torch::stack({-pairs.select(-1, 1), pairs.select(-1, 0)}, -1).reshape(x.sizes());
+  }
+  auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+struct Rotary : torch::autograd::Function<Rotary> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, bool interleaved) {
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["interleaved"] = interleaved;
+    return x * cos + rotate(x, interleaved) * sin;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& g = grads[0];
+    // A quarter turn is antisymmetric (rotate^T = -rotate), so the backward is the same shape
+    // of computation: g * cos - rotate(g * sin). Autograd's own backward of the slices and
+    // concatenation would zero-fill buffers and add them up instead.
+    return {g * saved[0] - rotate(g * saved[1], ctx->saved_data["interleaved"].toBool()), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
 // out[b, k] = x[b, index[b, k]] as a product with a one-hot selector: its backward is a
 // matrix product (vmap-batched) instead of index_put (looped).
 torch::Tensor select_rows_onehot(const torch::Tensor& x, const torch::Tensor& index) {
@@ -85,6 +116,11 @@ torch::Tensor select_rows(const torch::Tensor& x, const torch::Tensor& index) {
     return x.index({rows, index});
   }
   return select_rows_onehot(x, index);
+}
+
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved) {
+  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return x * cos + rotate(x, interleaved) * sin;
+  return Rotary::apply(x, cos, sin, interleaved);
 }
 
 torch::Tensor silu(const torch::Tensor& x) {

@@ -1,4 +1,4 @@
-// Softmax, log-softmax, SiLU and row selections whose backward is written in plain pointwise and reduction operations.
+// Softmax, log-softmax, SiLU, rotary embeddings and row selections whose backward is written in plain pointwise and reduction operations.
 //
 // The batched gradient attribution (attribution/gradient.cpp) differentiates every output row
 // in one vectorised backward pass (ATen's vmap over the grad outputs). ATen has no vmap
@@ -18,6 +18,11 @@ torch::Tensor softmax_last(const torch::Tensor& x, torch::Dtype dtype);
 torch::Tensor log_softmax_last(const torch::Tensor& x);
 
 torch::Tensor silu(const torch::Tensor& x);
+
+// Rotary position embedding x * cos + rotate(x) * sin, where rotate turns each pair of
+// dimensions a quarter turn: halves (x1, x2) -> (-x2, x1), or with `interleaved` each (a, b) ->
+// (-b, a) (Cohere). cos/sin broadcast against x.
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved);
 
 // x[..., index] for an int64 `index` shaped like x without its last dimension (a gather whose
 // backward is a multiplication).

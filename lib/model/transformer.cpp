@@ -3,6 +3,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "model/attention_core.h"
 #include "model/grad_ops.h"
 #include "util/error.h"
 
@@ -66,24 +67,13 @@ torch::Tensor activate(Activation a, const torch::Tensor& x) {
   return x;
 }
 
-// (x1, x2) halves -> (-x2, x1); interleaved: each pair (a, b) -> (-b, a) (Cohere).
-torch::Tensor rotate(const torch::Tensor& x, bool interleaved) {
-  if (interleaved) {
-    auto pairs = x.unflatten(-1, {-1, 2});
-    return torch::stack({-pairs.select(-1, 1), pairs.select(-1, 0)}, -1).flatten(-2);
-  }
-  auto half = x.size(-1) / 2;
-  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
-}
-
 // RoPE on the first cos.size(-1) dims of x [B,H,T,hd]; the rest pass through (partial rotary).
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                          bool interleaved) {
   const auto rot = cos.size(-1);
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  if (rot == x.size(-1)) return x * c + rotate(x, interleaved) * s;
-  auto xr = x.slice(-1, 0, rot), xp = x.slice(-1, rot);
-  return torch::cat({xr * c + rotate(xr, interleaved) * s, xp}, -1);
+  if (rot == x.size(-1)) return rotary(x, c, s, interleaved);
+  return torch::cat({rotary(x.slice(-1, 0, rot), c, s, interleaved), x.slice(-1, rot)}, -1);
 }
 
 }  // namespace
@@ -126,13 +116,15 @@ torch::Tensor Norm::forward(const torch::Tensor& x) const {
 
 Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p) : cfg_(cfg), layer_(layer) {
   const auto D = cfg.hidden_size, hd = cfg.head_dim;
-  q_ = make_linear(p, layer_name(layer, "attn.q"), cfg.num_heads * hd, D, cfg.attention_bias, cfg);
-  k_ = make_linear(p, layer_name(layer, "attn.k"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
-  v_ = make_linear(p, layer_name(layer, "attn.v"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
+  // q, k and v stacked into one projection: one matrix product forward and, more importantly,
+  // one backward product dX = [dQ dK dV] W_qkv instead of three (two of them thin) and two adds.
+  auto q = make_linear(p, layer_name(layer, "attn.q"), cfg.num_heads * hd, D, cfg.attention_bias, cfg);
+  auto k = make_linear(p, layer_name(layer, "attn.k"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
+  auto v = make_linear(p, layer_name(layer, "attn.v"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
+  qkv_ = std::make_shared<Linear>(torch::cat({q->weight, k->weight, v->weight}),
+                                  cfg.attention_bias ? torch::cat({q->bias, k->bias, v->bias}) : torch::Tensor());
   o_ = make_linear(p, layer_name(layer, "attn.o"), D, cfg.num_heads * hd, cfg.attention_out_bias, cfg);
-  register_module("q", q_);
-  register_module("k", k_);
-  register_module("v", v_);
+  register_module("qkv", qkv_);
   register_module("o", o_);
   if (cfg.qk_norm) {  // OLMo2: RMSNorm over the whole projection, before heads are split
     q_norm_ = make_norm(p, layer_name(layer, "attn.q_norm"), cfg, cfg.num_heads * hd, NormKind::rms);
@@ -145,7 +137,8 @@ Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p
 torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                  const torch::Tensor& mask, KVCache* cache) const {
   const auto B = x.size(0), T = x.size(1), H = cfg_.num_heads, KVH = cfg_.num_kv_heads, hd = cfg_.head_dim;
-  auto q = q_->forward(x), k = k_->forward(x), v = v_->forward(x);
+  auto qkv = qkv_->forward(x).split({H * hd, KVH * hd, KVH * hd}, -1);
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
   if (cfg_.clip_qkv) {
     const double c = *cfg_.clip_qkv;
     q = q.clamp(-c, c);
@@ -173,22 +166,8 @@ torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& co
     ck = k;
     cv = v;
   }
-  if (KVH != H) {  // grouped-query attention: each kv head serves H/KVH query heads
-    const auto S = k.size(2), rep = H / KVH;
-    k = k.unsqueeze(2).expand({B, KVH, rep, S, hd}).reshape({B, H, S, hd});
-    v = v.unsqueeze(2).expand({B, KVH, rep, S, hd}).reshape({B, H, S, hd});
-  }
   const double scale = cfg_.attention_scale.value_or(1.0 / std::sqrt(static_cast<double>(hd)));
-  auto scores = torch::matmul(q, k.transpose(2, 3)) * scale;
-  if (cfg_.attn_logit_softcap) {
-    const double cap = *cfg_.attn_logit_softcap;
-    scores = torch::tanh(scores / cap) * cap;
-  }
-  scores = scores + mask;
-  // Softmax in float32 at least, as transformers' eager attention does.
-  auto probs = softmax_last(scores, scores.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32)
-                   .to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
+  auto out = attention_core(q, k, v, mask, scale, cfg_.attn_logit_softcap).transpose(1, 2).reshape({B, T, H * hd});
   return o_->forward(out);
 }
 

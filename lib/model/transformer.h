@@ -71,7 +71,7 @@ class Attention : public torch::nn::Module {
  private:
   const ModelConfig& cfg_;
   int64_t layer_;
-  std::shared_ptr<Linear> q_, k_, v_, o_;
+  std::shared_ptr<Linear> qkv_, o_;
   std::shared_ptr<Norm> q_norm_, k_norm_;  // OLMo2
 };
 

@@ -1,0 +1,120 @@
+#include "model/attention_core.h"
+
+#include <ATen/BatchedTensorImpl.h>
+
+#include <stdexcept>
+
+namespace pizza {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Forward values, plus what the backward needs.
+struct CoreForward {
+  torch::Tensor out;     // [B, H, T, hd]
+  torch::Tensor probs;   // softmax in float32/64, [B, G, R, T, S]
+  torch::Tensor probs_c; // the same in the compute dtype, [B, G, R*T, S] (what multiplies v)
+  torch::Tensor capped;  // tanh(scores / cap) when soft-capped, [B, G, R*T, S]
+};
+
+// Query heads grouped by the kv head they read: [B, H, T, hd] -> [B, G, R*T, hd], so each kv
+// head is one matrix product with all its query heads' rows (no copies of k and v per head).
+torch::Tensor group_queries(const torch::Tensor& q, int64_t groups) {
+  return q.reshape({q.size(0), groups, -1, q.size(3)});
+}
+
+CoreForward core_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                         const torch::Tensor& mask, double scale, std::optional<double> softcap) {
+  const auto B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3), G = k.size(1), S = k.size(2);
+  CoreForward f;
+  auto scores = torch::matmul(group_queries(q, G), k.transpose(2, 3)) * scale;  // [B, G, R*T, S]
+  if (softcap) {
+    f.capped = torch::tanh(scores / *softcap);
+    scores = f.capped * *softcap;
+  }
+  scores = scores.view({B, G, H / G, T, S}) + mask.unsqueeze(1);
+  const auto compute = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  f.probs = torch::softmax(scores, -1, compute);
+  f.probs_c = f.probs.to(q.scalar_type()).view({B, G, -1, S});
+  f.out = torch::matmul(f.probs_c, v).view({B, H, T, hd});
+  return f;
+}
+
+// A vmap-batched tensor as its physical value with the batch dimension first ([N, logical...]),
+// and the vmap level to re-wrap results with; a plain tensor as [1, ...] and no level.
+std::pair<torch::Tensor, std::optional<int64_t>> unbatch(const torch::Tensor& t) {
+  auto* impl = at::maybeGetBatchedImpl(t);
+  if (impl == nullptr) return {t.unsqueeze(0), std::nullopt};
+  const auto bdims = impl->bdims();
+  if (bdims.size() != 1) throw std::logic_error("attention_core: nested vmap levels are not supported");
+  return {impl->value().movedim(bdims[0].dim(), 0), bdims[0].level()};
+}
+
+torch::Tensor rebatch(const torch::Tensor& physical, std::optional<int64_t> level) {
+  return level ? at::_add_batch_dim(physical, 0, *level) : physical.squeeze(0);
+}
+
+struct AttentionCore : torch::autograd::Function<AttentionCore> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask, double scale,
+                               std::optional<double> softcap) {
+    auto f = core_forward(q, k, v, mask, scale, softcap);
+    ctx->save_for_backward({group_queries(q, k.size(1)), k, v, f.probs, f.probs_c, f.capped});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["softcap"] = softcap ? *softcap : 0.0;
+    ctx->saved_data["heads"] = q.size(1);
+    return f.out;
+  }
+
+  // With N grad outputs (N = 1 outside vmap): every product below has N * R * T or N * S rows.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &qg = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3], &probs_c = saved[4];
+    const auto& capped = saved[5];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const double softcap = ctx->saved_data["softcap"].toDouble();
+    const auto H = ctx->saved_data["heads"].toInt();
+    const auto B = k.size(0), G = k.size(1), S = k.size(2), hd = k.size(3), R = H / G, T = qg.size(2) / R;
+
+    auto [g, level] = unbatch(grads[0]);  // [N, B, H, T, hd]
+    const auto N = g.size(0);
+    auto go = g.reshape({N, B, G, R * T, hd});
+
+    // dV[n] = P^T dO[n]: the N grad outputs side by side as columns.
+    auto dv = torch::matmul(probs_c.transpose(2, 3), go.permute({1, 2, 3, 0, 4}).reshape({B, G, R * T, N * hd}))
+                  .view({B, G, S, N, hd})
+                  .permute({3, 0, 1, 2, 4});
+    // dP[n] = dO[n] V^T: the N grad outputs stacked as rows.
+    auto dp = torch::matmul(go.permute({1, 2, 0, 3, 4}).reshape({B, G, N * R * T, hd}), v.transpose(2, 3))
+                  .view({B, G, N, R, T, S});
+    // Softmax backward in the softmax's dtype: P * (dP - <dP, P>).
+    auto p = probs.unsqueeze(2);  // [B, G, 1, R, T, S]
+    auto dpc = dp.to(probs.scalar_type());
+    auto ds = (p * (dpc - (dpc * p).sum(-1, /*keepdim=*/true))).to(qg.scalar_type());
+    if (softcap != 0.0) ds = ds * (1 - capped.square()).view({B, G, 1, R, T, S});
+    ds = ds * scale;
+    // dQ[n] = dS[n] K (rows stacked); dK[n] = dS[n]^T Q (each dS[n] transposed, then stacked).
+    auto dq = torch::matmul(ds.reshape({B, G, N * R * T, S}), k)
+                  .view({B, G, N, R, T, hd})
+                  .permute({2, 0, 1, 3, 4, 5})
+                  .reshape({N, B, H, T, hd});
+    auto dk = torch::matmul(ds.view({B, G, N, R * T, S}).transpose(3, 4).reshape({B, G, N * S, R * T}), qg)
+                  .view({B, G, N, S, hd})
+                  .permute({2, 0, 1, 3, 4});
+    return {rebatch(dq, level), rebatch(dk, level), rebatch(dv, level), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& mask, double scale, std::optional<double> softcap) {
+  const bool grad = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (!grad) return core_forward(q, k, v, mask, scale, softcap).out;
+  return AttentionCore::apply(q, k, v, mask, scale, softcap);
+}
+
+}  // namespace pizza
