@@ -83,6 +83,44 @@ struct Rotary : torch::autograd::Function<Rotary> {
   }
 };
 
+struct RmsNormParts {
+  torch::Tensor h, r;  // normalised x and 1 / rms(x), in the normalisation dtype
+};
+
+RmsNormParts rms_parts(const torch::Tensor& x, double eps) {
+  const auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto xc = x.to(compute);
+  auto r = torch::rsqrt(xc.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return {xc * r, r};
+}
+
+torch::Tensor rms_scale(const RmsNormParts& p, const torch::Tensor& x, const torch::Tensor& weight, bool one_plus) {
+  if (!weight.defined()) return p.h.to(x.scalar_type());
+  if (one_plus) return (p.h * (1.0 + weight.to(p.h.scalar_type()))).to(x.scalar_type());
+  return weight * p.h.to(x.scalar_type());
+}
+
+struct RmsNorm : torch::autograd::Function<RmsNorm> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, double eps,
+                               bool one_plus) {
+    auto p = rms_parts(x, eps);
+    ctx->save_for_backward({p.h, p.r, weight});
+    ctx->saved_data["one_plus"] = one_plus;
+    ctx->saved_data["input_dtype"] = static_cast<int64_t>(x.scalar_type());
+    return rms_scale(p, x, weight, one_plus);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &h = saved[0], &r = saved[1], &w = saved[2];
+    auto gh = grads[0].to(h.scalar_type());
+    if (w.defined()) gh = gh * (ctx->saved_data["one_plus"].toBool() ? 1.0 + w.to(h.scalar_type()) : w.to(h.scalar_type()));
+    // h = x r with r = (mean(x^2) + eps)^-1/2:  dx = r (gh - h mean(gh h)).
+    auto gx = r * (gh - h * (gh * h).mean(-1, /*keepdim=*/true));
+    const auto in = static_cast<torch::ScalarType>(ctx->saved_data["input_dtype"].toInt());
+    return {gx.to(in), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 // out[b, k] = x[b, index[b, k]] as a product with a one-hot selector: its backward is a
 // matrix product (vmap-batched) instead of index_put (looped).
 torch::Tensor select_rows_onehot(const torch::Tensor& x, const torch::Tensor& index) {
@@ -121,6 +159,11 @@ torch::Tensor select_rows(const torch::Tensor& x, const torch::Tensor& index) {
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved) {
   if (!torch::GradMode::is_enabled() || !x.requires_grad()) return x * cos + rotate(x, interleaved) * sin;
   return Rotary::apply(x, cos, sin, interleaved);
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus) {
+  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return rms_scale(rms_parts(x, eps), x, weight, one_plus);
+  return RmsNorm::apply(x, weight, eps, one_plus);
 }
 
 torch::Tensor silu(const torch::Tensor& x) {

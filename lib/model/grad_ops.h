@@ -1,4 +1,4 @@
-// Softmax, log-softmax, SiLU, rotary embeddings and row selections whose backward is written in plain pointwise and reduction operations.
+// Softmax, log-softmax, SiLU, RMSNorm, rotary embeddings and row selections whose backward is written in plain pointwise and reduction operations.
 //
 // The batched gradient attribution (attribution/gradient.cpp) differentiates every output row
 // in one vectorised backward pass (ATen's vmap over the grad outputs). ATen has no vmap
@@ -23,6 +23,11 @@ torch::Tensor silu(const torch::Tensor& x);
 // dimensions a quarter turn: halves (x1, x2) -> (-x2, x1), or with `interleaved` each (a, b) ->
 // (-b, a) (Cohere). cos/sin broadcast against x.
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved);
+
+// RMSNorm over the last dimension, normalised in float32 (float64 for float64 x) as
+// transformers does: weight * (x / rms(x)) in x's dtype, or with `one_plus` (Gemma)
+// ((1 + weight) * x / rms(x)) computed before the cast back. An undefined weight is 1.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus);
 
 // x[..., index] for an int64 `index` shaped like x without its last dimension (a gather whose
 // backward is a multiplication).

@@ -106,12 +106,7 @@ torch::Tensor Norm::forward(const torch::Tensor& x) const {
     // weight/bias may be undefined: LayerNorm without bias (Cohere) or without any (OLMo).
     return torch::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
   }
-  // RMSNorm in at least float32, as transformers does, then back to the compute dtype.
-  auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  auto h = x.to(compute);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps_);
-  if (kind_ == NormKind::rms_one_plus) return (h * (1.0 + weight_.to(compute))).to(x.scalar_type());
-  return weight_ * h.to(x.scalar_type());
+  return rms_norm(x, weight_, eps_, kind_ == NormKind::rms_one_plus);
 }
 
 Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p) : cfg_(cfg), layer_(layer) {
