@@ -83,6 +83,32 @@ struct Rotary : torch::autograd::Function<Rotary> {
   }
 };
 
+struct GatedActivation : torch::autograd::Function<GatedActivation> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_up, Activation a) {
+    auto halves = gate_up.chunk(2, -1);
+    const auto &gate = halves[0], &up = halves[1];
+    // act'(gate) by autograd on the unbatched gate (cheap next to the vectorised backward, and
+    // exact for every activation the configs name).
+    torch::Tensor act, slope;
+    {
+      torch::AutoGradMode on(true);
+      auto g = gate.detach().requires_grad_(true);
+      auto y = activation(a, g);
+      slope = torch::autograd::grad({y}, {g}, {torch::ones_like(y)})[0];
+      act = y.detach();
+    }
+    // d out / d [gate | up] = [act'(gate) * up | act(gate)], kept as [..., 2, I].
+    ctx->save_for_backward({torch::stack({slope * up, act}, -2)});
+    return act * up;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto& g = grads[0];
+    auto sizes = g.sizes().vec();  // logical sizes (under vmap, without the batch dimension)
+    sizes.back() *= 2;
+    return {(g.unsqueeze(-2) * ctx->get_saved_variables()[0]).reshape(sizes), torch::Tensor()};
+  }
+};
+
 struct RmsNormParts {
   torch::Tensor h, r;  // normalised x and 1 / rms(x), in the normalisation dtype
 };
@@ -164,6 +190,24 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus) {
   if (!torch::GradMode::is_enabled() || !x.requires_grad()) return rms_scale(rms_parts(x, eps), x, weight, one_plus);
   return RmsNorm::apply(x, weight, eps, one_plus);
+}
+
+torch::Tensor activation(Activation a, const torch::Tensor& x) {
+  switch (a) {
+    case Activation::silu: return pizza::silu(x);
+    case Activation::gelu_exact: return torch::gelu(x);
+    case Activation::gelu_tanh: return torch::gelu(x, "tanh");
+    case Activation::relu: return torch::relu(x);
+  }
+  return x;
+}
+
+torch::Tensor gated_activation(const torch::Tensor& gate_up, Activation a) {
+  if (!torch::GradMode::is_enabled() || !gate_up.requires_grad()) {
+    auto halves = gate_up.chunk(2, -1);
+    return activation(a, halves[0]) * halves[1];
+  }
+  return GatedActivation::apply(gate_up, a);
 }
 
 torch::Tensor silu(const torch::Tensor& x) {

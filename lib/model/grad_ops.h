@@ -1,4 +1,4 @@
-// Softmax, log-softmax, SiLU, RMSNorm, rotary embeddings and row selections whose backward is written in plain pointwise and reduction operations.
+// Softmax, log-softmax, SiLU, gated activations, RMSNorm, rotary embeddings and row selections whose backward is written in plain pointwise and reduction operations.
 //
 // The batched gradient attribution (attribution/gradient.cpp) differentiates every output row
 // in one vectorised backward pass (ATen's vmap over the grad outputs). ATen has no vmap
@@ -10,6 +10,8 @@
 
 #include <torch/torch.h>
 
+#include "checkpoint/model_config.h"
+
 namespace pizza {
 
 // softmax over the last dimension, computed in `dtype` (as torch::softmax(x, -1, dtype)).
@@ -18,6 +20,14 @@ torch::Tensor softmax_last(const torch::Tensor& x, torch::Dtype dtype);
 torch::Tensor log_softmax_last(const torch::Tensor& x);
 
 torch::Tensor silu(const torch::Tensor& x);
+
+// The activation function of a config, elementwise.
+torch::Tensor activation(Activation a, const torch::Tensor& x);
+
+// Gated MLP activation act(gate) * up over the two halves of one stacked projection
+// [..., 2I] = [gate | up] -> [..., I]. Its backward is one broadcast product with the
+// derivatives saved by the forward (act'(gate) * up and act(gate)), whatever the activation.
+torch::Tensor gated_activation(const torch::Tensor& gate_up, Activation a);
 
 // Rotary position embedding x * cos + rotate(x) * sin, where rotate turns each pair of
 // dimensions a quarter turn: halves (x1, x2) -> (-x2, x1), or with `interleaved` each (a, b) ->

@@ -57,16 +57,6 @@ std::shared_ptr<Norm> make_norm(const ParamSource& p, const std::string& name, c
   return std::make_shared<Norm>(k, cfg.norm_eps, w, b);
 }
 
-torch::Tensor activate(Activation a, const torch::Tensor& x) {
-  switch (a) {
-    case Activation::silu: return pizza::silu(x);
-    case Activation::gelu_exact: return torch::gelu(x);
-    case Activation::gelu_tanh: return torch::gelu(x, "tanh");
-    case Activation::relu: return torch::relu(x);
-  }
-  return x;
-}
-
 // RoPE on the first cos.size(-1) dims of x [B,H,T,hd]; the rest pass through (partial rotary).
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                          bool interleaved) {
@@ -171,19 +161,23 @@ MLP::MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& p)
 
 MLP::MLP(const ModelConfig& cfg, const std::string& prefix, int64_t I, const ParamSource& p) : act_(cfg.activation) {
   const auto D = cfg.hidden_size;
-  if (cfg.gated_mlp) {
-    gate_ = make_linear(p, prefix + ".gate", I, D, cfg.mlp_bias, cfg);
-    register_module("gate", gate_);
-  }
   up_ = make_linear(p, prefix + ".up", I, D, cfg.mlp_bias, cfg);
+  if (cfg.gated_mlp) {
+    // gate and up stacked into one projection (as q/k/v): one product each way, and the
+    // gated activation's backward writes both halves' gradients in one pass.
+    auto gate = make_linear(p, prefix + ".gate", I, D, cfg.mlp_bias, cfg);
+    up_ = std::make_shared<Linear>(torch::cat({gate->weight, up_->weight}),
+                                   cfg.mlp_bias ? torch::cat({gate->bias, up_->bias}) : torch::Tensor());
+    gated_ = true;
+  }
   down_ = make_linear(p, prefix + ".down", D, I, cfg.mlp_bias, cfg);
-  register_module("up", up_);
+  register_module(gated_ ? "gate_up" : "up", up_);
   register_module("down", down_);
 }
 
 torch::Tensor MLP::forward(const torch::Tensor& x) const {
-  if (gate_) return down_->forward(activate(act_, gate_->forward(x)) * up_->forward(x));
-  return down_->forward(activate(act_, up_->forward(x)));
+  if (gated_) return down_->forward(gated_activation(up_->forward(x), act_));
+  return down_->forward(activation(act_, up_->forward(x)));
 }
 
 SparseMoE::SparseMoE(const ModelConfig& cfg, int64_t layer, const ParamSource& p)

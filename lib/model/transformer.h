@@ -86,7 +86,8 @@ class MLP : public torch::nn::Module {
 
  private:
   Activation act_;
-  std::shared_ptr<Linear> gate_, up_, down_;
+  bool gated_ = false;
+  std::shared_ptr<Linear> up_, down_;  // up_ is [gate; up] stacked when gated
 };
 
 // Sparse mixture of experts (Mixtral, Qwen2-MoE): softmax router in float32, top-k experts per

@@ -184,9 +184,13 @@ TEST_CASE("gradients equal central finite differences in float64 on stories260K"
   CHECK(compared == 20);
 }
 
+// In float64 the two algorithms agree to rounding far below the 1e-5 the issue asks; in float32
+// (the default) their matrix products run in different shapes and so round differently, which
+// signed input x gradient rows (sums with cancellation) show at about 1e-5 of the row maximum.
 TEST_CASE("fast algorithm equals the reference algorithm for every method and target at several batch sizes",
           "[attribution]") {
-  auto lm = LanguageModel::load_weights(test::shared("models/stories260K"), test::cpu_runtime());
+  const auto [dtype, tolerance] = GENERATE(std::pair<std::string, double>{"float64", 1e-9}, std::pair<std::string, double>{"float32", 5e-5});
+  auto lm = LanguageModel::load_weights(test::shared("models/stories260K"), test::cpu_runtime(dtype));
   const std::vector<int64_t> prompt = {1, 317, 269, 274, 287, 263, 377, 267, 265};
   const std::vector<int64_t> outputs = {282, 295, 433, 267, 337};
   MethodOptions opts;
@@ -195,9 +199,11 @@ TEST_CASE("fast algorithm equals the reference algorithm for every method and ta
     for (const auto& t : targets()) {
       auto ref = run(lm->model(), prompt, outputs, m.name, t.name, GradientAlgorithm::reference, 1, opts);
       for (int64_t batch : {1, 3, 16}) {
-        INFO(m.name << " x " << t.name << " max_batch " << batch);
+        INFO(dtype << ": " << m.name << " x " << t.name << " max_batch " << batch);
         auto fast = run(lm->model(), prompt, outputs, m.name, t.name, GradientAlgorithm::fast, batch, opts);
-        CHECK(worst_row_relative(fast.scores, ref.scores) < 1e-5);
+        const double worst = worst_row_relative(fast.scores, ref.scores);
+        INFO("worst row-relative difference " << worst);
+        CHECK(worst < tolerance);
         // f(x) per row: the fast algorithm reuses its alpha = 1 forward where it has one.
         REQUIRE(fast.target_values.size() == ref.target_values.size());
         for (size_t i = 0; i < ref.target_values.size(); ++i)
