@@ -173,11 +173,10 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
     }
     ForwardOptions fo;
     fo.cache = &cache;
-    auto logits = model.forward(model.embed(ids), fo);  // [rows, T, V]
+    fo.logit_positions = pos;  // the vocabulary projection only where output tokens are predicted
+    auto logits = model.forward(model.embed(ids), fo);  // [rows, O, V]
     ++forward_passes_;
-    const auto V = logits.size(2);
-    auto picked = logits.gather(1, pos.to(dev).unsqueeze(-1).expand({rows, O, V}));
-    auto lp = torch::log_softmax(picked.to(torch::kFloat64), -1);
+    auto lp = torch::log_softmax(logits.to(torch::kFloat64), -1);
     auto target = torch::tensor(out_ids, torch::kLong).to(dev).view({1, O, 1}).expand({rows, O, 1});
     auto got = lp.gather(2, target).squeeze(-1).to(torch::kCPU).contiguous();
     for (int64_t b = 0; b < rows; ++b) {
