@@ -39,6 +39,17 @@ std::shared_ptr<Linear> make_linear(const ParamSource& p, const std::string& nam
   return std::make_shared<Linear>(w, b);
 }
 
+// Projections of the same input as one: weights (and biases, when they have them) stacked by
+// output rows, so its output is the parts' outputs side by side.
+std::shared_ptr<Linear> stacked(const std::vector<std::shared_ptr<Linear>>& parts) {
+  std::vector<torch::Tensor> weights, biases;
+  for (const auto& part : parts) {
+    weights.push_back(part->weight);
+    if (part->bias.defined()) biases.push_back(part->bias);
+  }
+  return std::make_shared<Linear>(torch::cat(weights), biases.empty() ? torch::Tensor() : torch::cat(biases));
+}
+
 // A norm of the config's kind over `dim` features (hidden_size unless given).
 std::shared_ptr<Norm> make_norm(const ParamSource& p, const std::string& name, const ModelConfig& cfg,
                                 int64_t dim = 0, std::optional<NormKind> kind = std::nullopt) {
@@ -106,8 +117,7 @@ Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p
   auto q = make_linear(p, layer_name(layer, "attn.q"), cfg.num_heads * hd, D, cfg.attention_bias, cfg);
   auto k = make_linear(p, layer_name(layer, "attn.k"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
   auto v = make_linear(p, layer_name(layer, "attn.v"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
-  qkv_ = std::make_shared<Linear>(torch::cat({q->weight, k->weight, v->weight}),
-                                  cfg.attention_bias ? torch::cat({q->bias, k->bias, v->bias}) : torch::Tensor());
+  qkv_ = stacked({q, k, v});
   o_ = make_linear(p, layer_name(layer, "attn.o"), D, cfg.num_heads * hd, cfg.attention_out_bias, cfg);
   register_module("qkv", qkv_);
   register_module("o", o_);
@@ -166,8 +176,7 @@ MLP::MLP(const ModelConfig& cfg, const std::string& prefix, int64_t I, const Par
     // gate and up stacked into one projection (as q/k/v): one product each way, and the
     // gated activation's backward writes both halves' gradients in one pass.
     auto gate = make_linear(p, prefix + ".gate", I, D, cfg.mlp_bias, cfg);
-    up_ = std::make_shared<Linear>(torch::cat({gate->weight, up_->weight}),
-                                   cfg.mlp_bias ? torch::cat({gate->bias, up_->bias}) : torch::Tensor());
+    up_ = stacked({gate, up_});
     gated_ = true;
   }
   down_ = make_linear(p, prefix + ".down", D, I, cfg.mlp_bias, cfg);
