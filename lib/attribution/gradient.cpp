@@ -127,7 +127,7 @@ class Engine {
         const int64_t K = std::min(R, N_ - r0);
         // Backward k differentiates row r0 + k (at every point): its seed, zero elsewhere.
         auto onehot = torch::zeros({K, Ak, N_}, seed.options());
-        onehot.narrow(2, r0, K).copy_(torch::eye(K, seed.options()).unsqueeze(1).expand({K, Ak, K}));
+        onehot.narrow(2, r0, K).diagonal(0, 0, 2).fill_(1);  // [k, a, r0 + k] = 1
         auto seeds = seed.dim() == 3 ? onehot.unsqueeze(-1) * seed.unsqueeze(0) : onehot;
         auto g = batched_vjp(out_t, embeds, seeds, /*retain_graph=*/r0 + R < N_);  // [K, Ak, L, D]
         acc_.narrow(0, r0, K).narrow(1, 0, L).add_((g.to(torch::kFloat64) * w).sum(1));

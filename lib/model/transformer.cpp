@@ -358,7 +358,11 @@ torch::Tensor Transformer::forward(const torch::Tensor& inputs_embeds, const For
   auto qi = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(dev)).view({T, 1});
   auto kj = torch::arange(0, S, torch::TensorOptions().dtype(torch::kLong).device(dev)).view({1, S});
   auto allowed = (kj <= qi).unsqueeze(0) & key_mask.view({B, 1, S});  // [B,T,S]
-  const double neg = std::numeric_limits<float>::lowest();
+  // The most negative value of the compute dtype (transformers' finfo(dtype).min): float's
+  // lowest overflows bfloat16.
+  const double neg = dtype_ == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+                     : dtype_ == torch::kHalf   ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
+                                                : static_cast<double>(std::numeric_limits<float>::lowest());
   auto to_additive = [&](const torch::Tensor& ok) {
     return torch::zeros(ok.sizes(), torch::TensorOptions().dtype(dtype_).device(dev))
         .masked_fill(ok.logical_not(), neg)
