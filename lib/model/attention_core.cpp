@@ -64,7 +64,6 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     ctx->save_for_backward({group_queries(q, k.size(1)), k, v, f.probs, f.probs_c, f.capped});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["softcap"] = softcap ? *softcap : 0.0;
-    ctx->saved_data["heads"] = q.size(1);
     return f.out;
   }
 
@@ -75,8 +74,9 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     const auto& capped = saved[5];
     const double scale = ctx->saved_data["scale"].toDouble();
     const double softcap = ctx->saved_data["softcap"].toDouble();
-    const auto H = ctx->saved_data["heads"].toInt();
-    const auto B = k.size(0), G = k.size(1), S = k.size(2), hd = k.size(3), R = H / G, T = qg.size(2) / R;
+    // probs is [B, G, R, T, S]: R query heads per kv head, T queries.
+    const auto B = k.size(0), G = k.size(1), S = k.size(2), hd = k.size(3), R = probs.size(2), T = probs.size(3);
+    const auto H = G * R;
 
     auto [g, level] = unbatch(grads[0]);  // [N, B, H, T, hd]
     const auto N = g.size(0);

@@ -121,7 +121,6 @@ RmsNormParts rms_parts(const torch::Tensor& x, double eps) {
 }
 
 torch::Tensor rms_scale(const RmsNormParts& p, const torch::Tensor& x, const torch::Tensor& weight, bool one_plus) {
-  if (!weight.defined()) return p.h.to(x.scalar_type());
   if (one_plus) return (p.h * (1.0 + weight.to(p.h.scalar_type()))).to(x.scalar_type());
   return weight * p.h.to(x.scalar_type());
 }
@@ -138,10 +137,11 @@ struct RmsNorm : torch::autograd::Function<RmsNorm> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &h = saved[0], &r = saved[1], &w = saved[2];
-    auto gh = grads[0].to(h.scalar_type());
-    if (w.defined()) gh = gh * (ctx->saved_data["one_plus"].toBool() ? 1.0 + w.to(h.scalar_type()) : w.to(h.scalar_type()));
-    // h = x r with r = (mean(x^2) + eps)^-1/2:  dx = r (gh - h mean(gh h)).
-    auto gx = r * (gh - h * (gh * h).mean(-1, /*keepdim=*/true));
+    const auto wc = w.to(h.scalar_type());
+    auto gh = grads[0].to(h.scalar_type()) * (ctx->saved_data["one_plus"].toBool() ? 1.0 + wc : wc);
+    // h = x r with r = (mean(x^2) + eps)^-1/2:  dx = r (gh - h mean(gh h)). The mean as a sum
+    // divided by the width: vmap has a batching rule for sum but loops over the rows for mean.
+    auto gx = r * (gh - h * ((gh * h).sum(-1, /*keepdim=*/true) / static_cast<double>(h.size(-1))));
     const auto in = static_cast<torch::ScalarType>(ctx->saved_data["input_dtype"].toInt());
     return {gx.to(in), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

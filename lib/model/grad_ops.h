@@ -1,11 +1,14 @@
-// Softmax, log-softmax, SiLU, gated activations, RMSNorm, rotary embeddings and row selections whose backward is written in plain pointwise and reduction operations.
+// Softmax, log-softmax, SiLU, gated activations, RMSNorm, rotary embeddings and row selections
+// whose backward is written in plain pointwise and reduction operations.
 //
 // The batched gradient attribution (attribution/gradient.cpp) differentiates every output row
-// in one vectorised backward pass (ATen's vmap over the grad outputs). ATen has no vmap
-// batching rule for _softmax_backward_data or silu_backward and falls back to a slow loop
-// over the batch for them — twice per layer. These functions compute exactly the same
-// forward values (they call torch::softmax / torch::silu) and give autograd a backward made of
-// mul, sub and sum (or a matrix product), which vmap batches natively. Outside grad mode they are the plain ops.
+// in one vectorised backward pass (ATen's vmap over the grad outputs). ATen has no vmap batching
+// rule for some backward kernels (_softmax_backward_data, silu_backward, mean) and falls back to
+// a slow loop over the batch for them, and autograd's generic formulas (RMSNorm's pow/mean/rsqrt
+// chain, the slices of the rotation) make several passes over the batched gradients where one
+// or two do. These functions compute the same forward values and give autograd a backward made
+// of mul, sub and sum (or a matrix product), which vmap batches natively. Outside grad mode they
+// are the plain ops.
 #pragma once
 
 #include <torch/torch.h>
@@ -36,7 +39,7 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
 
 // RMSNorm over the last dimension, normalised in float32 (float64 for float64 x) as
 // transformers does: weight * (x / rms(x)) in x's dtype, or with `one_plus` (Gemma)
-// ((1 + weight) * x / rms(x)) computed before the cast back. An undefined weight is 1.
+// ((1 + weight) * x / rms(x)) computed before the cast back.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus);
 
 // x[..., index] for an int64 `index` shaped like x without its last dimension (a gather whose
