@@ -1,7 +1,6 @@
 #include "engine/local_backend.h"
 
 #include <algorithm>
-#include <cctype>
 #include <numeric>
 
 #include "model/generate.h"
@@ -187,16 +186,6 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
   return result;
 }
 
-namespace {
-
-// sentencepiece's byte fallback pieces: "<0x0A>".
-bool is_byte_piece(std::string_view piece) {
-  return piece.size() == 6 && piece.starts_with("<0x") && piece.back() == '>' && std::isxdigit(static_cast<unsigned char>(piece[3])) &&
-         std::isxdigit(static_cast<unsigned char>(piece[4]));
-}
-
-}  // namespace
-
 LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor& table) : tokenizer_(tokenizer) {
   torch::NoGradGuard ng;
   auto t = table.to(torch::kFloat32);
@@ -213,7 +202,7 @@ LocalEmbeddings::LocalEmbeddings(const Tokenizer& tokenizer, const torch::Tensor
     boundary[static_cast<size_t>(i)] = starts_with_boundary_marker(piece);
     eligible[static_cast<size_t>(i)] = !tokenizer.is_special(id);
     if (!eligible[static_cast<size_t>(i)]) continue;
-    if (is_byte_piece(piece)) byte_pieces.push_back(id);
+    if (byte_fallback_value(piece)) byte_pieces.push_back(id);
     else by_bytes_.try_emplace(tokenizer.token_bytes(id), id);
   }
   for (auto id : byte_pieces) by_bytes_.try_emplace(tokenizer.token_bytes(id), id);

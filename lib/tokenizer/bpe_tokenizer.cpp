@@ -17,20 +17,6 @@ struct BpeTokenizer::Piece {
 
 namespace {
 
-// HF's ByteFallback decoder recognises "<0xNN>" tokens (hex digits in either case).
-std::optional<char> byte_token(std::string_view t) {
-  if (t.size() != 6 || !t.starts_with("<0x") || t.back() != '>') return std::nullopt;
-  unsigned v = 0;
-  for (char c : t.substr(3, 2)) {
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-    else return std::nullopt;
-  }
-  return static_cast<char>(v);
-}
-
 // `s` with every `from` replaced by `to` (literal).
 std::string replace_literal(std::string_view s, std::string_view from, std::string_view to) {
   std::string out;
@@ -86,14 +72,14 @@ std::string BpeTokenizer::token_bytes(int32_t id) const {
   std::string out = spec_.model->piece(id);
   // A byte-fallback token stands for its byte of the input, whatever the decoder makes of it.
   if (spec_.model->byte_fallback()) {
-    if (auto b = byte_token(out)) return std::string(1, *b);
+    if (auto b = byte_fallback_value(out)) return std::string(1, *b);
   }
   // Otherwise the per-token part of the decoder chain, for a token that is not the first.
   RegexScratch scratch;
   for (const auto& step : *spec_.decoder) {
     using K = DecodeStep::Kind;
     if (step.kind == K::kByteFallback) {
-      if (auto b = byte_token(out)) return std::string(1, *b);
+      if (auto b = byte_fallback_value(out)) return std::string(1, *b);
     } else if (step.kind == K::kReplace) {
       out = replace_all(out, *step.pattern, step.text, scratch);
     } else if (step.kind == K::kMetaspace) {
@@ -291,7 +277,7 @@ std::string BpeTokenizer::decode_chain(std::vector<std::string> tokens) const {
           run_tokens = 0;
         };
         for (auto& t : tokens) {
-          if (auto b = byte_token(t)) {
+          if (auto b = byte_fallback_value(t)) {
             run += *b;
             ++run_tokens;
           } else {

@@ -61,26 +61,26 @@ class Rebuild {
                    u_errorName(status) + ")");
 }
 
-std::u16string to_utf16(std::string_view s) {
-  std::u16string out(s.size(), u'\0');  // UTF-16 never needs more units than UTF-8 has bytes
+// One ICU UTF conversion (u_strFromUTF8 / u_strToUTF8) into a buffer of `capacity` units.
+template <class Out, class In, class Convert>
+Out icu_convert(In s, size_t capacity, Convert convert, const char* name) {
+  Out out(capacity, {});
   int32_t len = 0;
   UErrorCode st = U_ZERO_ERROR;
-  u_strFromUTF8(out.data(), static_cast<int32_t>(out.size()), &len, s.data(),
-                static_cast<int32_t>(s.size()), &st);
-  if (U_FAILURE(st)) icu_failure("u_strFromUTF8", st);
+  convert(out.data(), static_cast<int32_t>(out.size()), &len, s.data(), static_cast<int32_t>(s.size()), &st);
+  if (U_FAILURE(st)) icu_failure(name, st);
   out.resize(static_cast<size_t>(len));
   return out;
 }
 
+std::u16string to_utf16(std::string_view s) {
+  // UTF-16 never needs more units than UTF-8 has bytes.
+  return icu_convert<std::u16string>(s, s.size(), u_strFromUTF8, "u_strFromUTF8");
+}
+
 std::string to_utf8(std::u16string_view s) {
-  std::string out(s.size() * 3, '\0');  // at most 3 bytes per UTF-16 unit
-  int32_t len = 0;
-  UErrorCode st = U_ZERO_ERROR;
-  u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &len, s.data(),
-              static_cast<int32_t>(s.size()), &st);
-  if (U_FAILURE(st)) icu_failure("u_strToUTF8", st);
-  out.resize(static_cast<size_t>(len));
-  return out;
+  // At most 3 bytes per UTF-16 unit.
+  return icu_convert<std::string>(s, s.size() * 3, u_strToUTF8, "u_strToUTF8");
 }
 
 const UNormalizer2* icu_instance(NormalizeStep::Kind kind) {

@@ -106,4 +106,17 @@ TokenizerConfig load_tokenizer_config(const std::filesystem::path& dir) {
   return cfg;
 }
 
+std::optional<char> byte_fallback_value(std::string_view t) {
+  if (t.size() != 6 || !t.starts_with("<0x") || t.back() != '>') return std::nullopt;
+  unsigned v = 0;
+  for (char c : t.substr(3, 2)) {
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
+    else return std::nullopt;
+  }
+  return static_cast<char>(v);
+}
+
 }  // namespace pizza

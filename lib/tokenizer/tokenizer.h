@@ -87,4 +87,8 @@ std::string decode_continuation(const Tokenizer& tok, std::span<const int64_t> p
 // implementations): token i starts where token i-1 ended; the last ends at text_size.
 void make_spans_contiguous(std::vector<Token>& tokens, size_t text_size);
 
+// The byte a byte-fallback piece "<0xNN>" stands for (hex digits in either case, as HF's
+// ByteFallback decoder reads them); nullopt for any other piece.
+std::optional<char> byte_fallback_value(std::string_view piece);
+
 }  // namespace pizza
