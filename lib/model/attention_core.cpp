@@ -1,8 +1,6 @@
 #include "model/attention_core.h"
 
-#include <ATen/BatchedTensorImpl.h>
-
-#include <stdexcept>
+#include "model/vmap_physical.h"
 
 namespace pizza {
 
@@ -40,20 +38,6 @@ CoreForward core_forward(const torch::Tensor& q, const torch::Tensor& k, const t
   f.probs_c = f.probs.to(q.scalar_type()).view({B, G, -1, S});
   f.out = torch::matmul(f.probs_c, v).view({B, H, T, hd});
   return f;
-}
-
-// A vmap-batched tensor as its physical value with the batch dimension first ([N, logical...]),
-// and the vmap level to re-wrap results with; a plain tensor as [1, ...] and no level.
-std::pair<torch::Tensor, std::optional<int64_t>> unbatch(const torch::Tensor& t) {
-  auto* impl = at::maybeGetBatchedImpl(t);
-  if (impl == nullptr) return {t.unsqueeze(0), std::nullopt};
-  const auto bdims = impl->bdims();
-  if (bdims.size() != 1) throw std::logic_error("attention_core: nested vmap levels are not supported");
-  return {impl->value().movedim(bdims[0].dim(), 0), bdims[0].level()};
-}
-
-torch::Tensor rebatch(const torch::Tensor& physical, std::optional<int64_t> level) {
-  return level ? at::_add_batch_dim(physical, 0, *level) : physical.squeeze(0);
 }
 
 struct AttentionCore : torch::autograd::Function<AttentionCore> {

@@ -1,5 +1,7 @@
 #include "model/grad_ops.h"
 
+#include "model/vmap_physical.h"
+
 namespace pizza {
 
 namespace {
@@ -138,12 +140,18 @@ struct RmsNorm : torch::autograd::Function<RmsNorm> {
     const auto saved = ctx->get_saved_variables();
     const auto &h = saved[0], &r = saved[1], &w = saved[2];
     const auto wc = w.to(h.scalar_type());
-    auto gh = grads[0].to(h.scalar_type()) * (ctx->saved_data["one_plus"].toBool() ? 1.0 + wc : wc);
-    // h = x r with r = (mean(x^2) + eps)^-1/2:  dx = r (gh - h mean(gh h)). The mean as a sum
-    // divided by the width: vmap has a batching rule for sum but loops over the rows for mean.
-    auto gx = r * (gh - h * ((gh * h).sum(-1, /*keepdim=*/true) / static_cast<double>(h.size(-1))));
+    const auto scale = ctx->saved_data["one_plus"].toBool() ? 1.0 + wc : wc;
+    // y = s h with h = x r, r = (mean(x^2) + eps)^-1/2:  dx = r (s g) - (r h / D) <s g, h>.
+    // The factors that do not depend on g are formed once on the unbatched activations, so the
+    // (vectorised, N times larger) gradient takes two products, a sum and a fused
+    // multiply-subtract instead of six passes.
+    // (addcmul has no vmap rule: computed on the physical gradient [N, ...].)
+    auto [g, level] = unbatch(grads[0]);
+    g = g.to(h.scalar_type());
+    auto dot = (g * (h * scale)).sum(-1, /*keepdim=*/true);
+    auto gx = torch::addcmul(g * (r * scale), h * (r / static_cast<double>(h.size(-1))), dot, -1);
     const auto in = static_cast<torch::ScalarType>(ctx->saved_data["input_dtype"].toInt());
-    return {gx.to(in), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {rebatch(gx.to(in), level), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
