@@ -2,6 +2,9 @@
 
 #include <ATen/VmapMode.h>
 
+#include <future>
+
+#include "model/model.h"
 #include "util/error.h"
 
 namespace pizza {
@@ -125,16 +128,40 @@ class Engine {
       auto w = torch::tensor(weight, torch::kFloat64).to(dev).view({1, Ak, 1, 1});
       for (int64_t r0 = 0; r0 < N_; r0 += R) {
         const int64_t K = std::min(R, N_ - r0);
-        // Backward k differentiates row r0 + k (at every point): its seed, zero elsewhere.
-        auto onehot = torch::zeros({K, Ak, N_}, seed.options());
-        onehot.narrow(2, r0, K).diagonal(0, 0, 2).fill_(1);  // [k, a, r0 + k] = 1
-        auto seeds = seed.dim() == 3 ? onehot.unsqueeze(-1) * seed.unsqueeze(0) : onehot;
-        auto g = batched_vjp(out_t, embeds, seeds, /*retain_graph=*/r0 + R < N_);  // [K, Ak, L, D]
-        acc_.narrow(0, r0, K).narrow(1, 0, L).add_((g.to(torch::kFloat64) * w).sum(1));
+        for_row_ranges(r0, K, [&](int64_t q0, int64_t Q) {
+          // Backward k differentiates row q0 + k (at every point): its seed, zero elsewhere.
+          auto onehot = torch::zeros({Q, Ak, N_}, seed.options());
+          onehot.narrow(2, q0, Q).diagonal(0, 0, 2).fill_(1);  // [k, a, q0 + k] = 1
+          auto seeds = seed.dim() == 3 ? onehot.unsqueeze(-1) * seed.unsqueeze(0) : onehot;
+          auto g = batched_vjp(out_t, embeds, seeds, /*retain_graph=*/true);  // [Q, Ak, L, D]
+          acc_.narrow(0, q0, Q).narrow(1, 0, L).add_((g.to(torch::kFloat64) * w).sum(1));
+        });
         ++out.passes;
         if (req_.progress) req_.progress(out.passes, total);
       }
     }
+  }
+
+  // Runs fn(first row, rows) over [r0, r0 + K): in one piece, or on the CPU with several
+  // threads split into that many concurrent backward passes over the shared forward graph,
+  // each with single-threaded kernels. Rows are independent, so this parallelises the whole
+  // pass (its elementwise work and per-operation overhead too), where the BLAS's own
+  // threading only splits each matrix product and synchronises after every one.
+  template <class Fn>
+  void for_row_ranges(int64_t r0, int64_t K, const Fn& fn) const {
+    const int64_t W = x_.device().is_cpu() ? std::min<int64_t>(std::max(1, req_.threads), K) : 1;
+    if (W == 1) {
+      fn(r0, K);
+      return;
+    }
+    KernelThreads serial(1);  // the workers below start with single-threaded libtorch pools
+    std::vector<std::future<void>> workers;
+    for (int64_t i = 1; i < W; ++i) {
+      const int64_t a = r0 + K * i / W, b = r0 + K * (i + 1) / W;
+      workers.push_back(std::async(std::launch::async, [&fn, a, b] { fn(a, b - a); }));
+    }
+    fn(r0, K / W);
+    for (auto& w : workers) w.get();  // rethrows a worker's exception
   }
 
   // Where the vectorised backward starts, and its per-row seed. Targets that read one position

@@ -38,6 +38,10 @@ struct GradientRequest {
   MethodOptions options;
   GradientAlgorithm algorithm = GradientAlgorithm::fast;
   int64_t max_batch = 16;           // rows per vectorised backward (x points per forward)
+  // CPU threads for the fast algorithm's backward: a chunk's rows are split across up to this
+  // many concurrent passes, each with single-threaded kernels. 1: one pass at a time, whose
+  // kernels use the runtime's threads. Other devices always run one pass at a time.
+  int threads = 1;
   std::optional<int64_t> pad_id;    // for the pad baseline
   std::function<void(size_t done, size_t total)> progress;
 };

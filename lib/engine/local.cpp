@@ -190,6 +190,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   gr.options = req.method_options;
   gr.algorithm = req.algorithm;
   gr.max_batch = req.max_batch;
+  gr.threads = lm.runtime().threads;
   if (auto p = lm.tokenizer().pad_id()) gr.pad_id = *p;
   else if (auto u = lm.tokenizer().unk_id()) gr.pad_id = *u;
   gr.progress = req.progress;

@@ -46,6 +46,16 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
   return rt;
 }
 
+KernelThreads::KernelThreads(int n) : previous_(torch::get_num_threads()) {
+  torch::set_num_threads(n);
+  blas::set_threads(n);
+}
+
+KernelThreads::~KernelThreads() {
+  torch::set_num_threads(previous_);
+  blas::set_threads(previous_);
+}
+
 namespace {
 
 bool is_llama2c_file(const std::filesystem::path& path) {

@@ -33,6 +33,19 @@ struct Runtime {
 };
 Runtime apply_runtime(const RuntimeOptions& opts);
 
+// Kernel threads (libtorch's intra-op pool and OpenBLAS's) set to n for the guard's lifetime
+// and restored after. Threads started inside the scope size their libtorch pools from it.
+class KernelThreads {
+ public:
+  explicit KernelThreads(int n);
+  ~KernelThreads();
+  KernelThreads(const KernelThreads&) = delete;
+  KernelThreads& operator=(const KernelThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
 // The tokenizer that belongs to a model: the one in a model directory, or the sentencepiece
 // model beside a llama2.c .bin (tokenizer.model, else tok*.model).
 std::unique_ptr<Tokenizer> load_model_tokenizer(const std::filesystem::path& model);

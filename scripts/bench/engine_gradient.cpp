@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   req.method = find_gradient_method("saliency");
   req.target = &find_target("prob");
   req.max_batch = 16;  // all 16 rows in one chunk: one forward + one backward
+  req.threads = rt.threads;  // as pizza local: the chunk's rows split across the threads
 
   // Best of `reps` interleaved runs of each: this machine's neighbours come and go, and the
   // minimum is the time the work itself takes. Interleaving exposes both to the same drift.

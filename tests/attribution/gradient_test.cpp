@@ -45,7 +45,7 @@ double worst_row_relative(const torch::Tensor& a, const torch::Tensor& b) {
 
 GradientAttribution run(const Transformer& model, const std::vector<int64_t>& prompt, const std::vector<int64_t>& outputs,
                         const std::string& method, const std::string& target, GradientAlgorithm algo = GradientAlgorithm::fast,
-                        int64_t max_batch = 16, MethodOptions opts = {}) {
+                        int64_t max_batch = 16, MethodOptions opts = {}, int threads = 1) {
   GradientRequest req;
   req.prompt = prompt;
   req.outputs = outputs;
@@ -54,6 +54,7 @@ GradientAttribution run(const Transformer& model, const std::vector<int64_t>& pr
   req.target = &find_target(target);
   req.algorithm = algo;
   req.max_batch = max_batch;
+  req.threads = threads;
   req.options = opts;
   req.pad_id = 0;
   return attribute_gradients(model, req);
@@ -187,7 +188,7 @@ TEST_CASE("gradients equal central finite differences in float64 on stories260K"
 // In float64 the two algorithms agree to rounding far below the 1e-5 the issue asks; in float32
 // (the default) their matrix products run in different shapes and so round differently, which
 // signed input x gradient rows (sums with cancellation) show at about 1e-5 of the row maximum.
-TEST_CASE("fast algorithm equals the reference algorithm for every method and target at several batch sizes",
+TEST_CASE("fast algorithm equals the reference algorithm for every method and target at several batch sizes and threads",
           "[attribution]") {
   const auto [dtype, tolerance] = GENERATE(std::pair<std::string, double>{"float64", 1e-9}, std::pair<std::string, double>{"float32", 5e-5});
   auto lm = LanguageModel::load_weights(test::shared("models/stories260K"), test::cpu_runtime(dtype));
@@ -198,9 +199,11 @@ TEST_CASE("fast algorithm equals the reference algorithm for every method and ta
   for (const auto& m : gradient_methods()) {
     for (const auto& t : targets()) {
       auto ref = run(lm->model(), prompt, outputs, m.name, t.name, GradientAlgorithm::reference, 1, opts);
-      for (int64_t batch : {1, 3, 16}) {
-        INFO(dtype << ": " << m.name << " x " << t.name << " max_batch " << batch);
-        auto fast = run(lm->model(), prompt, outputs, m.name, t.name, GradientAlgorithm::fast, batch, opts);
+      // threads > 1 splits each chunk's rows across concurrent backward passes (unevenly here:
+      // 3 rows over 2 threads, 5 over 3).
+      for (auto [batch, threads] : {std::pair<int64_t, int>{1, 1}, {3, 2}, {16, 1}, {16, 3}}) {
+        INFO(dtype << ": " << m.name << " x " << t.name << " max_batch " << batch << " threads " << threads);
+        auto fast = run(lm->model(), prompt, outputs, m.name, t.name, GradientAlgorithm::fast, batch, opts, threads);
         const double worst = worst_row_relative(fast.scores, ref.scores);
         INFO("worst row-relative difference " << worst);
         CHECK(worst < tolerance);
