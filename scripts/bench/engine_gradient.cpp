@@ -1,6 +1,6 @@
 // Gradient attribution benchmark: PIZZA-structured reference algorithm vs pizza's batched
 // algorithm on the same model, prompt and outputs, measured side by side in one run.
-//   bench_engine_gradient MODEL_DIR [threads] [repetitions, default 3]
+//   bench_engine_gradient MODEL_DIR [threads] [repetitions, default 5]
 // Prints both times, their ratio, the attribution phase's achieved GFLOP/s (matmul FLOPs of
 // the forward + input-only backward actually run), and this machine's sgemm GFLOP/s; for
 // context also the rate at which the replicate-the-sequence formulation's work gets done, and
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   blas::maybe_reexec_with_best_core(argc, argv);
   RuntimeOptions ro;
   if (argc > 2) ro.threads = std::stoi(argv[2]);
-  const int reps = argc > 3 ? std::max(1, std::stoi(argv[3])) : 3;
+  const int reps = argc > 3 ? std::max(1, std::stoi(argv[3])) : 5;
   auto rt = apply_runtime(ro);
   auto lm = LanguageModel::load_weights(argv[1], rt);
   const auto& cfg = lm->config();

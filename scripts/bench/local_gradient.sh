@@ -2,14 +2,14 @@
 # Gradient attribution: PIZZA's per-row algorithm vs pizza's batched one on a random-weight
 # 135M-shape Llama (hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536, vocab
 # 32000), 32-token prompt, 16 new tokens. Prints both times, the ratio, the attribution
-# phase's GFLOP/s and the machine's sgemm GFLOP/s (best of 3 interleaved runs each), and for
+# phase's GFLOP/s and the machine's sgemm GFLOP/s (best of 5 interleaved runs each), and for
 # context the time of PIZZA's own per-token work.
 # Usage: scripts/bench/local_gradient.sh [build-dir] [threads] [repetitions]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${1:-$root/build}"
 threads="${2:-0}"
-reps="${3:-3}"
+reps="${3:-5}"
 cmake --build "$build" --target bench_engine_gradient bench_engine_perturbation >/dev/null
 ckpt="$(mktemp -d)"
 trap 'rm -rf "$ckpt"' EXIT
