@@ -104,7 +104,8 @@ class Engine {
 
   // One forward over the whole sequence per group of points (all rows share it: causal
   // attention means row t's target only sees positions before P + t), then vectorised
-  // backward passes, each yielding up to --max-batch rows' gradients at once.
+  // backward passes, each yielding up to --max-batch rows' gradients at once (on the CPU
+  // split across threads, for_row_ranges).
   void run_fast(GradientAttribution& out) {
     const auto points = req_.method->points(req_.options);
     const int64_t mb = std::max<int64_t>(1, req_.max_batch);
