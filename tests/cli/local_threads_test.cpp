@@ -1,0 +1,54 @@
+// `pizza local`'s gradient attribution splits each chunk's rows across --threads concurrent
+// backward passes: the attribution must not depend on how many there are.
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <cmath>
+
+#include "cli/cli_helpers.h"
+
+using namespace pizza::test;
+
+namespace {
+
+std::vector<std::vector<double>> matrix_of(const std::string& json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(json);
+  std::vector<std::vector<double>> rows;
+  for (auto row : doc["matrix"].get_array()) {
+    rows.emplace_back();
+    for (auto v : row.get_array()) rows.back().push_back(v.get_double());
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("cli: local gradient attribution is the same with 1, 2 and 3 threads", "[cli]") {
+  for (const char* method : {"saliency", "input-x-gradient", "integrated-gradients"}) {
+    INFO("method " << method);
+    auto run = [&](const char* threads) {
+      auto r = run_cli({"local", "--model", stories_dir(), "-p", "Once upon a time there was", "-n", "5", "--method",
+                        method, "--ig-steps", "4", "--format", "json", "--threads", threads});
+      INFO("stderr: " << r.err);
+      REQUIRE(r.exit_code == 0);
+      return matrix_of(r.out);
+    };
+    const auto one = run("1");
+    REQUIRE(one.size() == 5);
+    for (const char* threads : {"2", "3"}) {
+      const auto many = run(threads);
+      REQUIRE(many.size() == one.size());
+      for (size_t t = 0; t < one.size(); ++t) {
+        REQUIRE(many[t].size() == one[t].size());
+        double scale = 0;
+        for (double v : one[t]) scale = std::max(scale, std::fabs(v));
+        REQUIRE(scale > 0);
+        for (size_t i = 0; i < one[t].size(); ++i) {
+          INFO("threads " << threads << " row " << t << " column " << i);
+          CHECK(std::fabs(many[t][i] - one[t][i]) <= 1e-6 * scale);
+        }
+      }
+    }
+  }
+}
