@@ -156,12 +156,13 @@ class Engine {
       return;
     }
     KernelThreads serial(1);  // the workers below start with single-threaded libtorch pools
-    std::vector<std::future<void>> workers;
-    for (int64_t i = 1; i < W; ++i) {
+    auto part = [&](int64_t i) {  // worker i's rows
       const int64_t a = r0 + K * i / W, b = r0 + K * (i + 1) / W;
-      workers.push_back(std::async(std::launch::async, [&fn, a, b] { fn(a, b - a); }));
-    }
-    fn(r0, K / W);
+      fn(a, b - a);
+    };
+    std::vector<std::future<void>> workers;
+    for (int64_t i = 1; i < W; ++i) workers.push_back(std::async(std::launch::async, part, i));
+    part(0);  // this thread's share
     for (auto& w : workers) w.get();  // rethrows a worker's exception
   }
 

@@ -67,12 +67,16 @@ torch::Tensor rotate(const torch::Tensor& x, bool interleaved) {
   return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
 }
 
+torch::Tensor rotary_value(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved) {
+  return x * cos + rotate(x, interleaved) * sin;
+}
+
 struct Rotary : torch::autograd::Function<Rotary> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
                                const torch::Tensor& sin, bool interleaved) {
     ctx->save_for_backward({cos, sin});
     ctx->saved_data["interleaved"] = interleaved;
-    return x * cos + rotate(x, interleaved) * sin;
+    return rotary_value(x, cos, sin, interleaved);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
@@ -155,6 +159,9 @@ struct RmsNorm : torch::autograd::Function<RmsNorm> {
   }
 };
 
+// Whether autograd will record an operation on x: otherwise the plain op is used.
+bool differentiable(const torch::Tensor& x) { return torch::GradMode::is_enabled() && x.requires_grad(); }
+
 // out[b, k] = x[b, index[b, k]] as a product with a one-hot selector: its backward is a
 // matrix product (vmap-batched) instead of index_put (looped).
 torch::Tensor select_rows_onehot(const torch::Tensor& x, const torch::Tensor& index) {
@@ -166,24 +173,24 @@ torch::Tensor select_rows_onehot(const torch::Tensor& x, const torch::Tensor& in
 }  // namespace
 
 torch::Tensor softmax_last(const torch::Tensor& x, torch::Dtype dtype) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return torch::softmax(x, -1, dtype);
+  if (!differentiable(x)) return torch::softmax(x, -1, dtype);
   return Softmax::apply(x, dtype);
 }
 
 torch::Tensor log_softmax_last(const torch::Tensor& x) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return torch::log_softmax(x, -1);
+  if (!differentiable(x)) return torch::log_softmax(x, -1);
   return LogSoftmax::apply(x);
 }
 
 torch::Tensor pick_last(const torch::Tensor& x, const torch::Tensor& index) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return x.gather(-1, index.unsqueeze(-1)).squeeze(-1);
+  if (!differentiable(x)) return x.gather(-1, index.unsqueeze(-1)).squeeze(-1);
   // Exactly x[..., index]: every other term of the sum is a product with 0.
   auto positions = torch::arange(x.size(-1), index.options());
   return (x * (index.unsqueeze(-1) == positions).to(x.scalar_type())).sum(-1);
 }
 
 torch::Tensor select_rows(const torch::Tensor& x, const torch::Tensor& index) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) {
+  if (!differentiable(x)) {
     auto rows = torch::arange(x.size(0), index.options()).view({-1, 1});
     return x.index({rows, index});
   }
@@ -191,12 +198,12 @@ torch::Tensor select_rows(const torch::Tensor& x, const torch::Tensor& index) {
 }
 
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return x * cos + rotate(x, interleaved) * sin;
+  if (!differentiable(x)) return rotary_value(x, cos, sin, interleaved);
   return Rotary::apply(x, cos, sin, interleaved);
 }
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return rms_scale(rms_parts(x, eps), x, weight, one_plus);
+  if (!differentiable(x)) return rms_scale(rms_parts(x, eps), x, weight, one_plus);
   return RmsNorm::apply(x, weight, eps, one_plus);
 }
 
@@ -211,7 +218,7 @@ torch::Tensor activation(Activation a, const torch::Tensor& x) {
 }
 
 torch::Tensor gated_activation(const torch::Tensor& gate_up, Activation a) {
-  if (!torch::GradMode::is_enabled() || !gate_up.requires_grad()) {
+  if (!differentiable(gate_up)) {
     auto halves = gate_up.chunk(2, -1);
     return activation(a, halves[0]) * halves[1];
   }
@@ -219,7 +226,7 @@ torch::Tensor gated_activation(const torch::Tensor& gate_up, Activation a) {
 }
 
 torch::Tensor silu(const torch::Tensor& x) {
-  if (!torch::GradMode::is_enabled() || !x.requires_grad()) return torch::silu(x);
+  if (!differentiable(x)) return torch::silu(x);
   return Silu::apply(x);
 }
 

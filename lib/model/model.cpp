@@ -9,6 +9,16 @@
 
 namespace pizza {
 
+namespace {
+
+// libtorch's intra-op pool and OpenBLAS's own pool, sized together.
+void set_kernel_threads(int n) {
+  torch::set_num_threads(n);
+  blas::set_threads(n);
+}
+
+}  // namespace
+
 Runtime apply_runtime(const RuntimeOptions& opts) {
   Runtime rt;
   if (opts.dtype == "float32") rt.dtype = torch::kFloat32;
@@ -40,21 +50,14 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
 
   if (opts.threads < 0) throw UsageError("--threads must be positive, got " + std::to_string(opts.threads));
   rt.threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(rt.threads);
-  blas::set_threads(rt.threads);
+  set_kernel_threads(rt.threads);
   keep_freed_tensor_memory();
   return rt;
 }
 
-KernelThreads::KernelThreads(int n) : previous_(torch::get_num_threads()) {
-  torch::set_num_threads(n);
-  blas::set_threads(n);
-}
+KernelThreads::KernelThreads(int n) : previous_(torch::get_num_threads()) { set_kernel_threads(n); }
 
-KernelThreads::~KernelThreads() {
-  torch::set_num_threads(previous_);
-  blas::set_threads(previous_);
-}
+KernelThreads::~KernelThreads() { set_kernel_threads(previous_); }
 
 namespace {
 
