@@ -1,0 +1,62 @@
+#include "util/shared_library.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <system_error>
+
+#include "util/error.h"
+
+namespace pizza {
+
+namespace fs = std::filesystem;
+
+std::vector<fs::path> module_search_dirs() {
+  if (const char* dir = std::getenv("PIZZA_MODULE_DIR"); dir && *dir) return {fs::path(dir)};
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && !exe.empty()) {
+    dirs.push_back(exe.parent_path());
+    dirs.push_back((exe.parent_path() / ".." / "lib" / "pizza").lexically_normal());
+  }
+#ifdef PIZZA_MODULE_BUILD_DIR
+  dirs.emplace_back(PIZZA_MODULE_BUILD_DIR);
+#endif
+  return dirs;
+}
+
+SharedLibrary::SharedLibrary(std::string_view file_name, int dlopen_flags) {
+  std::string searched, failure;
+  for (const auto& dir : module_search_dirs()) {
+    const fs::path candidate = dir / std::string(file_name);
+    searched += (searched.empty() ? "" : ", ") + dir.string();
+    std::error_code ec;
+    if (!fs::is_regular_file(candidate, ec)) continue;
+    dlerror();  // clear any earlier message
+    handle_ = dlopen(candidate.c_str(), dlopen_flags);
+    if (handle_) {
+      path_ = candidate;
+      return;
+    }
+    const char* msg = dlerror();
+    failure = candidate.string() + " could not be loaded: " + (msg ? msg : "unknown loader error");
+    break;  // a broken copy earlier in the order must not be silently replaced by a later one
+  }
+  if (!failure.empty()) throw InputError("pizza's module " + failure);
+  throw InputError("pizza's module " + std::string(file_name) + " was not found (looked in " + searched +
+                   "); it is built and installed with pizza: reinstall it, or set PIZZA_MODULE_DIR to its directory");
+}
+
+SharedLibrary::~SharedLibrary() {
+  if (handle_) dlclose(handle_);
+}
+
+void* SharedLibrary::symbol(const char* name) const {
+  dlerror();
+  void* p = dlsym(handle_, name);
+  if (!p) throw InputError(path_.string() + ": not a pizza module of this version (no symbol " + std::string(name) + ")");
+  return p;
+}
+
+}  // namespace pizza
