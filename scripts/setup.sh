@@ -9,7 +9,7 @@ PACKAGES=(
   libtorch-dev libcurl4-openssl-dev libsimdjson-dev
   libcli11-dev libspdlog-dev catch2 libpcre2-dev libopenblas0-pthread
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
-  chromium jq libblas3 python3-jsonschema libicu-dev
+  chromium jq libblas3 python3-jsonschema libicu-dev libsentencepiece-dev
 )
 
 missing=()
