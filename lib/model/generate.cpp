@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "util/checked_math.h"
 #include "util/error.h"
 
 namespace pizza {
@@ -34,7 +35,7 @@ std::vector<Generation> greedy_generate(const Transformer& model, const std::vec
   const auto max_pos = model.config().max_position_embeddings;
 
   auto [ids, mask] = left_pad(prompts);
-  if (ids.size(1) + opts.max_new_tokens > max_pos)
+  if (!fits_within(ids.size(1), opts.max_new_tokens, max_pos))
     throw InputError("prompt (" + std::to_string(ids.size(1)) + " tokens) + " + std::to_string(opts.max_new_tokens) +
                      " new tokens exceeds the model's context of " + std::to_string(max_pos) + " tokens");
   KVCache cache = model.new_cache();

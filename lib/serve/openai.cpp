@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "util/checked_math.h"
 #include "util/error.h"
 #include "util/json_writer.h"
 
@@ -243,10 +244,10 @@ void parse_prompt(const Fields& f, const ServedModel& model, ApiRequest& r) {
 void check_context(const ServedModel& model, const GenerationRequest& g, std::string_view what) {
   const int64_t max = model.lm.config().max_position_embeddings;
   const auto plen = static_cast<int64_t>(g.prompt.size());
-  if (plen + g.max_tokens > max)
+  if (!fits_within(plen, g.max_tokens, max))
     throw ApiError(400,
                    "This model's maximum context length is " + std::to_string(max) + " tokens. However, you requested " +
-                       std::to_string(plen + g.max_tokens) + " tokens (" + std::to_string(plen) + " in the " +
+                       std::to_string(saturating_add(plen, g.max_tokens)) + " tokens (" + std::to_string(plen) + " in the " +
                        std::string(what) + ", " + std::to_string(g.max_tokens) + " in the completion).",
                    std::string(what), "context_length_exceeded");
 }

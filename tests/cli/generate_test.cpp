@@ -189,3 +189,12 @@ TEST_CASE("cli: tokenize --model org/name finds a tokenizer-only snapshot in the
   auto generate = run_cli({"generate", "--model", "pizza-test/stories260K", "--prompt", "Once", "-n", "2"}, "", env);
   check_input_error(generate, {"pizza-test/stories260K", "offline"});
 }
+
+TEST_CASE("cli: -n near the integer limit is a context error at once (no endless generation)", "[cli][generate]") {
+  // prompt length + -n used to overflow int64 in the context check and generate forever.
+  for (const char* cmd : {"generate", "local"}) {
+    INFO("pizza " << cmd);
+    auto r = run_cli({cmd, "--model", stories_dir(), "-p", "Once upon a time", "-n", "9223372036854775807"});
+    check_input_error(r, {"exceeds the model's context of 512 tokens"});
+  }
+}

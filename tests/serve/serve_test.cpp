@@ -374,3 +374,24 @@ TEST_CASE("a port that is already taken is a clear error") {
   CHECK(res.exit_code == 1);
   CHECK_THAT(res.err, Catch::Contains("already in use"));
 }
+
+TEST_CASE("a max_tokens near the integer limit is context_length_exceeded at once (no endless generation)") {
+  // prompt length + max_tokens used to overflow int64 in the context check, so the request passed
+  // it and generated forever, blocking every later request.
+  auto lm = test::load_stories();
+  test::RunningServer srv(*lm);
+  const int port = srv.port();
+  const std::string chat = R"("model": "stories260K", "messages": [{"role": "user", "content": "Hi"}])";
+  for (const char* huge : {"9223372036854775807", "9223372036854775000", "18446744073709551615"}) {
+    INFO("max_tokens " << huge);
+    auto c = post(port, "/v1/completions", std::string(R"({"model": "stories260K", "prompt": "x", "max_tokens": )") + huge + "}");
+    const auto param = require_error(c, 400);
+    if (c.body.find("context_length_exceeded") != std::string::npos) CHECK(param == "prompt");
+    else CHECK(param == "max_tokens");  // 2^64-1 is beyond int64: refused as above the maximum
+    auto h = post(port, "/v1/chat/completions", "{" + chat + R"(, "max_completion_tokens": )" + huge + "}");
+    require_error(h, 400);
+  }
+  auto exact = post(port, "/v1/completions", R"({"model": "stories260K", "prompt": "x", "max_tokens": 9223372036854775807})");
+  CHECK(exact.body.find("context_length_exceeded") != std::string::npos);
+  CHECK(post(port, "/v1/completions", completion_body("x", 2)).status == 200);
+}
