@@ -57,9 +57,24 @@ class ConfigReader {
     if (obj_[key].get(e) || e.is_null()) fail(key, "is missing");
     double d = 0;
     if (e.get(d)) fail(key, "must be a number");
+    if (!std::isfinite(d)) fail(key, "must be a finite number");
     return d;
   }
   double number(std::string_view key, double def) const { return has(key) ? number(key) : def; }
+  // Epsilons, rope bases and factors, scales that divide: zero or negative ones make every
+  // logit NaN (or infinite), so they are refused here, naming the field.
+  double positive_number(std::string_view key) const {
+    const double d = number(key);
+    if (!(d > 0)) fail(key, "must be a positive number, got " + std::to_string(d));
+    return d;
+  }
+  double positive_number(std::string_view key, double def) const { return has(key) ? positive_number(key) : def; }
+  // The fraction of each head that is rotated: in (0, 1].
+  double fraction(std::string_view key, double def) const {
+    const double d = positive_number(key, def);
+    if (d > 1) fail(key, "must be at most 1, got " + std::to_string(d));
+    return d;
+  }
   // Absent: def; null: nullopt.
   std::optional<double> nullable_number(std::string_view key, std::optional<double> def) const {
     if (has(key)) return number(key);
@@ -143,20 +158,20 @@ void read_llama_like(const ConfigReader& r, ModelConfig& c, const LlamaDefaults&
   c.num_kv_heads = r.positive("num_key_value_heads", d.kv_heads > 0 ? d.kv_heads : c.num_heads);
   c.head_dim = r.positive("head_dim", c.hidden_size / c.num_heads);
   c.max_position_embeddings = r.positive("max_position_embeddings", d.max_pos);
-  c.norm_eps = r.number(d.eps_key, d.eps);
-  c.rope_theta = r.number("rope_theta", d.rope_theta);
+  c.norm_eps = r.positive_number(d.eps_key, d.eps);
+  c.rope_theta = r.positive_number("rope_theta", d.rope_theta);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", d.tie);
   c.activation = parse_activation(r, "hidden_act", d.act);
   if (auto rs = r.object("rope_scaling")) {
     auto type = rs->string("rope_type", rs->string("type", "default"));
     if (type == "linear") {
       c.rope_scaling = RopeScaling::linear;
-      c.rope_factor = rs->number("factor");
+      c.rope_factor = rs->positive_number("factor");
     } else if (type == "llama3") {
       c.rope_scaling = RopeScaling::llama3;
-      c.rope_factor = rs->number("factor");
-      c.rope_low_freq_factor = rs->number("low_freq_factor");
-      c.rope_high_freq_factor = rs->number("high_freq_factor");
+      c.rope_factor = rs->positive_number("factor");
+      c.rope_low_freq_factor = rs->positive_number("low_freq_factor");
+      c.rope_high_freq_factor = rs->positive_number("high_freq_factor");
       c.rope_original_max_positions = rs->positive("original_max_position_embeddings");
     } else if (type != "default") {
       r.fail("rope_scaling", "has unsupported rope_type '" + type + "' (supported: linear, llama3)");
@@ -241,7 +256,7 @@ const std::vector<std::pair<std::string, FamilyReader>>& families() {
          c.embedding_scale = r.number("embedding_multiplier", 1.0);
          c.residual_multiplier = r.number("residual_multiplier", 1.0);
          c.attention_scale = r.number("attention_multiplier", 1.0);
-         c.logits_divisor = r.number("logits_scaling", 1.0);
+         c.logits_divisor = r.positive_number("logits_scaling", 1.0);
        }},
       {"gemma",
        [](const ConfigReader& r, ModelConfig& c) {
@@ -251,9 +266,12 @@ const std::vector<std::pair<std::string, FamilyReader>>& families() {
        [](const ConfigReader& r, ModelConfig& c) {
          read_gemma_like(r, c,
                          {256000, 2304, 9216, 26, 8, 8192, 1e-6, true, "gelu_pytorch_tanh", "rms_norm_eps", 4});
-         c.attention_scale = 1.0 / std::sqrt(r.number("query_pre_attn_scalar", 256.0));
+         c.attention_scale = 1.0 / std::sqrt(r.positive_number("query_pre_attn_scalar", 256.0));
          c.attn_logit_softcap = r.nullable_number("attn_logit_softcapping", 50.0);
          c.final_logit_softcap = r.nullable_number("final_logit_softcapping", 30.0);
+         // A cap divides (cap * tanh(x / cap)): null turns it off, zero or below is an error.
+         if (c.attn_logit_softcap && r.has("attn_logit_softcapping")) r.positive_number("attn_logit_softcapping");
+         if (c.final_logit_softcap && r.has("final_logit_softcapping")) r.positive_number("final_logit_softcapping");
          c.sandwich_norm = true;
          // transformers 4.48 Gemma2DecoderLayer: is_sliding = not bool(layer_idx % 2).
          read_sliding_window(r, c, 4096);
@@ -268,7 +286,7 @@ const std::vector<std::pair<std::string, FamilyReader>>& families() {
          c.head_dim = c.hidden_size / c.num_heads;
          c.intermediate_size = r.positive("n_inner", 4 * c.hidden_size);
          c.max_position_embeddings = r.positive("n_positions", 1024);
-         c.norm_eps = r.number("layer_norm_epsilon", 1e-5);
+         c.norm_eps = r.positive_number("layer_norm_epsilon", 1e-5);
          c.activation = parse_activation(r, "activation_function", "gelu_new");
          c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
          plain_layernorm_block(c);
@@ -284,13 +302,13 @@ const std::vector<std::pair<std::string, FamilyReader>>& families() {
          both_attention_biases(r, c, "attention_bias", true);
          c.mlp_bias = true;
          c.parallel_residual = r.boolean("use_parallel_residual", true);
-         c.partial_rotary_factor = r.number("rotary_pct", r.number("partial_rotary_factor", 0.25));
-         c.rope_theta = r.number("rope_theta", r.number("rotary_emb_base", 10000.0));
+         c.partial_rotary_factor = r.fraction("rotary_pct", r.fraction("partial_rotary_factor", 0.25));
+         c.rope_theta = r.positive_number("rope_theta", r.positive_number("rotary_emb_base", 10000.0));
        }},
       {"phi3",
        [](const ConfigReader& r, ModelConfig& c) {
          read_llama_like(r, c, {32064, 3072, 8192, 32, 32, 4096, 1e-5, false, "silu"});
-         c.partial_rotary_factor = r.number("partial_rotary_factor", 1.0);
+         c.partial_rotary_factor = r.fraction("partial_rotary_factor", 1.0);
          read_sliding_window(r, c, std::nullopt);
        }},
       {"phi",
@@ -299,7 +317,7 @@ const std::vector<std::pair<std::string, FamilyReader>>& families() {
          plain_layernorm_block(c);
          c.attention_bias = c.attention_out_bias = c.mlp_bias = c.lm_head_bias = true;
          c.parallel_residual = c.parallel_shared_norm = true;
-         c.partial_rotary_factor = r.number("partial_rotary_factor", 0.5);
+         c.partial_rotary_factor = r.fraction("partial_rotary_factor", 0.5);
          reject_if_true(r, "qk_layernorm");
        }},
       {"starcoder2",
@@ -319,7 +337,7 @@ const std::vector<std::pair<std::string, FamilyReader>>& families() {
          c.attention_bias = r.boolean("use_qkv_bias", false);
          c.parallel_residual = r.boolean("use_parallel_residual", false);
          c.parallel_shared_norm = true;
-         c.partial_rotary_factor = r.number("partial_rotary_factor", 0.25);
+         c.partial_rotary_factor = r.fraction("partial_rotary_factor", 0.25);
          reject_if_true(r, "qk_layernorm");
        }},
       {"olmo",

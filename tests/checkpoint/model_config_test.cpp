@@ -89,6 +89,25 @@ TEST_CASE("model config: invalid field", "[checkpoint][config][bad-input]") {
                        {"field 'rope_scaling'", "yarn9"});
 }
 
+TEST_CASE("model config: scalars that would make every logit NaN are refused at load", "[checkpoint][config][bad-input]") {
+  // An epsilon, rope base or rope factor of zero or below divides by zero or takes the root of
+  // a negative: the model would load and answer NaN. Each is an error naming the field.
+  for (const char* eps : {"0", "-1e-5"})
+    require_config_error(edited_config(R"("rms_norm_eps": 1e-05)", std::string(R"("rms_norm_eps": )") + eps),
+                         {"field 'rms_norm_eps'", "must be a positive number"});
+  for (const char* theta : {"0", "-10000.0"})
+    require_config_error(edited_config(R"("rope_theta": 10000.0)", std::string(R"("rope_theta": )") + theta),
+                         {"field 'rope_theta'", "must be a positive number"});
+  require_config_error(edited_config(R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "linear", "factor": 0})"),
+                       {"field 'factor'", "must be a positive number"});
+  require_config_error(
+      edited_config(R"("rope_scaling": null)",
+                    R"("rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": -1, "high_freq_factor": 4, "original_max_position_embeddings": 8192})"),
+      {"field 'low_freq_factor'", "must be a positive number"});
+  // JSON has no infinity: 1e999 is refused as invalid JSON.
+  require_config_error(edited_config(R"("rope_theta": 10000.0)", R"("rope_theta": 1e999)"), {"not valid JSON"});
+}
+
 TEST_CASE("model config: config.json that is not JSON", "[checkpoint][config][bad-input]") {
   require_config_error("{\"model_type\": \"llama\",", {"not valid JSON"});
   require_config_error("[1, 2]", {"not a JSON object"});
