@@ -72,7 +72,7 @@ std::string resolve_base_url(const std::optional<std::string>& flag, const char*
 
 std::string resolve_api_key(const std::optional<std::filesystem::path>& key_file, const char* env_value) {
   if (key_file) {
-    std::string key(trim(read_file(*key_file)));
+    std::string key(trim(read_file(*key_file, FileSource::stream_ok)));
     if (key.empty()) throw InputError("--api-key-file " + key_file->string() + " is empty");
     if (key.find_first_of("\r\n") != std::string::npos) {
       throw InputError("--api-key-file " + key_file->string() +

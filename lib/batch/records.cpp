@@ -135,7 +135,7 @@ std::vector<Record> load_prompts(const std::string& path) {
     if (std::cin.bad()) throw InputError("cannot read prompts from standard input");
     return parse_prompts(text, detect_prompt_format({}, text), "<stdin>");
   }
-  const std::string text = read_file(path);
+  const std::string text = read_file(path, FileSource::stream_ok);
   return parse_prompts(text, detect_prompt_format(path, text), path);
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pizza::checkpoint {
 
@@ -148,8 +149,8 @@ Checkpoint Checkpoint::open(const std::filesystem::path& path) {
     auto index_path = path / "model.safetensors.index.json";
     simdjson::dom::parser parser;
     simdjson::dom::element root;
-    auto json = simdjson::padded_string::load(index_path.string());
-    if (json.error() || parser.parse(json.value()).get(root))
+    const simdjson::padded_string json(read_file(index_path));
+    if (parser.parse(json).get(root))
       throw InputError(index_path.string() + ": not valid JSON");
     simdjson::dom::object wm;
     if (root["weight_map"].get(wm)) throw InputError(index_path.string() + ": missing field 'weight_map'");

@@ -264,7 +264,7 @@ ResultsFile parse_results(std::string contents, std::string_view name) {
 }
 
 ResultsFile load_results(const std::filesystem::path& path) {
-  return parse_results(read_file(path), path.string());
+  return parse_results(read_file(path, FileSource::stream_ok), path.string());
 }
 
 }  // namespace pizza::diff

@@ -85,8 +85,7 @@ std::vector<std::string> index_shards(const fs::path& index_path) {
   auto fail = [&](const std::string& why) {
     throw InputError("invalid weight index " + index_path.string() + ": " + why);
   };
-  simdjson::padded_string json;
-  if (simdjson::padded_string::load(index_path.string()).get(json)) fail("cannot read it");
+  const simdjson::padded_string json(read_file(index_path));
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(json).get(doc)) fail("not valid JSON");

@@ -69,7 +69,7 @@ std::string trim(std::string s) {
 
 // Reads a token file. Messages name the file, never its content.
 std::string read_token_file(const fs::path& path) {
-  std::string token = trim(read_file(path));
+  std::string token = trim(read_file(path, FileSource::stream_ok));
   if (token.empty()) throw InputError("Hugging Face token file " + path.string() + " is empty");
   bool printable =
       std::all_of(token.begin(), token.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });

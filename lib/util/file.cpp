@@ -7,21 +7,69 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "util/error.h"
 
 namespace pizza {
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("cannot open " + path.string() + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw InputError("cannot read " + path.string());
-  return std::move(ss).str();
+namespace {
+
+// Opens `path` for reading without blocking (a FIFO without a writer would block a plain
+// open) and stats it; throws InputError naming the path on failure.
+int open_for_reading(const std::filesystem::path& path, struct stat& st) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw InputError("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw InputError("cannot read " + path.string() + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+const char* kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "a special file";
+}
+
+}  // namespace
+
+std::string read_file(const std::filesystem::path& path, FileSource source) {
+  struct stat st {};
+  int fd = open_for_reading(path, st);
+  const bool stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode);
+  if (!S_ISREG(st.st_mode) && !(stream && source == FileSource::stream_ok)) {
+    ::close(fd);
+    throw InputError("cannot read " + path.string() + ": it is " + kind_of(st.st_mode) + ", not a regular file");
+  }
+  if (stream) {
+    // A stream the user chose: open it again, blocking, so that a FIFO waits for its writer
+    // (a non-blocking reader of a FIFO without a writer reads end-of-file at once).
+    ::close(fd);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw InputError("cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  std::string out;
+  if (S_ISREG(st.st_mode)) out.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      throw InputError("cannot read " + path.string() + ": " + std::strerror(err));
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {
@@ -52,12 +100,12 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 }
 
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError("cannot open " + path.string() + ": " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  const int fd = open_for_reading(path, st);
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw InputError("cannot read " + path.string() + ": not a regular file");
+    throw InputError("cannot read " + path.string() + ": it is " + std::string(kind_of(st.st_mode)) +
+                     ", not a regular file");
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {

@@ -7,14 +7,21 @@
 
 namespace pizza {
 
-// Reads a whole file; throws InputError naming the path when it cannot.
-std::string read_file(const std::filesystem::path& path);
+// What a file being read may be. Model artefacts (weights, config.json, tokenizer files, cache
+// entries) must be regular files: opening a FIFO put in their place would block forever.
+// Inputs a user may hand over as a stream (a key file given as `<(pass show key)`, prompts or
+// results piped in) may also be FIFOs, pipes or character devices.
+enum class FileSource { regular, stream_ok };
+
+// Reads a whole file; throws InputError naming the path when it cannot, or when it is not a
+// kind `source` allows (checked without blocking: the file is opened O_NONBLOCK first).
+std::string read_file(const std::filesystem::path& path, FileSource source = FileSource::regular);
 
 // Writes `contents` to `path` atomically: a temp file in the same directory, fsync'd, then
 // renamed over the target, so readers never see a half-written file.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
 
-// Read-only memory map of a whole file (RAII). Empty files map to an empty view.
+// Read-only memory map of a whole regular file (RAII). Empty files map to an empty view.
 class MappedFile {
  public:
   explicit MappedFile(const std::filesystem::path& path);

@@ -1,6 +1,7 @@
 // Broken model directories through `pizza generate`: each gives exit 1 and one clear stderr
 // line naming the file, never a crash, a backtrace or output on stdout.
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
 
 #include "checkpoint/broken_files.h"
 #include "cli/cli_helpers.h"
@@ -99,4 +100,15 @@ TEST_CASE("cli: missing or broken tokenizer", "[cli][bad-input]") {
   check_input_error(generate_in(m.path()), {m.path().string(), "tokenizer"});
   write_bytes(m / "tokenizer.model", "\xff\xff\xff");
   check_input_error(generate_in(m.path()), {(m / "tokenizer.model").string(), "sentencepiece"});
+}
+
+TEST_CASE("cli: a FIFO in place of a model file is refused at once", "[cli][bad-input]") {
+  // open() on a FIFO without a writer blocks; pizza must check the file type first.
+  for (const char* f : {"model.safetensors", "config.json", "tokenizer.model"}) {
+    INFO("file " << f);
+    ModelCopy m;
+    std::filesystem::remove(m / f);
+    REQUIRE(::mkfifo((m / f).c_str(), 0600) == 0);
+    check_input_error(generate_in(m.path()), {(m / f).string(), "FIFO"});
+  }
 }
