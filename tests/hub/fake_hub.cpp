@@ -4,12 +4,11 @@
 #include <httplib.h>
 
 #include "support/loopback_server.h"
+#include "support/paths.h"
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "hub/fake_hub.h"
 
@@ -17,13 +16,6 @@ namespace fs = std::filesystem;
 
 namespace pizza::test {
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // FNV-1a, 64 bit: any stable content hash will do for a blob name.
 std::string fnv_hex(const std::string& data) {
