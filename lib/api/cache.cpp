@@ -1,6 +1,6 @@
 #include "api/cache.h"
 
-#include "api/sha256.h"
+#include "api/digest.h"
 #include "util/error.h"
 #include "util/file.h"
 

@@ -2,6 +2,7 @@
 
 #include "util/error.h"
 #include "util/file.h"
+#include "util/split.h"
 
 #include <curl/curl.h>
 
@@ -30,13 +31,6 @@ std::optional<std::pair<std::string, std::string>> scheme_and_host(std::string_v
     return std::nullopt;
   }
   return std::pair<std::string, std::string>(scheme.p, host.p);
-}
-
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return {};
-  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
 }
 
 }  // namespace

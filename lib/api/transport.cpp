@@ -1,6 +1,7 @@
 #include "api/transport.h"
 
 #include "api/response.h"
+#include "util/curl.h"
 
 #include <curl/curl.h>
 #include <simdjson.h>
@@ -23,21 +24,11 @@ using Clock = std::chrono::steady_clock;
 // A server asking for more than this is still honoured, but only up to it.
 constexpr Seconds kMaxRetryAfter{300};
 
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
-};
-struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
-};
-
 struct Transfer {
   size_t index = 0;
   int attempt = 0;
-  std::unique_ptr<CURL, EasyDeleter> easy;
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  CurlEasyPtr easy;
+  CurlSlistPtr headers;
   std::string body;
   Headers response_headers;
   char errbuf[CURL_ERROR_SIZE] = {};
@@ -52,14 +43,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   auto* headers = static_cast<Headers*>(user);
   std::string_view line(data, size * count);
   if (line.starts_with("HTTP/")) headers->clear();  // a new response begins (e.g. after 100)
-  if (auto colon = line.find(':'); colon != std::string_view::npos) {
-    std::string name(line.substr(0, colon));
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.remove_prefix(1);
-    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.remove_suffix(1);
-    headers->emplace(std::move(name), std::string(value));
-  }
+  if (auto header = parse_header_line(line)) headers->insert(std::move(*header));
   return size * count;
 }
 
@@ -175,7 +159,7 @@ class Session {
   }
 
   const TransportOptions& options_;
-  std::unique_ptr<CURLM, MultiDeleter> multi_;
+  CurlMultiPtr multi_;
   std::map<CURL*, std::unique_ptr<Transfer>> active_;
 };
 

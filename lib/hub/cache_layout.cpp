@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 #include "util/file.h"
+#include "util/split.h"
 
 namespace fs = std::filesystem;
 
@@ -30,13 +31,6 @@ std::string folder_name(std::string_view repo) {
     }
   }
   return name;
-}
-
-std::string_view trim(std::string_view s) {
-  auto is_space = [](unsigned char c) { return std::isspace(c) != 0; };
-  while (!s.empty() && is_space(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && is_space(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 bool exists_no_throw(const fs::path& p) {

@@ -1,5 +1,8 @@
 #include "hub/http_client.h"
 
+#include "util/curl.h"
+#include "util/split.h"
+
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -42,12 +45,6 @@ std::string url_encode(std::string_view s, bool keep_slash) {
 }
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 std::string human_bytes(double bytes) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -103,14 +100,6 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
-
 constexpr size_t kErrorBodyLimit = 2048;
 
 // State shared with the curl callbacks during one request.
@@ -136,13 +125,8 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     if (space != std::string_view::npos)
       head.status = std::strtol(line.data() + space + 1, nullptr, 10);
     t.result->responses.push_back(std::move(head));
-  } else if (auto colon = line.find(':');
-             colon != std::string_view::npos && !t.result->responses.empty()) {
-    std::string name(trim(line.substr(0, colon)));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    t.result->responses.back().headers.emplace(std::move(name),
-                                               std::string(trim(line.substr(colon + 1))));
+  } else if (auto header = parse_header_line(line); header && !t.result->responses.empty()) {
+    t.result->responses.back().headers.insert(std::move(*header));
   }
   return size * count;
 }
@@ -213,10 +197,10 @@ int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cu
 struct HttpClient::Impl {
   std::string token;
   bool progress = false;
-  std::unique_ptr<CURL, CurlDeleter> curl;
+  CurlEasyPtr curl;
 
   // Prepares the handle for one request; returned header list must outlive perform().
-  SlistPtr setup(const std::string& url, Transfer& t, char* errbuf) {
+  CurlSlistPtr setup(const std::string& url, Transfer& t, char* errbuf) {
     CURL* h = curl.get();
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
@@ -235,7 +219,7 @@ struct HttpClient::Impl {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    SlistPtr headers;
+    CurlSlistPtr headers;
     // libcurl does not forward a custom Authorization header to another host on redirect,
     // so the token never reaches the CDN.
     if (!token.empty()) {

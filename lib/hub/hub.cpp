@@ -10,6 +10,7 @@
 #include "hub/download.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/split.h"
 
 namespace fs = std::filesystem;
 
@@ -60,16 +61,9 @@ bool valid_name_part(std::string_view s) {
          s.find("..") == std::string_view::npos;
 }
 
-std::string trim(std::string s) {
-  auto not_space = [](unsigned char c) { return std::isspace(c) == 0; };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
-
 // Reads a token file. Messages name the file, never its content.
 std::string read_token_file(const fs::path& path) {
-  std::string token = trim(read_file(path, FileSource::stream_ok));
+  std::string token(trim(read_file(path, FileSource::stream_ok)));
   if (token.empty()) throw InputError("Hugging Face token file " + path.string() + " is empty");
   bool printable =
       std::all_of(token.begin(), token.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
@@ -84,7 +78,7 @@ std::string read_token_file(const fs::path& path) {
 std::string resolve_token(const HubOptions& options, const EnvLookup& env) {
   if (options.token_file) return read_token_file(*options.token_file);
   if (auto t = get(env, "HF_TOKEN")) {
-    std::string token = trim(*t);
+    std::string token(trim(*t));
     if (!token.empty()) return token;
   }
   std::optional<fs::path> stored;

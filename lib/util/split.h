@@ -1,6 +1,8 @@
-// Splitting a delimited command-line value ("a:b,c:d", "prob-diff,cosine").
+// Splitting a delimited command-line value ("a:b,c:d", "prob-diff,cosine"), and trimming a
+// value read from a file, the environment or a header.
 #pragma once
 
+#include <cctype>
 #include <string_view>
 #include <vector>
 
@@ -16,6 +18,14 @@ inline std::vector<std::string_view> split(std::string_view text, char separator
     if (at == std::string_view::npos) return out;
     pos = at + 1;
   }
+}
+
+// `text` without its leading and trailing whitespace (std::isspace).
+inline std::string_view trim(std::string_view text) {
+  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
 }
 
 }  // namespace pizza

@@ -1,19 +1,9 @@
-// (CPPHTTPLIB_*_SUPPORT, which Debian's build of the library was compiled with, come from the
-// PkgConfig::HTTPLIB target, so every user of the header sees the same class layouts.)
-#include <httplib.h>
+#include "api/fake_server.h"
 
 #include "support/loopback_server.h"
-
-#include "api/fake_server.h"
 #include "util/json_writer.h"
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -68,21 +58,11 @@ std::string error_json(const std::string& message, const std::string& type, cons
 }  // namespace
 
 struct FakeServer::Handler {
-  static void serve(FakeServer& s, const httplib::Request& req, httplib::Response& res) {
-    size_t n = s.requests_++;
-    size_t now_in_flight = ++s.in_flight_;
-    for (size_t seen = s.max_in_flight_;
-         now_in_flight > seen && !s.max_in_flight_.compare_exchange_weak(seen, now_in_flight);) {
-    }
-    {
-      std::lock_guard lock(s.mutex_);
-      s.authorizations_.push_back(req.get_header_value("Authorization"));
-    }
+  static void serve(FakeServer& s, size_t n, const httplib::Request& req, httplib::Response& res) {
     if (s.config_.sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(s.config_.sleep_ms));
     std::optional<Fault> fault = s.config_.fault_for ? s.config_.fault_for(n) : std::nullopt;
     if (fault) ++s.faults_;
     respond(s, req, res, fault);
-    --s.in_flight_;
   }
 
   static void respond(FakeServer& s, const httplib::Request& req, httplib::Response& res,
@@ -140,27 +120,29 @@ struct FakeServer::Handler {
 };
 
 FakeServer::FakeServer(Config config)
-    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
-  // More workers than the client's widest window (and the slow faults), so the tests measure
-  // the client, not the server's pool. httplib takes ownership of the raw pointer.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(32); };
-  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-    Handler::serve(*this, req, res);
+    // More workers than the client's widest window (and the slow faults), so the tests measure
+    // the client, not the server's pool.
+    : config_(std::move(config)), http_(std::make_unique<LoopbackServer>(32)) {
+  auto handler = [this](size_t n, const httplib::Request& req, httplib::Response& res) {
+    Handler::serve(*this, n, req, res);
   };
-  server_->Post("/v1/chat/completions", handler);
-  server_->Post("/v1/completions", handler);
-  port_ = start_loopback(*server_, thread_);
+  http_->post("/v1/chat/completions", handler);
+  http_->post("/v1/completions", handler);
+  http_->start();
 }
 
-FakeServer::~FakeServer() {
-  stop_loopback(*server_, thread_);
-}
+FakeServer::~FakeServer() = default;
 
-std::string FakeServer::base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+std::string FakeServer::base_url() const { return http_->origin() + "/v1"; }
+
+size_t FakeServer::requests() const { return http_->request_count(); }
+
+size_t FakeServer::max_in_flight() const { return http_->max_in_flight(); }
 
 std::vector<std::string> FakeServer::authorizations() const {
-  std::lock_guard lock(mutex_);
-  return authorizations_;
+  std::vector<std::string> out;
+  for (const auto& r : http_->requests()) out.push_back(r.header("Authorization"));
+  return out;
 }
 
 std::function<std::optional<Fault>(size_t)> FakeServer::every(double fraction, std::vector<Fault> kinds) {
@@ -178,20 +160,6 @@ std::function<std::optional<Fault>(size_t)> FakeServer::first(size_t count, Faul
     if (n < count) return fault;
     return std::nullopt;
   };
-}
-
-int unused_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 }  // namespace pizza::test

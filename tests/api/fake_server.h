@@ -1,5 +1,5 @@
-// A local OpenAI-compatible server for the transport tests (cpp-httplib on 127.0.0.1, a free
-// port). It answers POST /v1/chat/completions and /v1/completions with a completion whose text
+// A local OpenAI-compatible server for the transport tests (a LoopbackServer: 127.0.0.1, a free
+// port, see support/loopback_server.h). It answers POST /v1/chat/completions and /v1/completions with a completion whose text
 // is "echo:" + the prompt (so each answer can be matched to its request), can inject faults
 // on chosen requests, optionally sleeps per request, and counts requests and the most seen in
 // flight at once.
@@ -7,17 +7,10 @@
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
-
-namespace httplib {
-class Server;
-}
 
 namespace pizza::test {
 
@@ -37,6 +30,8 @@ enum class Fault {
   RetryAfterMs,      // 429, retry-after-ms: 250
 };
 
+class LoopbackServer;
+
 class FakeServer {
  public:
   struct Config {
@@ -52,9 +47,9 @@ class FakeServer {
   FakeServer& operator=(const FakeServer&) = delete;
 
   std::string base_url() const;  // http://127.0.0.1:<port>/v1
-  size_t requests() const { return requests_; }
+  size_t requests() const;
   size_t faults() const { return faults_; }
-  size_t max_in_flight() const { return max_in_flight_; }
+  size_t max_in_flight() const;
   std::vector<std::string> authorizations() const;
 
   // Faults on a `fraction` of requests, spread evenly, cycling through `kinds`.
@@ -65,15 +60,8 @@ class FakeServer {
  private:
   struct Handler;
   Config config_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
-  std::atomic<size_t> requests_{0}, faults_{0}, in_flight_{0}, max_in_flight_{0};
-  mutable std::mutex mutex_;
-  std::vector<std::string> authorizations_;
+  std::atomic<size_t> faults_{0};
+  std::unique_ptr<LoopbackServer> http_;  // last: stopped before the state its handlers use
 };
-
-// A TCP port on 127.0.0.1 with nothing listening (bound and released).
-int unused_port();
 
 }  // namespace pizza::test

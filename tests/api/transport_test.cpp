@@ -2,6 +2,7 @@
 #include "api/request.h"
 #include "api/response.h"
 #include "api/transport.h"
+#include "support/loopback_server.h"
 
 #include <catch2/catch.hpp>
 

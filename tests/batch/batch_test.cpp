@@ -2,7 +2,6 @@
 // batch loop with a stand-in per-record function (the CLI tests run the real model).
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -18,19 +17,10 @@ using namespace pizza::batch;
 using pizza::InputError;
 using pizza::UsageError;
 using Catch::Matchers::Contains;
+using pizza::test::slurp;
+using pizza::test::spit;
 
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::filesystem::path& p, std::string_view s) {
-  std::ofstream(p, std::ios::binary) << s;
-}
 
 std::vector<Record> jsonl(std::string_view text) { return parse_prompts(text, PromptFormat::jsonl, "p.jsonl"); }
 

@@ -2,8 +2,6 @@
 // InputError naming config.json and the field.
 #include <catch2/catch.hpp>
 
-#include <fstream>
-#include <sstream>
 
 #include "checkpoint/broken_files.h"
 #include "checkpoint/model_config.h"
@@ -14,12 +12,7 @@ using namespace pizza;
 
 namespace {
 
-std::string stories_config() {
-  std::ifstream in(test::shared("models/stories260K/config.json"), std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string stories_config() { return test::slurp(test::shared("models/stories260K/config.json")); }
 
 // stories260K's config.json with the first occurrence of `from` replaced by `to`.
 std::string edited_config(const std::string& from, const std::string& to) {

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
-#include <sstream>
 #include <simdjson.h>
 #include <thread>
 
@@ -77,13 +76,6 @@ size_t cache_files(const std::filesystem::path& dir) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
     if (e.is_regular_file() && e.path().extension() == ".json") ++n;
   return n;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
 }
 
 CliResult run_ok(const std::vector<std::string>& args) {

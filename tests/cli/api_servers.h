@@ -1,5 +1,6 @@
-// The processes `pizza api` tests talk to: `pizza serve` on stories260K, and the fault-injecting
-// proxy (tests/support_proxy/fault_proxy.cpp) placed in front of it, with its counters.
+// The processes `pizza api` tests talk to: `pizza serve` on stories260K (PizzaServe, in
+// support/subprocess.h), and the fault-injecting proxy (tests/support_proxy/fault_proxy.cpp)
+// placed in front of it, with its counters.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -11,26 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "support/paths.h"
 #include "support/subprocess.h"
 
 namespace pizza::test {
-
-// `pizza serve --port 0` on stories260K, with `options` (e.g. {"--max-batch", "1"}).
-class PizzaServe {
- public:
-  explicit PizzaServe(std::vector<std::string> options = {}) : process_(argv(std::move(options))) {}
-  std::string origin() const { return process_.origin(); }
-  std::string base_url() const { return origin() + "/v1"; }
-
- private:
-  static std::vector<std::string> argv(std::vector<std::string> options) {
-    std::vector<std::string> a{PIZZA_BINARY, "serve", "--model", shared("models/stories260K").string(), "--port", "0"};
-    a.insert(a.end(), options.begin(), options.end());
-    return a;
-  }
-  ListeningProcess process_;
-};
 
 // What GET /__proxy/stats reports.
 struct ProxyStats {
@@ -39,15 +23,14 @@ struct ProxyStats {
 };
 
 // pizza_fault_proxy in front of `upstream` (an origin, http://HOST:PORT), with `options`.
-class FaultProxy {
+class FaultProxy : public ListeningProcess {
  public:
-  FaultProxy(const std::string& upstream, std::vector<std::string> options) : process_(argv(upstream, std::move(options))) {}
-  std::string base_url() const { return process_.origin() + "/v1"; }
-  int port() const { return process_.port(); }
-  Subprocess& process() { return process_.process(); }
+  FaultProxy(const std::string& upstream, const std::vector<std::string>& options)
+      : ListeningProcess(argv(upstream, options)) {}
+  std::string base_url() const { return origin() + "/v1"; }
 
   ProxyStats stats() const {
-    httplib::Client client("127.0.0.1", process_.port());
+    httplib::Client client("127.0.0.1", port());
     auto res = client.Get("/__proxy/stats");
     REQUIRE(res);
     REQUIRE(res->status == 200);
@@ -63,12 +46,11 @@ class FaultProxy {
   }
 
  private:
-  static std::vector<std::string> argv(const std::string& upstream, std::vector<std::string> options) {
+  static std::vector<std::string> argv(const std::string& upstream, const std::vector<std::string>& options) {
     std::vector<std::string> a{PIZZA_FAULT_PROXY, "--upstream", upstream, "--port", "0"};
     a.insert(a.end(), options.begin(), options.end());
     return a;
   }
-  ListeningProcess process_;
 };
 
 }  // namespace pizza::test

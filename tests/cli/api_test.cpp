@@ -9,7 +9,7 @@
 #include <fstream>
 #include <simdjson.h>
 
-#include "api_servers.h"
+#include "support/subprocess.h"
 #include "cli_helpers.h"
 #include "support/paths.h"
 

@@ -18,15 +18,6 @@ using namespace pizza::test;
 
 namespace {
 
-void spit(const std::filesystem::path& p, std::string_view s) { std::ofstream(p, std::ios::binary) << s; }
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
-  return lines;
-}
-
 // The timings object is the only part of a record that may differ between identical runs.
 std::string without_timings(const std::string& text) {
   static const std::regex timings(R"("timings":\{[^{}]*\},?)");

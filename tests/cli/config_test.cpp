@@ -3,7 +3,6 @@
 #include <simdjson.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
 #include <regex>
 
 #include "cli/cli_helpers.h"
@@ -13,8 +12,6 @@ using namespace pizza::test;
 namespace {
 
 std::string config(const std::string& name) { return std::string(PIZZA_SOURCE_DIR) + "/configs/" + name; }
-
-void spit(const std::filesystem::path& p, std::string_view s) { std::ofstream(p, std::ios::binary) << s; }
 
 struct Doc {
   simdjson::dom::parser parser;

@@ -5,7 +5,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,13 +12,6 @@
 #include "support/paths.h"
 
 namespace {
-
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Commands from ```sh blocks, with backslash continuations joined. From the set-up line
 // ("scripts/setup.sh && build/pizza ...") only the pizza part is kept: the test script has
@@ -59,7 +51,7 @@ std::vector<std::string> readme_commands(const std::string& readme) {
 
 TEST_CASE("every README command runs on the demo model", "[cli][readme]") {
   const std::filesystem::path source = PIZZA_SOURCE_DIR;
-  const auto commands = readme_commands(read_text(source / "README.md"));
+  const auto commands = readme_commands(pizza::test::slurp(source / "README.md"));
   REQUIRE(commands.size() >= 8);
   // A scratch tree shaped like a checkout: <tmp>/shared -> ../shared, <tmp>/work/build -> build.
   pizza::test::TempDir tmp;
@@ -72,7 +64,7 @@ TEST_CASE("every README command runs on the demo model", "[cli][readme]") {
     // The command sits on its own line so that a trailing "# comment" cannot swallow the rest.
     const std::string shell = "cd '" + (tmp / "work").string() + "' && (\n" + cmd + "\n) >/dev/null 2>cmd.err";
     const int rc = std::system(shell.c_str());
-    INFO("stderr: " << read_text(tmp / "work" / "cmd.err"));
+    INFO("stderr: " << pizza::test::slurp(tmp / "work" / "cmd.err"));
     CHECK(rc == 0);
   }
 }

@@ -1,29 +1,14 @@
-// The Debian library is built with these; the header must see the same class layouts.
-// (CPPHTTPLIB_*_SUPPORT, which Debian's build of the library was compiled with, come from the
-// PkgConfig::HTTPLIB target, so every user of the header sees the same class layouts.)
-#include <httplib.h>
+#include "hub/fake_hub.h"
 
 #include "support/loopback_server.h"
+#include "support/paths.h"
 
-#include <catch2/catch.hpp>
-#include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
-
-#include "hub/fake_hub.h"
 
 namespace fs = std::filesystem;
 
 namespace pizza::test {
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // FNV-1a, 64 bit: any stable content hash will do for a blob name.
 std::string fnv_hex(const std::string& data) {
@@ -40,12 +25,6 @@ std::string fnv_hex(const std::string& data) {
 }  // namespace
 
 struct FakeHub::Handlers {
-  static void record(FakeHub& hub, const httplib::Request& req) {
-    std::lock_guard lock(hub.mutex_);
-    hub.log_.push_back(
-        {req.method, req.path, req.get_header_value("Range"), req.has_header("Authorization")});
-  }
-
   static std::optional<size_t> take_cut(FakeHub& hub, const std::string& file) {
     std::lock_guard lock(hub.mutex_);
     auto it = hub.cuts_.find(file);
@@ -100,7 +79,6 @@ struct FakeHub::Handlers {
   }
 
   static void resolve(FakeHub& hub, const httplib::Request& req, httplib::Response& res) {
-    record(hub, req);
     const Config& cfg = hub.config_;
     if (cfg.required_token &&
         req.get_header_value("Authorization") != "Bearer " + *cfg.required_token) {
@@ -134,7 +112,6 @@ struct FakeHub::Handlers {
   }
 
   static void cdn(FakeHub& hub, const httplib::Request& req, httplib::Response& res) {
-    record(hub, req);
     std::string file = req.matches[2];
     if (!hub.contents_.count(file) || hub.etag(file) != req.matches[1].str())
       return error(res, 404, "NoSuchKey");
@@ -143,27 +120,21 @@ struct FakeHub::Handlers {
   }
 };
 
-FakeHub::FakeHub(Config config)
-    : config_(std::move(config)), server_(std::make_unique<httplib::Server>()) {
+FakeHub::FakeHub(Config config) : config_(std::move(config)), http_(std::make_unique<LoopbackServer>()) {
   if (config_.revisions.empty()) config_.revisions["main"] = std::string(40, 'a');
   for (const auto& entry : fs::directory_iterator(config_.files)) {
     if (entry.is_regular_file()) contents_[entry.path().filename().string()] = slurp(entry.path());
   }
-  server_->Get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))",
-               [this](const httplib::Request& req, httplib::Response& res) {
-                 Handlers::resolve(*this, req, res);
-               });
-  server_->Get(R"(/cdn/([^/]+)/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    Handlers::cdn(*this, req, res);
-  });
-  port_ = start_loopback(*server_, thread_);
+  http_->get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))",
+             [this](size_t, const httplib::Request& req, httplib::Response& res) { Handlers::resolve(*this, req, res); });
+  http_->get(R"(/cdn/([^/]+)/(.+))",
+             [this](size_t, const httplib::Request& req, httplib::Response& res) { Handlers::cdn(*this, req, res); });
+  http_->start();
 }
 
-FakeHub::~FakeHub() {
-  stop_loopback(*server_, thread_);
-}
+FakeHub::~FakeHub() = default;
 
-std::string FakeHub::endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string FakeHub::endpoint() const { return http_->origin(); }
 
 void FakeHub::cut_next_get(const std::string& file, size_t bytes, int times) {
   std::lock_guard lock(mutex_);
@@ -175,11 +146,13 @@ void FakeHub::cut_next_get(const std::string& file, size_t bytes, int times) {
 }
 
 std::vector<FakeHub::Request> FakeHub::requests() const {
-  std::lock_guard lock(mutex_);
-  return log_;
+  std::vector<Request> out;
+  for (const auto& r : http_->requests())
+    out.push_back({r.method, r.path, r.header("Range"), r.has_header("Authorization")});
+  return out;
 }
 
-size_t FakeHub::request_count() const { return requests().size(); }
+size_t FakeHub::request_count() const { return http_->request_count(); }
 
 std::vector<FakeHub::Request> FakeHub::gets_of(const std::string& file) const {
   std::vector<Request> out;

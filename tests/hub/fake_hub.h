@@ -1,5 +1,5 @@
-// A local stand-in for the Hugging Face hub (cpp-httplib on 127.0.0.1, a free port), so the
-// hub tests never touch the network. It serves one directory as a repo in the hub's URL
+// A local stand-in for the Hugging Face hub (a LoopbackServer: 127.0.0.1, a free port, see
+// support/loopback_server.h), so the hub tests never touch the network. It serves one directory as a repo in the hub's URL
 // layout /{org}/{name}/resolve/{revision}/{file}, with X-Repo-Commit and ETag headers, 404s
 // for missing files, Range support, an optional bearer token, an optional CDN-style redirect
 // for *.safetensors, a fault that cuts a response short, and a log of every request.
@@ -13,14 +13,11 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
-namespace httplib {
-class Server;
-}
-
 namespace pizza::test {
+
+class LoopbackServer;
 
 class FakeHub {
  public:
@@ -64,17 +61,14 @@ class FakeHub {
   struct Handlers;
   Config config_;
   std::map<std::string, std::string> contents_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
   std::atomic<bool> ignore_range_{false};
   mutable std::mutex mutex_;
-  std::vector<Request> log_;
   struct Cut {
     size_t bytes = 0;
     int times = 0;
   };
   std::map<std::string, Cut> cuts_;
+  std::unique_ptr<LoopbackServer> http_;  // last: stopped before the state its handlers use
 };
 
 }  // namespace pizza::test

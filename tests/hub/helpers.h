@@ -1,13 +1,11 @@
 // Small helpers shared by the hub tests.
 #pragma once
 
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 
 #include "hub/hub.h"
+#include "support/paths.h"  // slurp, spit
 
 namespace pizza::test {
 
@@ -18,19 +16,6 @@ inline hub::EnvLookup env_of(std::map<std::string, std::string> vars) {
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
-}
-
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void spit(const std::filesystem::path& p, const std::string& data) {
-  std::filesystem::create_directories(p.parent_path());
-  std::ofstream out(p, std::ios::binary);
-  out << data;
 }
 
 // Runs `f`, which must throw; returns the exception's message.

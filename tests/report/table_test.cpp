@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 
-#include <sstream>
 
 #include "report/report.h"
 #include "report_fixtures.h"
+#include "support/paths.h"
 #include "util/error.h"
 
 namespace {
@@ -11,6 +11,7 @@ namespace {
 using pizza::report::ColorMode;
 using pizza::report::Format;
 using pizza::report::RenderOptions;
+using pizza::test::lines_of;
 
 std::string table(const pizza::AttributionResult& r, RenderOptions opt) {
   if (opt.terminal_width == 0) opt.terminal_width = 100;
@@ -26,13 +27,6 @@ RenderOptions with_color(ColorMode mode, bool tty, bool no_color) {
 }
 
 bool has_escape(const std::string& s) { return s.find('\x1b') != std::string::npos; }
-
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
 
 // A wide result: many outputs so the matrix needs several column blocks.
 pizza::AttributionResult wide_result() {

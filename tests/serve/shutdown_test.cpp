@@ -13,14 +13,10 @@
 #include "support/subprocess.h"
 
 TEST_CASE("the pizza serve binary announces its address and shuts down gracefully on SIGTERM") {
-  pizza::test::Subprocess child(
-      {PIZZA_BINARY, "serve", "--model", pizza::test::shared("models/stories260K").string(), "--port", "0", "--threads", "1"});
-  const std::regex ready(R"(pizza serve: listening on http://127\.0\.0\.1:(\d+)\n)");
-  auto err = child.read_until(ready, std::chrono::seconds(120));
-  std::smatch m;
-  INFO("stderr: " << err);
-  REQUIRE(std::regex_search(err, m, ready));
-  const int port = std::stoi(m[1]);
+  pizza::test::PizzaServe serve({"--threads", "1"});
+  pizza::test::Subprocess& child = serve.process();
+  const int port = serve.port();
+  CHECK_THAT(child.err(), Catch::Contains("pizza serve: listening on " + serve.origin() + "\n"));
 
   CHECK(pizza::test::get(port, "/v1/models").status == 200);
   // A long request in flight when the signal arrives is still answered.

@@ -1,11 +1,12 @@
-// Test support: locating ../shared reference data (missing data FAILS the test, never skips)
-// and running the pizza CLI binary as a user would.
+// Test support: locating ../shared reference data (missing data FAILS the test, never skips),
+// running the pizza CLI binary as a user would, and temporary directories and files.
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pizza::test {
@@ -37,5 +38,14 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A whole file's bytes; "" when it cannot be read (a test may look before the file exists).
+std::string slurp(const std::filesystem::path& p);
+
+// Writes `data` to `p` (binary, replacing it), creating its parent directories first.
+void spit(const std::filesystem::path& p, std::string_view data);
+
+// The lines of `text`, without their '\n' (a last line without one counts too).
+std::vector<std::string> lines_of(const std::string& text);
 
 }  // namespace pizza::test

@@ -1,5 +1,7 @@
 #include "support/subprocess.h"
 
+#include "support/paths.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -95,12 +97,26 @@ bool Subprocess::exited() {
 
 ListeningProcess::ListeningProcess(std::vector<std::string> argv, std::chrono::seconds timeout)
     : process_(std::move(argv)) {
-  const std::regex ready(R"(listening on http://127\.0\.0\.1:(\d+))");
+  // The port's digits end where the line goes on (a space or the newline): a line read while
+  // half written does not pass for a shorter port.
+  const std::regex ready(R"(listening on http://127\.0\.0\.1:(\d+)[ \n])");
   std::smatch m;
   const std::string err = process_.read_until(ready, timeout);
   INFO("stderr: " << err);
   REQUIRE(std::regex_search(err, m, ready));
   port_ = std::stoi(m[1]);
 }
+
+namespace {
+
+std::vector<std::string> serve_argv(const std::vector<std::string>& options) {
+  std::vector<std::string> argv{PIZZA_BINARY, "serve", "--model", shared("models/stories260K").string(), "--port", "0"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  return argv;
+}
+
+}  // namespace
+
+PizzaServe::PizzaServe(const std::vector<std::string>& options) : ListeningProcess(serve_argv(options)) {}
 
 }  // namespace pizza::test

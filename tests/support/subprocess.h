@@ -49,8 +49,9 @@ class Subprocess {
   std::thread reader_;
 };
 
-// Starts `argv` (a server that prints "listening on http://HOST:PORT" on stderr when ready) and
-// REQUIREs that line within `timeout`. The port is the one announced.
+// Starts `argv` (a server that prints "listening on http://127.0.0.1:PORT" on stderr when ready,
+// as `pizza serve` and pizza_fault_proxy do) and REQUIREs that line within `timeout`. The port
+// is the one announced. Killed on destruction (see Subprocess).
 class ListeningProcess {
  public:
   explicit ListeningProcess(std::vector<std::string> argv, std::chrono::seconds timeout = std::chrono::seconds(120));
@@ -62,6 +63,14 @@ class ListeningProcess {
  private:
   Subprocess process_;
   int port_ = 0;
+};
+
+// The built `pizza serve --port 0` on stories260K, with `options` (e.g. {"--max-batch", "1"}).
+class PizzaServe : public ListeningProcess {
+ public:
+  explicit PizzaServe(const std::vector<std::string>& options = {});
+  // http://127.0.0.1:PORT/v1
+  std::string base_url() const { return origin() + "/v1"; }
 };
 
 }  // namespace pizza::test

@@ -1,4 +1,4 @@
-#include "api/sha256.h"
+#include "api/digest.h"
 
 #include <catch2/catch.hpp>
 
@@ -6,6 +6,9 @@
 
 using pizza::api::Sha256;
 using pizza::api::sha256_hex;
+
+// The digests come from libcrypto; the expected values from sources independent of it, so a
+// change of implementation cannot change the API cache's keys unnoticed.
 
 // FIPS 180-2 appendix B (and the NIST example values) for SHA-256.
 TEST_CASE("sha256: FIPS 180 test vectors", "[api]") {
@@ -17,8 +20,8 @@ TEST_CASE("sha256: FIPS 180 test vectors", "[api]") {
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-// Lengths around the padding boundaries (55/56 bytes: the length field fits or spills into a
-// second block; 64: exactly one block). Expected values from coreutils `sha256sum`.
+// Lengths around SHA-256's padding boundaries (55/56 bytes: the length field fits or spills
+// into a second block; 64: exactly one block). Expected values from coreutils `sha256sum`.
 TEST_CASE("sha256: padding boundaries match sha256sum", "[api]") {
   CHECK(sha256_hex(std::string(55, 'a')) ==
         "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
