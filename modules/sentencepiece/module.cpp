@@ -29,25 +29,37 @@ void set_error(char* err, size_t err_size, const std::string& msg) {
 
 bool valid_id(const pizza_spm* s, int32_t id) { return id >= 0 && id < s->sp.GetPieceSize(); }
 
-pizza_spm* load(const char* data, size_t size, char* err, size_t err_size) {
+// Runs `body` (which returns 0 on success), turning any exception into 1 and a message: no
+// exception may unwind through the C frames of the caller.
+template <class Body>
+int guarded(char* err, size_t err_size, Body&& body) {
   try {
-    auto s = std::make_unique<pizza_spm>();
-    const auto status = s->sp.LoadFromSerializedProto(std::string_view(data, size));
-    if (!status.ok()) {
-      set_error(err, err_size, status.ToString());
-      return nullptr;
-    }
-    if (s->sp.GetPieceSize() <= 0) {
-      set_error(err, err_size, "the model has no pieces");
-      return nullptr;
-    }
-    return s.release();
+    return body();
   } catch (const std::exception& e) {
     set_error(err, err_size, e.what());
   } catch (...) {
     set_error(err, err_size, "unknown error in the sentencepiece library");
   }
-  return nullptr;
+  return 1;
+}
+
+// A library status as this interface's return code and message.
+int status_code(const sentencepiece::util::Status& status, char* err, size_t err_size) {
+  if (status.ok()) return 0;
+  set_error(err, err_size, status.ToString());
+  return 1;
+}
+
+pizza_spm* load(const char* data, size_t size, char* err, size_t err_size) {
+  std::unique_ptr<pizza_spm> s;
+  const int rc = guarded(err, err_size, [&] {
+    s = std::make_unique<pizza_spm>();
+    if (int bad = status_code(s->sp.LoadFromSerializedProto(std::string_view(data, size)), err, err_size)) return bad;
+    if (s->sp.GetPieceSize() > 0) return 0;
+    set_error(err, err_size, "the model has no pieces");
+    return 1;
+  });
+  return rc == 0 ? s.release() : nullptr;
 }
 
 void destroy(pizza_spm* s) { delete s; }
@@ -96,26 +108,17 @@ void report(const sentencepiece::ImmutableSentencePieceText& spt, pizza_spm_piec
 
 int encode(const pizza_spm* s, const char* text, size_t len, pizza_spm_piece_fn fn, void* user, char* err,
            size_t err_size) {
-  try {
+  return guarded(err, err_size, [&] {
     sentencepiece::ImmutableSentencePieceText spt;
-    const auto status = s->sp.Encode(std::string_view(text, len), spt.mutable_proto());
-    if (!status.ok()) {
-      set_error(err, err_size, status.ToString());
-      return 1;
-    }
+    if (int bad = status_code(s->sp.Encode(std::string_view(text, len), spt.mutable_proto()), err, err_size)) return bad;
     report(spt, fn, user);
     return 0;
-  } catch (const std::exception& e) {
-    set_error(err, err_size, e.what());
-  } catch (...) {
-    set_error(err, err_size, "unknown error in the sentencepiece library");
-  }
-  return 1;
+  });
 }
 
 int decode(const pizza_spm* s, const int32_t* ids, size_t n, pizza_spm_piece_fn fn, void* user, char* err,
            size_t err_size) {
-  try {
+  return guarded(err, err_size, [&] {
     std::vector<int> v(ids, ids + n);
     for (int id : v)
       if (!valid_id(s, id)) {
@@ -123,19 +126,10 @@ int decode(const pizza_spm* s, const int32_t* ids, size_t n, pizza_spm_piece_fn 
         return 1;
       }
     sentencepiece::ImmutableSentencePieceText spt;
-    const auto status = s->sp.Decode(v, spt.mutable_proto());
-    if (!status.ok()) {
-      set_error(err, err_size, status.ToString());
-      return 1;
-    }
+    if (int bad = status_code(s->sp.Decode(v, spt.mutable_proto()), err, err_size)) return bad;
     report(spt, fn, user);
     return 0;
-  } catch (const std::exception& e) {
-    set_error(err, err_size, e.what());
-  } catch (...) {
-    set_error(err, err_size, "unknown error in the sentencepiece library");
-  }
-  return 1;
+  });
 }
 
 constexpr pizza_spm_api kApi = {PIZZA_SPM_ABI_VERSION, load, destroy, piece_count, piece, score, kind,
