@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "test_util.h"
 #include "tokenizer/sentencepiece.h"
 #include "tokenizer/tokenizer.h"
+#include "util/error.h"
 
 using namespace pizza;
 
@@ -211,4 +213,54 @@ TEST_CASE("sentencepiece: invalid UTF-8 bytes become U+FFFD, as the library does
   }
   CHECK(joined == text);
   CHECK(tok->decode(enc.ids()) == "caf\xEF\xBF\xBD x\xEF\xBF\xBD");
+}
+
+namespace {
+
+// Protocol-buffer wire format, just enough to write a sentencepiece ModelProto by hand.
+std::string varint(uint64_t v) {
+  std::string out;
+  do {
+    out += static_cast<char>((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  return out;
+}
+std::string field_bytes(int field, const std::string& bytes) { return varint(static_cast<uint64_t>(field) << 3 | 2) + varint(bytes.size()) + bytes; }
+std::string field_varint(int field, uint64_t v) { return varint(static_cast<uint64_t>(field) << 3) + varint(v); }
+std::string field_float(int field, float f) {
+  std::string out = varint(static_cast<uint64_t>(field) << 3 | 5);
+  out.append(reinterpret_cast<const char*>(&f), 4);
+  return out;
+}
+// SentencePiece {piece = 1, score = 2, type = 3}
+std::string piece(const std::string& text, float score, int type) {
+  return field_bytes(1, field_bytes(1, text) + field_float(2, score) + field_varint(3, static_cast<uint64_t>(type)));
+}
+
+}  // namespace
+
+TEST_CASE("sentencepiece: a model whose BOS piece is empty never loops", "[tokenizer][sentencepiece][bad-input]") {
+  // Pieces: <unk>, an empty BOS (control), </s>, ▁, a. Encoding with parse_special (what pizza
+  // serve does at start-up to find the chat template's markers) used to search the text for
+  // the empty BOS forever. Now the library refuses the model (a clear InputError), or, should
+  // it accept it, the empty special token matches nowhere.
+  const std::string model = piece("<unk>", 0, 2) + piece("", 0, 3) + piece("</s>", 0, 3) + piece("\xE2\x96\x81", -1, 1) +
+                            piece("a", -2, 1) + field_bytes(3, field_bytes(1, "identity"));
+  test::TempDir dir;
+  test::write_file(dir / "tokenizer.model", model);
+  auto run = std::async(std::launch::async, [&]() -> std::string {
+    try {
+      auto tok = load_sentencepiece(dir / "tokenizer.model");
+      EncodeOptions o;
+      o.parse_special = true;
+      return "encoded " + std::to_string(tok->encode("a a", o).tokens.size()) + " tokens";
+    } catch (const InputError& e) {
+      return e.what();
+    }
+  });
+  REQUIRE(run.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  const auto outcome = run.get();
+  INFO(outcome);
+  CHECK((outcome.rfind("encoded ", 0) == 0 || outcome.find((dir / "tokenizer.model").string()) != std::string::npos));
 }
