@@ -5,6 +5,7 @@
 
 #include "hub/hub.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace pizza::app {
 
@@ -57,9 +58,13 @@ std::unique_ptr<Tokenizer> load_tokenizer_option(const ModelOptions& opts) {
 }
 
 std::string read_prompt(const std::string& arg) {
-  if (arg != "-") return arg;
+  if (arg != "-") {
+    require_utf8(arg, "--prompt");
+    return arg;
+  }
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   if (std::cin.bad()) throw InputError("cannot read the prompt from standard input");
+  require_utf8(text, "--prompt - (standard input)");
   return text;
 }
 

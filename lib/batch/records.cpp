@@ -10,6 +10,7 @@
 
 #include "util/error.h"
 #include "util/file.h"
+#include "util/utf8.h"
 #include "util/json_writer.h"
 
 namespace pizza::batch {
@@ -108,6 +109,8 @@ std::vector<Record> parse_prompts(std::string_view content, PromptFormat format,
   for_each_line(content, [&](size_t line_no, std::string_view line) {
     if (is_blank(line)) return;
     if (format == PromptFormat::text) {
+      if (auto bad = first_invalid_utf8(line))
+        fail(source, line_no, "invalid UTF-8 at byte " + std::to_string(*bad) + " of the line");
       Record rec;
       rec.line = line_no;
       rec.id = std::to_string(line_no);

@@ -7,6 +7,7 @@
 #include "model/generate.h"
 #include "util/error.h"
 #include "util/json_writer.h"
+#include "util/utf8.h"
 
 namespace pizza {
 
@@ -41,6 +42,7 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
   const auto t0 = std::chrono::steady_clock::now();
   if (target_text) {
+    require_utf8(*target_text, "--target-text");
     // Tokenize prompt and target together so the target splits as it would in context; fall
     // back to the target alone when the prompt's tokens are not a prefix of the joint ones.
     auto joint = tok.encode(prompt + *target_text).ids();

@@ -6,23 +6,6 @@
 
 namespace pizza::report::detail {
 
-CodePoint decode_utf8(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  if (c < 0x80) return {c, 1};
-  size_t n = (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return {};
-  char32_t cp = c & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return {};
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  // Overlong encodings, UTF-16 surrogates and values past Unicode are not valid UTF-8.
-  static constexpr std::array<char32_t, 5> kMin{0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return {};
-  return {cp, n};
-}
-
 namespace {
 
 struct Range {

@@ -8,15 +8,12 @@
 #include <string_view>
 #include <vector>
 
+#include "util/utf8.h"
+
 namespace pizza::report::detail {
 
-// One decoded code point; len == 0 when the bytes at that position are not valid UTF-8
-// (truncated, overlong, surrogate or beyond U+10FFFF).
-struct CodePoint {
-  char32_t cp = 0;
-  size_t len = 0;
-};
-CodePoint decode_utf8(std::string_view s, size_t i);
+using pizza::CodePoint;
+using pizza::decode_utf8;
 
 // Terminal columns of a printable code point: 0 for combining marks, 2 for East Asian wide
 // and emoji, else 1.

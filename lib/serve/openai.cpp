@@ -11,6 +11,7 @@
 #include "util/checked_math.h"
 #include "util/error.h"
 #include "util/json_writer.h"
+#include "util/utf8.h"
 
 namespace pizza::serve {
 
@@ -314,10 +315,8 @@ std::string token_string(const Tokenizer& tok, int64_t id) {
   return tok.is_special(i) ? tok.piece(i) : tok.token_bytes(i);
 }
 
-// Characters (code points) in a UTF-8 string: the bytes that are not continuation bytes.
-int64_t char_count(std::string_view s) {
-  return std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
-}
+// Characters (code points) in a UTF-8 string.
+int64_t char_count(std::string_view s) { return static_cast<int64_t>(utf8_code_points(s)); }
 
 void write_bytes(JsonWriter& w, std::string_view s) {
   w.key("bytes").begin_array();

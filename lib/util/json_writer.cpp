@@ -3,19 +3,9 @@
 #include <charconv>
 #include <cmath>
 
-namespace pizza {
+#include "util/utf8.h"
 
-namespace {
-// Length of a valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_len(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  return n;
-}
-}  // namespace
+namespace pizza {
 
 std::string json_escape(std::string_view s) {
   static const char* hex = "0123456789abcdef";
@@ -40,7 +30,7 @@ std::string json_escape(std::string_view s) {
       ++i;
       continue;
     }
-    size_t n = utf8_len(s, i);
+    size_t n = decode_utf8(s, i).len;
     if (n == 0) {  // invalid byte: keep it visible and the document valid
       out += "\\u00";
       out += hex[c >> 4];

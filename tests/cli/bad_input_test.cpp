@@ -112,3 +112,17 @@ TEST_CASE("cli: a FIFO in place of a model file is refused at once", "[cli][bad-
     check_input_error(generate_in(m.path()), {(m / f).string(), "FIFO"});
   }
 }
+
+TEST_CASE("cli: a prompt that is not UTF-8 is refused with the byte offset, never reinterpreted", "[cli][bad-input]") {
+  // "caf\xE9" is Latin-1: it used to be read as some other text and written back altered.
+  check_input_error(run_cli({"tokenize", "--model", stories_dir(), "-p", "caf\xE9 au lait"}),
+                    {"--prompt", "invalid UTF-8 at byte 3"});
+  check_input_error(run_cli({"local", "--model", stories_dir(), "-p", "-", "-n", "2"}, "Once \xFF upon"),
+                    {"standard input", "invalid UTF-8 at byte 5"});
+  check_input_error(run_cli({"local", "--model", stories_dir(), "-p", "Once upon", "--target-text", " a \xC3"}),
+                    {"--target-text", "invalid UTF-8 at byte 3"});
+  TempDir dir;
+  spit(dir / "prompts.txt", "Once upon a time\nLily \xE9t\xE9\n");
+  check_input_error(run_cli({"local", "--model", stories_dir(), "--prompts", (dir / "prompts.txt").string(), "-n", "2"}),
+                    {(dir / "prompts.txt").string() + ":2", "invalid UTF-8 at byte 5"});
+}
