@@ -5,6 +5,7 @@
 
 #include "report/report.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pizza::app {
 
@@ -78,6 +79,7 @@ BatchJob BatchMode::prepare() const {
     throw UsageError("--prompts writes JSONL records; --format must be json or left out, got '" + format + "'");
   BatchJob job(*this);
   job.config_.output = output_->as<std::string>();
+  if (!job.config_.output.empty()) check_writable(job.config_.output);  // before the model load
   job.config_.resume = resume_;
   if (!shard_.empty()) job.config_.shard = batch::parse_shard(shard_);
   job.config_.progress = !quiet_->as<bool>();

@@ -5,6 +5,7 @@
 
 #include "hub/hub.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/utf8.h"
 
 namespace pizza::app {
@@ -84,6 +85,8 @@ UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, c
 }
 
 std::optional<report::Format> output_format(const std::string& format, const std::string& output) {
+  // Called before any work: a run must not compute for minutes and then fail to write.
+  if (!output.empty()) check_writable(output);
   if (!format.empty()) return report::parse_format(format);
   if (!output.empty()) return report::format_from_extension(output);
   return std::nullopt;

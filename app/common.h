@@ -45,7 +45,8 @@ std::string read_prompt(const std::string& arg);
 // --unit / --spans / --unit-regex into one spec (custom spans and regex override --unit).
 UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, const std::string& regex);
 
-// --format, else the --output file's extension, else table. UsageError for unknown names.
+// --format, else the --output file's extension, else table. UsageError for unknown names;
+// InputError when --output cannot be written (checked here, before any work).
 std::optional<report::Format> output_format(const std::string& format, const std::string& output);
 
 // --format, --output, --color, --quiet: how every attribution command writes its result.

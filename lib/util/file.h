@@ -17,9 +17,17 @@ enum class FileSource { regular, stream_ok };
 // kind `source` allows (checked without blocking: the file is opened O_NONBLOCK first).
 std::string read_file(const std::filesystem::path& path, FileSource source = FileSource::regular);
 
-// Writes `contents` to `path` atomically: a temp file in the same directory, fsync'd, then
-// renamed over the target, so readers never see a half-written file.
+// Writes `contents` to `path`. A regular file (or a new one) is replaced atomically: a temp
+// file in the same directory, fsync'd, then renamed over it, so readers never see a
+// half-written file. A symlink is followed and its target written (the link stays a link).
+// Character devices and FIFOs (/dev/stdout, /dev/null, a named pipe) are written in place, as
+// a shell redirection would; directories, sockets and block devices are refused.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
+
+// Checks, before any work, that write_file_atomic(path, ...) can succeed: an existing target
+// is writable and of a kind it writes, or a new file's directory exists and is writable.
+// Throws InputError naming the path and the reason.
+void check_writable(const std::filesystem::path& path);
 
 // Read-only memory map of a whole regular file (RAII). Empty files map to an empty view.
 class MappedFile {

@@ -126,3 +126,15 @@ TEST_CASE("cli: a prompt that is not UTF-8 is refused with the byte offset, neve
   check_input_error(run_cli({"local", "--model", stories_dir(), "--prompts", (dir / "prompts.txt").string(), "-n", "2"}),
                     {(dir / "prompts.txt").string() + ":2", "invalid UTF-8 at byte 5"});
 }
+
+TEST_CASE("cli: an --output that cannot be written fails before any work", "[cli][bad-input]") {
+  TempDir dir;
+  const auto out = (dir / "no/such/dir/out.json").string();
+  auto r = run_cli({"local", "--model", stories_dir(), "-p", "Once upon a time", "-n", "2", "--output", out});
+  check_input_error(r, {out});
+  // The model was never loaded: a model path that does not exist is not even looked at.
+  auto r2 = run_cli({"local", "--model", (dir / "absent-model").string(), "-p", "x", "--output", out});
+  check_input_error(r2, {out});
+  auto r3 = run_cli({"local", "--model", (dir / "absent-model").string(), "--prompts", "-", "--output", out}, "x\n");
+  check_input_error(r3, {out});
+}

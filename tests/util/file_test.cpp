@@ -66,3 +66,51 @@ TEST_CASE("read_file reads a regular file whole") {
   std::ofstream(dir / "empty", std::ios::binary).flush();
   CHECK(read_file(dir / "empty").empty());
 }
+
+TEST_CASE("write_file_atomic follows a symlink and writes its target") {
+  test::TempDir dir;
+  std::ofstream(dir / "real.json") << "old";
+  std::filesystem::create_symlink("real.json", dir / "link.json");
+  write_file_atomic(dir / "link.json", "new");
+  CHECK(std::filesystem::is_symlink(dir / "link.json"));
+  CHECK(read_file(dir / "real.json") == "new");
+  // A dangling link creates the file it names.
+  std::filesystem::create_symlink("made.json", dir / "dangling.json");
+  write_file_atomic(dir / "dangling.json", "made");
+  CHECK(std::filesystem::is_symlink(dir / "dangling.json"));
+  CHECK(read_file(dir / "made.json") == "made");
+}
+
+TEST_CASE("write_file_atomic writes devices and FIFOs in place and refuses other special files") {
+  // /dev/full reports a full disk: the error must surface, and the device must stay a device
+  // (a rename would have replaced it with a regular file, as root can).
+  CHECK_THROWS_WITH(write_file_atomic("/dev/full", "x"), Catch::Contains("/dev/full") && Catch::Contains("No space left"));
+  struct stat st {};
+  REQUIRE(::stat("/dev/full", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+  CHECK_NOTHROW(write_file_atomic("/dev/null", "discarded"));
+  REQUIRE(::stat("/dev/null", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+
+  test::TempDir dir;
+  const auto fifo = dir / "out.json";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto reader = std::async(std::launch::async, [&] { return read_file(fifo, FileSource::stream_ok); });
+  write_file_atomic(fifo, "{\"through\": \"the pipe\"}");
+  REQUIRE(reader.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(reader.get() == "{\"through\": \"the pipe\"}");
+  REQUIRE(::stat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+
+  CHECK_THROWS_WITH(write_file_atomic(dir.path(), "x"), Catch::Contains("a directory"));
+}
+
+TEST_CASE("check_writable refuses what write_file_atomic would fail on, before any work") {
+  test::TempDir dir;
+  CHECK_NOTHROW(check_writable(dir / "new.json"));
+  CHECK_NOTHROW(check_writable("/dev/null"));
+  CHECK_THROWS_WITH(check_writable(dir / "missing/out.json"), Catch::Contains((dir / "missing/out.json").string()));
+  std::ofstream(dir / "file") << "x";
+  CHECK_THROWS_WITH(check_writable(dir / "file/out.json"), Catch::Contains("not a directory"));
+  CHECK_THROWS_WITH(check_writable(dir.path()), Catch::Contains("a directory"));
+}
