@@ -33,7 +33,8 @@ struct Options {
   int64_t max_tokens = 32, nth = 1;
   int top_logprobs = 20, concurrency = 8, max_retries = 5;
   std::optional<int64_t> seed;
-  double timeout = 120, rpm = 0, tpm = 0;
+  double timeout = 120, rpm = 0, tpm = 0, max_wait = 600;
+  int64_t max_response_bytes = int64_t{64} << 20;
   bool no_cache = false, dry_run = false, legacy_max_tokens = false, quiet = false, ignore_location = true;
   std::optional<size_t> init_chunk_size, stride;
   std::optional<double> static_threshold;
@@ -135,6 +136,10 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   if (o.max_tokens <= 0) throw UsageError("--max-tokens must be positive, got " + std::to_string(o.max_tokens));
   if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
   if (o.concurrency <= 0) throw UsageError("--concurrency must be positive, got " + std::to_string(o.concurrency));
+  if (o.max_response_bytes <= 0)
+    throw UsageError("--max-response-bytes must be positive, got " + std::to_string(o.max_response_bytes));
+  if (!(o.max_wait >= 0) || !std::isfinite(o.max_wait))
+    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number(o.max_wait));
   const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
   output_format(o.format, o.output);  // an unknown --format fails before any request
 
@@ -168,6 +173,8 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   co.transport.concurrency = o.concurrency;
   co.transport.timeout_s = o.timeout;
   co.transport.retry.max_retries = o.max_retries;
+  co.transport.max_response_bytes = static_cast<size_t>(o.max_response_bytes);
+  co.transport.max_wait_s = o.max_wait;
   co.transport.rpm = o.rpm;
   co.transport.tpm = o.tpm;
   const std::string base_url = co.base_url;
@@ -262,6 +269,11 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--concurrency", o->concurrency, "Requests in flight")->capture_default_str();
   cmd->add_option("--timeout", o->timeout, "Seconds per request")->capture_default_str();
   cmd->add_option("--max-retries", o->max_retries, "Retries per request")->capture_default_str();
+  cmd->add_option("--max-wait", o->max_wait,
+                  "Seconds the whole run may spend waiting on retries and rate limits (Retry-After included)")
+      ->capture_default_str();
+  cmd->add_option("--max-response-bytes", o->max_response_bytes, "Largest response body accepted (bytes)")
+      ->capture_default_str();
   cmd->add_option("--rpm", o->rpm, "Client-side requests-per-minute limit (0: none)");
   cmd->add_option("--tpm", o->tpm, "Client-side tokens-per-minute limit (0: none)");
   cmd->add_option("--cache-dir", o->cache_dir, "Response cache (default: $XDG_CACHE_HOME/pizza/api)");

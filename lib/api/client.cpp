@@ -28,6 +28,22 @@ ApiClient::ApiClient(ClientOptions options) : options_(std::move(options)) {
   }
 }
 
+void ApiClient::disable_cache(const std::string& why) {
+  options_.transport.logger->warn("the API cache at {} is unusable ({}); continuing without it",
+                                  cache_->dir().string(), why);
+  cache_.reset();
+}
+
+// What pizza keeps of a server's strings (the result's extra.server) is redacted too: the body
+// arrives redacted, but a JSON \u escape could spell the key in a decoded field.
+Completion ApiClient::parse(std::string_view body, const CompletionRequest& request) const {
+  Completion c = parse_completion(body, request);
+  c.model = redact(std::move(c.model), options_.api_key);
+  c.system_fingerprint = redact(std::move(c.system_fingerprint), options_.api_key);
+  c.finish_reason = redact(std::move(c.finish_reason), options_.api_key);
+  return c;
+}
+
 ApiClient::Prepared ApiClient::prepare(const CompletionRequest& request) const {
   Prepared p;
   p.body = serialize_body(request);
@@ -53,9 +69,15 @@ std::vector<Completion> ApiClient::complete_all(std::span<const CompletionReques
       continue;
     }
     if (cache_) {
-      if (auto hit = cache_->get(p.key)) {
+      std::optional<std::string> hit;
+      try {
+        hit = cache_->get(p.key);
+      } catch (const std::exception& e) {
+        disable_cache(e.what());
+      }
+      if (hit) {
         try {
-          out[i] = parse_completion(*hit, requests[i]);
+          out[i] = parse(*hit, requests[i]);
           continue;
         } catch (const ApiError& e) {
           logger->warn("ignoring unusable cache entry {}: {}", cache_->path_of(p.key).string(), e.what());
@@ -70,8 +92,14 @@ std::vector<Completion> ApiClient::complete_all(std::span<const CompletionReques
   TransportOptions transport = options_.transport;
   transport.on_success = [&](size_t j, const HttpResult& result) {
     size_t i = sent_for[j];
-    out[i] = parse_completion(result.body, requests[i]);  // throws (and aborts) when unusable
-    if (cache_) cache_->put(prepared[i].key, result.body);
+    out[i] = parse(result.body, requests[i]);  // throws when unusable (MalformedResponse: retried)
+    if (!cache_) return;
+    // An unwritable cache (read-only, full disk, a file in the way) costs only the caching.
+    try {
+      cache_->put(prepared[i].key, result.body);
+    } catch (const std::exception& e) {
+      disable_cache(e.what());
+    }
   };
   const size_t answered = requests.size() - to_send.size();
   Progress sent_progress;

@@ -1,6 +1,7 @@
 // The `pizza api` client: serialise requests, answer what it can from the cache, send the
 // rest through the transport, parse every response into a Completion, cache it as it arrives
-// (so an aborted run keeps its progress and a rerun sends nothing).
+// (so an aborted run keeps its progress and a rerun sends nothing). A cache that cannot be
+// read or written is dropped with one warning; the run goes on without it.
 #pragma once
 
 #include "api/cache.h"
@@ -58,6 +59,9 @@ class ApiClient {
     std::string body, key;
   };
   Prepared prepare(const CompletionRequest& request) const;
+  Completion parse(std::string_view body, const CompletionRequest& request) const;
+  // Warns once (naming the directory and why) and runs on without the cache.
+  void disable_cache(const std::string& why);
 
   ClientOptions options_;
   std::optional<ResponseCache> cache_;

@@ -38,11 +38,21 @@ int64_t int_or_zero(std::optional<element> e) {
 // llama.cpp reports a zero probability as -FLT_MAX; anything that low means "impossible".
 double normalise_logprob(double v) { return v <= -1e30 ? -std::numeric_limits<double>::infinity() : v; }
 
-// A logprob: NaN when null or absent (not reported).
-double logprob_of(std::optional<element> e) {
+// Float error can make a certain token's log-probability a hair above 0; more is not one.
+constexpr double kLogprobSlack = 1e-4;
+
+// A logprob at `path` (for the error message): NaN when null or absent (not reported); a
+// MalformedResponse when it is anything but a number <= 0.
+double logprob_of(std::optional<element> e, const std::string& path) {
+  if (!e) return std::numeric_limits<double>::quiet_NaN();
   double v = 0;
-  if (!e || e->get_double().get(v)) return std::numeric_limits<double>::quiet_NaN();
-  return normalise_logprob(v);
+  if (!e->is_number() || e->get_double().get(v) || !std::isfinite(v))
+    throw MalformedResponse("the server's response holds " + path + " = " + snippet(simdjson::minify(*e), "", 40) +
+                            ", not a number (a log-probability)");
+  if (v > kLogprobSlack)
+    throw MalformedResponse("the server's response holds " + path + " = " + simdjson::minify(*e) +
+                            ", a log-probability above 0 (a probability above 1)");
+  return normalise_logprob(std::min(v, 0.0));
 }
 
 std::vector<uint8_t> bytes_of(std::optional<element> e) {
@@ -59,11 +69,11 @@ std::vector<uint8_t> bytes_of(std::optional<element> e) {
 
 // {token, logprob, bytes}: the token text is rebuilt from `bytes` when present, since servers
 // show partial UTF-8 characters as U+FFFD in `token`.
-TokenLogprob chat_token(element e) {
+TokenLogprob chat_token(element e, const std::string& path) {
   TokenLogprob t;
   t.bytes = bytes_of(member(e, "bytes"));
   t.token = t.bytes.empty() ? string_or(member(e, "token")) : std::string(t.bytes.begin(), t.bytes.end());
-  t.logprob = logprob_of(member(e, "logprob"));
+  t.logprob = logprob_of(member(e, "logprob"), path + ".logprob");
   return t;
 }
 
@@ -75,11 +85,14 @@ void sort_top(std::vector<TopLogprob>& top) {
 // Chat style (OpenAI chat; llama.cpp on both endpoints): content[] of token entries.
 std::vector<TokenLogprob> parse_content_list(element content) {
   std::vector<TokenLogprob> out;
+  size_t i = 0;
   for (element e : json::array_of(content)) {
-    TokenLogprob t = chat_token(e);
+    const std::string path = "choices[0].logprobs.content[" + std::to_string(i++) + "]";
+    TokenLogprob t = chat_token(e, path);
     if (auto top = member(e, "top_logprobs"); top && top->is_array()) {
+      size_t j = 0;
       for (element alt : json::array_of(*top)) {
-        TokenLogprob a = chat_token(alt);
+        TokenLogprob a = chat_token(alt, path + ".top_logprobs[" + std::to_string(j++) + "]");
         t.top.push_back({std::move(a.token), a.logprob});
       }
     }
@@ -90,21 +103,22 @@ std::vector<TokenLogprob> parse_content_list(element content) {
 }
 
 // Alternatives from a {token: logprob} object (legacy top_logprobs entry).
-std::vector<TopLogprob> top_from_map(std::optional<element> e) {
+std::vector<TopLogprob> top_from_map(std::optional<element> e, const std::string& path) {
   std::vector<TopLogprob> top;
   if (!e || !e->is_object()) return top;
-  for (auto field : json::object_of(*e)) top.push_back({std::string(field.key), logprob_of(field.value)});
+  for (auto field : json::object_of(*e))
+    top.push_back({std::string(field.key), logprob_of(field.value, path + "[\"" + std::string(field.key) + "\"]")});
   sort_top(top);
   return top;
 }
 
 // Alternatives from a vLLM prompt_logprobs entry {token_id: {logprob, rank, decoded_token}}.
-std::vector<TopLogprob> top_from_vllm(element e) {
+std::vector<TopLogprob> top_from_vllm(element e, const std::string& path) {
   std::vector<TopLogprob> top;
   if (!e.is_object()) return top;
   for (auto field : json::object_of(e)) {
     top.push_back({string_or(member(field.value, "decoded_token"), std::string(field.key)),
-                   logprob_of(member(field.value, "logprob"))});
+                   logprob_of(member(field.value, "logprob"), path + "[\"" + std::string(field.key) + "\"].logprob")});
   }
   sort_top(top);
   return top;
@@ -128,8 +142,13 @@ void parse_legacy(element logprobs, element choice, element root, const Completi
                   Completion& c) {
   std::vector<std::string> tokens =
       convert_array<std::string>(member(logprobs, "tokens"), [](element x) { return string_or(x); });
-  std::vector<double> lps =
-      convert_array<double>(member(logprobs, "token_logprobs"), [](element x) { return logprob_of(x); });
+  std::vector<double> lps;
+  if (auto arr = member(logprobs, "token_logprobs"); arr && arr->is_array()) {
+    for (element x : json::array_of(*arr)) {
+      const std::string path = "choices[0].logprobs.token_logprobs[" + std::to_string(lps.size()) + "]";
+      lps.push_back(logprob_of(x.is_null() ? std::nullopt : std::optional(x), path));
+    }
+  }
   std::vector<int64_t> offsets =
       convert_array<int64_t>(member(logprobs, "text_offset"), [](element x) { return int_or_zero(x); });
   std::optional<element> tops = member(logprobs, "top_logprobs");
@@ -142,7 +161,8 @@ void parse_legacy(element logprobs, element choice, element root, const Completi
     t.logprob = lps[i];
     if (tops && tops->is_array()) {
       element entry;
-      if (!tops->at(i).get(entry)) t.top = top_from_map(entry);
+      if (!tops->at(i).get(entry))
+        t.top = top_from_map(entry, "choices[0].logprobs.top_logprobs[" + std::to_string(i) + "]");
     }
     ++i;
   }
@@ -156,7 +176,7 @@ void parse_legacy(element logprobs, element choice, element root, const Completi
       n_prompt = std::min(arr.size(), all.size());
       size_t k = 0;
       for (element e : arr) {
-        if (k < n_prompt && !e.is_null()) all[k].top = top_from_vllm(e);
+        if (k < n_prompt && !e.is_null()) all[k].top = top_from_vllm(e, "prompt_logprobs[" + std::to_string(k) + "]");
         ++k;
       }
     } else if (offsets.size() == all.size()) {
@@ -186,6 +206,18 @@ std::string redact(std::string text, std::string_view secret) {
   return text;
 }
 
+std::string snippet(std::string_view text, std::string_view secret, size_t max_bytes) {
+  std::string out = redact(std::string(text), secret);
+  if (out.size() > max_bytes) {
+    size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not mid-character
+    out.resize(cut);
+    out += "...";
+  }
+  std::replace_if(out.begin(), out.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
+  return out;
+}
+
 std::optional<ErrorObject> parse_error_object(std::string_view body) {
   simdjson::dom::parser parser;
   element doc;
@@ -200,31 +232,28 @@ std::optional<ErrorObject> parse_error_object(std::string_view body) {
 std::string describe_http_failure(long status, std::string_view body, std::string_view secret) {
   std::string out = "HTTP " + std::to_string(status);
   if (auto err = parse_error_object(body)) {
-    out += ": " + err->message;
-    if (!err->type.empty()) out += " (type " + err->type + ")";
-    if (!err->code.empty()) out += " (code " + err->code + ")";
+    out += ": " + snippet(err->message, secret, kSnippet);
+    if (!err->type.empty()) out += " (type " + snippet(err->type, secret, kSnippet) + ")";
+    if (!err->code.empty()) out += " (code " + snippet(err->code, secret, kSnippet) + ")";
   } else if (!body.empty()) {
-    std::string snippet(body.substr(0, kSnippet));
-    std::replace_if(
-        snippet.begin(), snippet.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
-    out += ": " + snippet;
+    out += ": " + snippet(body, secret, kSnippet);
   }
-  return redact(std::move(out), secret);
+  return out;
 }
 
 Completion parse_completion(std::string_view body, const CompletionRequest& request) {
   simdjson::dom::parser parser;
   element root;
   if (auto e = parser.parse(simdjson::padded_string(body)).get(root)) {
-    throw ApiError("the server's response is not JSON (" + std::string(simdjson::error_message(e)) +
-                   "): " + std::string(body.substr(0, kSnippet)));
+    throw MalformedResponse("the server's response is not JSON (" + std::string(simdjson::error_message(e)) +
+                            "): " + snippet(body, ""));
   }
   if (member(root, "error"))
-    throw ApiError("the server returned an error: " + describe_http_failure(200, body, ""));
+    throw MalformedResponse("the server returned an error: " + describe_http_failure(200, body, ""));
   element choice;
   auto choices = member(root, "choices");
   if (!choices || !choices->is_array() || choices->at(0).get(choice)) {
-    throw ApiError("the server's response has no choices: " + std::string(body.substr(0, kSnippet)));
+    throw MalformedResponse("the server's response has no choices: " + snippet(body, ""));
   }
   Completion c;
   c.model = string_or(member(root, "model"));
@@ -247,6 +276,23 @@ Completion parse_completion(std::string_view body, const CompletionRequest& requ
     parse_legacy(*logprobs, choice, root, request, c);
   } else if (request.logprobs) {
     throw ApiError("the server returned no logprobs; it may not support them (e.g. reasoning models)");
+  }
+  // Every generated token needs its own log-probability, and its alternatives when they were
+  // asked for (free-running; echo requests score the prompt): without them the perturbed
+  // outputs would score as if nothing matched.
+  for (size_t i = 0; i < c.tokens.size(); ++i) {
+    const std::string path = content && content->is_array()
+                                 ? "choices[0].logprobs.content[" + std::to_string(i) + "]"
+                                 : "choices[0].logprobs.token_logprobs[" + std::to_string(c.prompt_tokens.size() + i) + "]";
+    if (std::isnan(c.tokens[i].logprob))
+      throw MalformedResponse("the server's response has no log-probability for generated token " + std::to_string(i) +
+                              " (" + path + " is null or missing)");
+    if (request.logprobs && request.top_logprobs > 0 && !request.echo && c.tokens[i].top.empty())
+      throw MalformedResponse("the server's response has no top_logprobs for generated token " + std::to_string(i) +
+                              " (" + path + "; " + std::to_string(request.top_logprobs) + " were asked for)");
+    for (const auto& alt : c.tokens[i].top)
+      if (std::isnan(alt.logprob))
+        throw MalformedResponse("the server's response has an alternative without a log-probability at " + path);
   }
   // Echo puts the prompt in front of the generated text; Completion.text is generated only.
   if (request.echo && c.text.starts_with(request.prompt)) c.text.erase(0, request.prompt.size());

@@ -34,6 +34,14 @@ class QuotaExceeded : public ApiError {
   using ApiError::ApiError;
 };
 
+// A 2xx response that is JSON but unusable as an answer: an error object, no choices, a
+// log-probability that is not a number <= 0, no alternatives where top_logprobs were asked for.
+// The transport retries it like a truncated body; after the retries the run fails with it.
+class MalformedResponse : public ApiError {
+ public:
+  using ApiError::ApiError;
+};
+
 struct TopLogprob {
   std::string token;
   double logprob = 0;
@@ -68,16 +76,24 @@ struct ErrorObject {
 };
 std::optional<ErrorObject> parse_error_object(std::string_view body);
 
-// Parses a 2xx response body to `request`. Throws ApiError on a non-JSON body, an error
-// object, no choices, or missing logprobs when they were asked for.
+// Parses a 2xx response body to `request`. Throws MalformedResponse on a non-JSON body, an
+// error object, no choices, a log-probability that is not a number <= 0 (null is allowed only
+// for echoed prompt tokens; tiny positive float error up to 1e-4 reads as 0), or a generated
+// token without alternatives when top_logprobs were asked for (without echo); ApiError on missing logprobs
+// when they were asked for (a server that does not support them).
 Completion parse_completion(std::string_view body, const CompletionRequest& request);
 
 // Replaces every occurrence of `secret` in `text` by "[redacted]" (nothing when secret is
 // empty). Used on anything from the server that ends up in a message.
 std::string redact(std::string text, std::string_view secret);
 
-// "HTTP <status>: <first 200 bytes of body>" with the error object's fields when present,
-// redacted of `secret`.
+// `text` redacted of `secret`, then cut to `max_bytes` (at a UTF-8 character boundary, "..."
+// appended when cut) with line breaks as spaces: redaction comes first, so a secret that
+// straddles the cut cannot survive in part.
+std::string snippet(std::string_view text, std::string_view secret, size_t max_bytes = 200);
+
+// "HTTP <status>: <first 200 bytes of body>" with the error object's fields when present
+// (each at most 200 bytes), redacted of `secret` before anything is cut.
 std::string describe_http_failure(long status, std::string_view body, std::string_view secret);
 
 }  // namespace pizza::api

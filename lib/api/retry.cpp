@@ -38,7 +38,11 @@ Seconds backoff_delay(const RetryPolicy& policy, int retry, double u) {
   return Seconds(std::clamp(u, 0.0, 1.0) * ceiling);
 }
 
-std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) {
+namespace {
+
+// An IMF-fixdate as seconds since the epoch (time_t holds any 4-digit year; a time_point in
+// nanoseconds overflows past 2262).
+std::optional<std::time_t> http_date_seconds(std::string_view s) {
   // "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions, English names, so no locale involved.
   static constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -63,7 +67,15 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   tm.tm_hour = *hour;
   tm.tm_min = *minute;
   tm.tm_sec = *second;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return timegm(&tm);
+}
+
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) {
+  auto t = http_date_seconds(s);
+  if (!t) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(*t);
 }
 
 std::optional<Seconds> parse_retry_after(const Headers& headers, std::chrono::system_clock::time_point now) {
@@ -71,7 +83,10 @@ std::optional<Seconds> parse_retry_after(const Headers& headers, std::chrono::sy
   auto it = headers.find("retry-after");
   if (it == headers.end()) return std::nullopt;
   if (auto secs = parse_double(it->second)) return *secs >= 0 ? std::optional(Seconds(*secs)) : std::nullopt;
-  if (auto date = parse_http_date(it->second)) return std::max(Seconds(0), Seconds(*date - now));
+  // In seconds of time_t: a date far in the future (year 9999) is a long wait, not an overflow
+  // into the past.
+  if (auto date = http_date_seconds(it->second))
+    return Seconds(std::max(0.0, std::difftime(*date, std::chrono::system_clock::to_time_t(now))));
   return std::nullopt;
 }
 

@@ -26,8 +26,8 @@ Seconds backoff_delay(const RetryPolicy& policy, int retry, double u);
 using Headers = std::map<std::string, std::string>;
 
 // How long the server asks us to wait: `retry-after-ms` (milliseconds), else `retry-after` as
-// delta-seconds or an HTTP-date (relative to `now`; a date in the past means 0). nullopt when
-// absent or unparseable.
+// delta-seconds or an HTTP-date (relative to `now`; a date in the past means 0, one far in the
+// future a long wait that the caller caps). nullopt when absent or unparseable.
 std::optional<Seconds> parse_retry_after(const Headers& headers, std::chrono::system_clock::time_point now);
 
 // An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7); nullopt when malformed.

@@ -23,6 +23,8 @@ using Clock = std::chrono::steady_clock;
 
 // A server asking for more than this is still honoured, but only up to it.
 constexpr Seconds kMaxRetryAfter{300};
+// Waits at least this long are announced on stderr (info level), shorter ones only in debug logs.
+constexpr Seconds kAnnounceWait{3};
 
 struct Transfer {
   size_t index = 0;
@@ -30,12 +32,19 @@ struct Transfer {
   CurlEasyPtr easy;
   CurlSlistPtr headers;
   std::string body;
+  size_t max_body = 0;
+  bool too_large = false;  // the body passed max_body; the transfer was aborted
   Headers response_headers;
   char errbuf[CURL_ERROR_SIZE] = {};
 };
 
 size_t on_body(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  auto* t = static_cast<Transfer*>(user);
+  if (size * count > t->max_body - t->body.size()) {
+    t->too_large = true;
+    return 0;  // curl aborts the transfer with CURLE_WRITE_ERROR
+  }
+  t->body.append(data, size * count);
   return size * count;
 }
 
@@ -93,6 +102,7 @@ class Session {
     auto t = std::make_unique<Transfer>();
     t->index = index;
     t->attempt = attempt;
+    t->max_body = options_.max_response_bytes;
     t->easy.reset(curl_easy_init());
     if (!t->easy) throw ApiError("could not initialise a libcurl handle");
     CURL* e = t->easy.get();
@@ -119,7 +129,7 @@ class Session {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t->body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t->response_headers);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
@@ -180,6 +190,11 @@ struct Outcome {
 Outcome classify(const Transfer& t, CURLcode code, long status, const TransportOptions& options,
                  const std::string& url, std::chrono::system_clock::time_point wall_now) {
   Outcome o;
+  if (t.too_large) {
+    o.error = "the response from " + url + " is larger than --max-response-bytes " +
+              std::to_string(options.max_response_bytes) + " bytes; transfer aborted";
+    return o;
+  }
   if (code != CURLE_OK) {
     o.retry = !transport_error_is_final(code);
     o.error = std::string(curl_easy_strerror(code)) + (t.errbuf[0] ? std::string(": ") + t.errbuf : "") +
@@ -191,15 +206,15 @@ Outcome classify(const Transfer& t, CURLcode code, long status, const TransportO
       o.success = true;
     } else {
       o.retry = true;  // most often a body cut short
-      o.error = "HTTP " + std::to_string(status) +
-                " with a body that is not complete JSON: " + redact(t.body.substr(0, 200), options.api_key);
+      o.error = "HTTP " + std::to_string(status) + " with a body that is not complete JSON: " +
+                snippet(t.body, options.api_key) + " (" + url + ")";
     }
     return o;
   }
   auto err = parse_error_object(t.body);
   if (status == 429 && err && err->code == "insufficient_quota") {
     throw QuotaExceeded("the API account is out of quota (HTTP 429 insufficient_quota at " + url +
-                        "); stopping: " + redact(err->message, options.api_key));
+                        "); stopping: " + snippet(err->message, options.api_key));
   }
   if (status == 401) {
     throw ApiError("the server at " + url + " refused the request as unauthorized (" +
@@ -238,6 +253,19 @@ std::vector<HttpResult> run_all(std::span<const HttpRequest> requests, const Tra
   Clock::time_point hold_until = now();  // the server's x-ratelimit-* headers asked us to pause
   size_t finished = 0;
   Session session(options);
+  // The waiting budget (max_wait_s): every wait starts now, so the wall-clock time during which
+  // something waits is the sum of how far each new wait reaches past the furthest one before.
+  const Seconds max_wait(std::max(0.0, options.max_wait_s));
+  Seconds waited(0);
+  Clock::time_point wait_horizon = now();
+  auto wait_cost = [&](Seconds d) {
+    Clock::time_point from = std::max(now(), wait_horizon), until = now() + std::chrono::duration_cast<Clock::duration>(d);
+    return until > from ? Seconds(until - from) : Seconds(0);
+  };
+  auto charge_wait = [&](Seconds d) {
+    waited += wait_cost(d);
+    wait_horizon = std::max(wait_horizon, now() + std::chrono::duration_cast<Clock::duration>(d));
+  };
 
   auto finish = [&](size_t index, HttpResult result) {
     if (!result.ok() && options.fail_fast) {
@@ -294,22 +322,48 @@ std::vector<HttpResult> run_all(std::span<const HttpRequest> requests, const Tra
       const HttpRequest& request = requests[transfer->index];
       long status = 0;
       curl_easy_getinfo(transfer->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+      // Redacted once, here, before anything reads the body: every message, log line, the
+      // parser, on_success and the cache see the key as "[redacted]".
+      transfer->body = redact(std::move(transfer->body), options.api_key);
       Outcome o = classify(*transfer, code, status, options, request.url, wall_now());
       if (auto pause = ratelimit_pause(transfer->response_headers, session.in_flight(), request.est_tokens)) {
+        // Past the budget the hold shrinks to what is left of it (the requests then meet the
+        // server's 429s, whose retries fail on the budget).
+        if (Seconds cost = wait_cost(*pause), left = max_wait - waited; cost > left)
+          *pause = std::max(Seconds(0), *pause - cost + left);
+        charge_wait(*pause);
         hold_until = std::max(hold_until, now() + std::chrono::duration_cast<Clock::duration>(*pause));
-        logger->debug("rate-limit headers say the budget is nearly spent; pausing new requests for {:.2f} s",
-                      pause->count());
+        logger->log(*pause >= kAnnounceWait ? spdlog::level::info : spdlog::level::debug,
+                    "the server's x-ratelimit-remaining-* headers say its budget is spent; pausing new requests "
+                    "for {:.1f} s",
+                    pause->count());
       }
       HttpResult result{status, std::move(transfer->body), std::move(transfer->response_headers), "",
                         transfer->attempt + 1};
+      if (o.success && options.on_success) {
+        try {
+          options.on_success(transfer->index, result);
+        } catch (const MalformedResponse& e) {  // a bad answer: retried like a truncated body
+          o = Outcome{false, true, std::string(e.what()) + " (" + request.url + ")", std::nullopt};
+        }
+      }
       if (o.success) {
-        if (options.on_success) options.on_success(transfer->index, result);
         finish(transfer->index, std::move(result));
-      } else if (o.retry && transfer->attempt < options.retry.max_retries) {
-        Seconds delay = o.retry_after ? std::min(*o.retry_after, kMaxRetryAfter)
-                                      : backoff_delay(options.retry, transfer->attempt, random01());
-        logger->info("request {} failed ({}); retry {} of {} in {:.2f} s", transfer->index + 1, o.error,
-                     transfer->attempt + 1, options.retry.max_retries, delay.count());
+        continue;
+      }
+      Seconds delay = o.retry_after ? std::min(*o.retry_after, kMaxRetryAfter)
+                                    : backoff_delay(options.retry, transfer->attempt, random01());
+      if (o.retry && transfer->attempt < options.retry.max_retries && wait_cost(delay) > max_wait - waited) {
+        o.retry = false;
+        o.error += "; not retried: waiting " + fmt::format("{:.1f}", delay.count()) +
+                   " s more would pass the --max-wait budget of " + fmt::format("{:g}", max_wait.count()) +
+                   " s (" + fmt::format("{:.1f}", waited.count()) + " s spent)";
+      }
+      if (o.retry && transfer->attempt < options.retry.max_retries) {
+        charge_wait(delay);
+        logger->info("request {} failed ({}); retry {} of {} in {:.2f} s{}", transfer->index + 1, o.error,
+                    transfer->attempt + 1, options.retry.max_retries, delay.count(),
+                    o.retry_after ? " (the server's Retry-After)" : "");
         delayed.push_back({transfer->index, transfer->attempt + 1,
                            now() + std::chrono::duration_cast<Clock::duration>(delay)});
       } else {

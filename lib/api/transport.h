@@ -2,8 +2,10 @@
 // `concurrency` POSTs in flight (a finished request immediately makes room for the next; no
 // batch-and-sleep), reuses connections and multiplexes over HTTP/2 when the server offers it.
 // Retries 408/409/429/5xx, transport errors and unparseable (truncated) bodies with
-// exponential backoff and full jitter, honouring Retry-After. The API key only ever goes into
-// the Authorization header: never into a log line or an error message.
+// exponential backoff and full jitter, honouring Retry-After within a total waiting budget.
+// Bodies are capped (max_response_bytes). The API key only ever goes into the Authorization
+// header: every response body is redacted of it as it arrives, before anything (messages, logs,
+// on_success, the cache) sees it.
 #pragma once
 
 #include "api/retry.h"
@@ -50,12 +52,20 @@ struct TransportOptions {
   double timeout_s = 120;  // whole request
   double connect_timeout_s = 20;
   RetryPolicy retry;
+  // A response body longer than this aborts its transfer and fails its request for good (not
+  // retried: a server that sends an endless or oversized body will do so again).
+  size_t max_response_bytes = size_t{64} << 20;
+  // The run's total waiting budget in seconds: wall-clock time during which some request waits
+  // for a retry (backoff, Retry-After) or the rate-limit headers hold new requests. A retry
+  // whose wait no longer fits fails its request with the server's error and the budget.
+  double max_wait_s = 600;
   double rpm = 0, tpm = 0;                 // client-side limits; 0 = none
   bool fail_fast = false;                  // throw ApiError at the first request that fails for good
   std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger
   TransportHooks hooks;
   // Called for each successful (2xx, complete JSON) response as it arrives, in arrival order.
-  // An exception thrown here aborts the run and propagates out of run_all.
+  // A MalformedResponse thrown here counts as a bad answer (retried like a truncated body);
+  // any other exception aborts the run and propagates out of run_all.
   std::function<void(size_t index, const HttpResult&)> on_success;
 };
 

@@ -173,3 +173,81 @@ TEST_CASE("client: the API key never reaches logs, cache files or error messages
   CHECK(files.size() >= 4);
   for (auto& f : files) CHECK_THAT(pizza::read_file(f), !Catch::Contains(sentinel));
 }
+
+TEST_CASE("client: an unwritable cache warns once and the run goes on without it", "[api]") {
+  pizza::test::TempDir dir;
+  pizza::write_file_atomic(dir / "file", "a regular file in the way");
+  // Tests run as root, so no chmod: paths that fail for root too.
+  for (const fs::path& cache : {dir / "file", dir / "file" / "sub", fs::path("/proc/pizza-cache")}) {
+    INFO(cache);
+    std::ostringstream log;
+    auto logger = std::make_shared<spdlog::logger>("cache-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+    FakeServer server({{}, 0, 0});
+    auto o = options_for(server, cache);
+    o.transport.logger = logger;
+    ApiClient client(o);
+    auto out = client.complete_all(prompts(5));
+    REQUIRE(out.size() == 5);
+    CHECK(out[4].text == "echo:prompt 4");
+    const std::string logged = log.str();
+    CHECK_THAT(logged, Catch::Contains("[warning]") && Catch::Contains("the API cache at " + cache.string()) &&
+                           Catch::Contains("continuing without it"));
+    CHECK(logged.find("continuing without it") == logged.rfind("continuing without it"));  // once
+  }
+  CHECK(pizza::read_file(dir / "file") == "a regular file in the way");
+}
+
+TEST_CASE("client: bad log-probabilities are retried and never cached", "[api]") {
+  pizza::test::TempDir dir;
+  // Request 0 answers logprob "NaN", request 1 a positive logprob, then good answers.
+  FakeServer server({{}, 0, 0, [](size_t n, std::string body, const std::string&) {
+                       if (n > 1) return body;
+                       auto at = body.find("\"logprob\":-0.5");
+                       return body.replace(at, 14, n == 0 ? "\"logprob\":\"NaN\"" : "\"logprob\":5.0");
+                     }});
+  auto o = options_for(server, dir / "cache");
+  ApiClient client(o);
+  auto out = client.complete_all(prompts(1));
+  CHECK(out[0].tokens.at(0).logprob == -0.5);
+  CHECK(server.requests() == 3);
+  for (const auto& f : files_under(dir / "cache")) CHECK_THAT(pizza::read_file(f), !Catch::Contains("NaN"));
+
+  // Always bad: the run fails naming the field, after the retries.
+  FakeServer bad({{}, 0, 0, [](size_t, std::string body, const std::string&) {
+                    return body.replace(body.find("\"top_logprobs\":["), 16, "\"top_logprobs\":[],\"x\":[");
+                  }});
+  o = options_for(bad, dir / "cache2");
+  o.transport.retry.max_retries = 1;
+  ApiClient failing(o);
+  CHECK_THROWS_WITH(failing.complete_all(prompts(1)),
+                    Catch::Contains("after 2 attempt(s)") && Catch::Contains("no top_logprobs for generated token 0"));
+  CHECK_FALSE(fs::exists(dir / "cache2"));
+}
+
+TEST_CASE("client: a key echoed in model, system_fingerprint or a 200 error stays redacted", "[api]") {
+  const std::string key = "sk-SENTINEL-0123456789abcdef";
+  pizza::test::TempDir dir;
+  std::ostringstream log;
+  auto logger = std::make_shared<spdlog::logger>("echo-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  logger->set_level(spdlog::level::debug);
+  FakeServer server({{}, 0, 0, [](size_t n, std::string body, const std::string& auth) {
+                       if (n == 0) return R"({"error":{"message":"bad key )" + auth + R"("}})";
+                       if (n == 1) return std::string(190, ' ') + auth + " not json";
+                       body.replace(body.find("fp_fake"), 7, auth);
+                       return body.replace(body.find("\"fake-model\""), 12, "\"m-" + auth + "\"");
+                     }});
+  auto o = options_for(server, dir / "cache");
+  o.api_key = key;
+  o.transport.logger = logger;
+  ApiClient client(o);
+  auto out = client.complete_all(prompts(1));
+  CHECK(server.requests() == 3);
+  CHECK(out[0].model == "m-Bearer [redacted]");
+  CHECK(out[0].system_fingerprint == "Bearer [redacted]");
+  const std::string logged = log.str();
+  CHECK_THAT(logged, Catch::Contains("bad key Bearer [redacted]"));
+  for (const std::string& leak : {key, key.substr(0, 14)}) {
+    CHECK_THAT(logged, !Catch::Contains(leak));
+    for (const auto& f : files_under(dir / "cache")) CHECK_THAT(pizza::read_file(f), !Catch::Contains(leak));
+  }
+}

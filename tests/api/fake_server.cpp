@@ -23,7 +23,8 @@ std::string prompt_of(const std::string& body) {
   return "";
 }
 
-// A chat-style answer: text "echo:<prompt>" as one token with logprob -0.5.
+// A chat-style answer: text "echo:<prompt>" as one token with logprob -0.5 (its own only
+// alternative).
 std::string answer(const std::string& request_body, bool with_logprobs) {
   std::string text = "echo:" + prompt_of(request_body);
   JsonWriter w;
@@ -33,7 +34,8 @@ std::string answer(const std::string& request_body, bool with_logprobs) {
   w.key("logprobs");
   if (with_logprobs) {
     w.begin_object().key("content").begin_array().begin_object().field("token", text).field("logprob", -0.5);
-    w.key("top_logprobs").begin_array().end_array().end_object().end_array().end_object();
+    w.key("top_logprobs").begin_array().begin_object().field("token", text).field("logprob", -0.5).end_object();
+    w.end_array().end_object().end_array().end_object();
   } else {
     w.null();
   }
@@ -63,6 +65,8 @@ struct FakeServer::Handler {
     std::optional<Fault> fault = s.config_.fault_for ? s.config_.fault_for(n) : std::nullopt;
     if (fault) ++s.faults_;
     respond(s, req, res, fault);
+    if (!fault && s.config_.rewrite)
+      res.set_content(s.config_.rewrite(n, res.body, req.get_header_value("Authorization")), "application/json");
   }
 
   static void respond(FakeServer& s, const httplib::Request& req, httplib::Response& res,
@@ -80,6 +84,9 @@ struct FakeServer::Handler {
         return error(429, error_json("Rate limit reached for requests", "requests", "rate_limit_exceeded"));
       case Fault::RetryAfterMs:
         res.set_header("retry-after-ms", "250");
+        return error(429, error_json("Rate limit reached for requests", "requests", "rate_limit_exceeded"));
+      case Fault::RetryAfterFarDate:
+        res.set_header("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT");
         return error(429, error_json("Rate limit reached for requests", "requests", "rate_limit_exceeded"));
       case Fault::Error500: return error(500, error_json("The server had an error", "server_error", ""));
       case Fault::Error503: return error(503, "upstream unavailable");
@@ -115,6 +122,22 @@ struct FakeServer::Handler {
         res.set_header("x-ratelimit-remaining-requests", "0");
         res.set_header("x-ratelimit-reset-requests", "2s");
         return error(200, ok);
+      case Fault::RateLimitHeadersLong:
+        res.set_header("x-ratelimit-remaining-requests", "0");
+        res.set_header("x-ratelimit-reset-requests", "10s");
+        return error(200, ok);
+      case Fault::Endless:
+        // Chunked, 1 MiB of JSON-looking whitespace at a time until the client hangs up (or
+        // 256 MiB, so a client without a cap cannot keep the test running for ever).
+        res.set_chunked_content_provider("application/json", [](size_t offset, httplib::DataSink& sink) {
+          static const std::string chunk(size_t{1} << 20, ' ');
+          if (offset >= (size_t{256} << 20)) {
+            sink.done();
+            return true;
+          }
+          return sink.write(chunk.data(), chunk.size());
+        });
+        return;
     }
   }
 };

@@ -28,6 +28,9 @@ enum class Fault {
   NoLogprobs,        // 200, a completion with "logprobs": null
   RateLimitHeaders,  // a normal answer with x-ratelimit-remaining-requests: 0, reset 2s
   RetryAfterMs,      // 429, retry-after-ms: 250
+  RetryAfterFarDate,      // 429, Retry-After: an HTTP-date in the year 9999
+  RateLimitHeadersLong,   // a normal answer with x-ratelimit-remaining-requests: 0, reset 10s
+  Endless,                // 200, a chunked body that never ends (cut off after 256 MiB)
 };
 
 class LoopbackServer;
@@ -39,6 +42,9 @@ class FakeServer {
     std::function<std::optional<Fault>(size_t)> fault_for;
     int sleep_ms = 0;    // every request
     int slow_ms = 2000;  // Fault::Slow
+    // When set, rewrites each normal 200 answer: (request number, answer body, the request's
+    // Authorization header) -> the body to send instead.
+    std::function<std::string(size_t, std::string, const std::string&)> rewrite = {};
   };
 
   explicit FakeServer(Config config);

@@ -66,7 +66,9 @@ TEST_CASE("response: chat tokens that split a UTF-8 character are rebuilt from b
   const char* body = R"({"model":"gpt-4o","choices":[{"message":{"content":"\u65e5"},"finish_reason":"stop",
     "logprobs":{"content":[{"token":"bytes:\\xe6\\x97","logprob":-0.1,"bytes":[230,151],"top_logprobs":[]},
                            {"token":"bytes:\\xa5","logprob":-0.2,"bytes":[165],"top_logprobs":[]}]}}]})";
-  Completion c = parse_completion(body, chat_request());
+  CompletionRequest no_alternatives = chat_request();  // OpenAI's empty lists answer top_logprobs: 0
+  no_alternatives.top_logprobs = 0;
+  Completion c = parse_completion(body, no_alternatives);
   REQUIRE(c.tokens.size() == 2);
   CHECK(c.tokens[0].token == "\xe6\x97");
   CHECK(c.tokens[1].token == "\xa5");
@@ -156,8 +158,9 @@ TEST_CASE("response: llama.cpp completions (content list, -3.4e38, U+FFFD with b
       {"id":2634,"token":"\ufffd","bytes":[195],"logprob":-0.2,"top_logprobs":[
         {"id":2634,"token":"\ufffd","bytes":[195],"logprob":-0.2},
         {"id":0,"token":"!","bytes":[33],"logprob":-3.4028234663852886e+38}]},
-      {"id":2635,"token":"\ufffd","bytes":[169],"logprob":-0.01,"top_logprobs":[]},
-      {"id":0,"token":"!","bytes":[33],"logprob":-0.3,"top_logprobs":[]}]}}],
+      {"id":2635,"token":"\ufffd","bytes":[169],"logprob":-0.01,"top_logprobs":[
+        {"id":2635,"token":"\ufffd","bytes":[169],"logprob":-0.01}]},
+      {"id":0,"token":"!","bytes":[33],"logprob":-0.3,"top_logprobs":[{"id":0,"token":"!","bytes":[33],"logprob":-0.3}]}]}}],
     "created":1,"model":"gpt-3.5-turbo","system_fingerprint":"b4000-abc","object":"text_completion",
     "usage":{"completion_tokens":3,"prompt_tokens":2,"total_tokens":5},"id":"chatcmpl-x"})";
   Completion c = parse_completion(body, completions_request("Hi", true));
@@ -204,8 +207,65 @@ TEST_CASE("response: error objects and failure descriptions", "[api]") {
 
   std::string long_body(500, 'x');
   std::string d = describe_http_failure(502, long_body, "");
-  CHECK(d == "HTTP 502: " + std::string(200, 'x'));
+  CHECK(d == "HTTP 502: " + std::string(200, 'x') + "...");
   CHECK(describe_http_failure(400, "bad key sk-secret here", "sk-secret") ==
         "HTTP 400: bad key [redacted] here");
   CHECK(redact("a-k-a-k", "k") == "a-[redacted]-a-[redacted]");
+}
+
+TEST_CASE("response: log-probabilities must be numbers <= 0 and alternatives present", "[api]") {
+  // One chat token whose logprob (and its one alternative's) is `lp`, with `top` as top_logprobs.
+  auto body = [](const std::string& lp, const std::string& top) {
+    return R"({"model":"m","choices":[{"message":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi","logprob":)" +
+           lp + R"(,"top_logprobs":)" + top + "}]}}]}";
+  };
+  const std::string good_top = R"([{"token":"Hi","logprob":-0.1}])";
+  CHECK(parse_completion(body("-0.1", good_top), chat_request()).tokens.at(0).logprob == -0.1);
+  CHECK(parse_completion(body("0.00001", good_top), chat_request()).tokens.at(0).logprob == 0.0);  // float error
+  for (const std::string lp : {R"("NaN")", R"("abc")", "true"})
+  {
+    CHECK_THROWS_AS(parse_completion(body(lp, good_top), chat_request()), MalformedResponse);
+    CHECK_THROWS_WITH(parse_completion(body(lp, good_top), chat_request()),
+                      Catch::Contains("choices[0].logprobs.content[0].logprob = " + lp + ", not a number"));
+  }
+  CHECK_THROWS_WITH(parse_completion(body("null", good_top), chat_request()),
+                    Catch::Contains("no log-probability for generated token 0") &&
+                        Catch::Contains("choices[0].logprobs.content[0] is null or missing"));
+  for (const std::string lp : {"5.0", "1e300"})
+    CHECK_THROWS_WITH(parse_completion(body(lp, good_top), chat_request()),
+                      Catch::Contains("choices[0].logprobs.content[0].logprob = " + lp.substr(0, 2)) &&
+                          Catch::Contains("above 0"));
+  CHECK_THROWS_WITH(parse_completion(body("-0.1", R"([{"token":"Hi","logprob":"x"}])"), chat_request()),
+                    Catch::Contains("choices[0].logprobs.content[0].top_logprobs[0].logprob"));
+  // 1e999 is out of every double's range: the body is refused as JSON, never read as infinity.
+  CHECK_THROWS_AS(parse_completion(body("1e999", good_top), chat_request()), MalformedResponse);
+  CHECK_THROWS_WITH(parse_completion(body("1e999", good_top), chat_request()), Catch::Contains("not JSON"));
+  // top_logprobs were asked for: an empty list would score every perturbation as a total miss.
+  CHECK_THROWS_WITH(parse_completion(body("-0.1", "[]"), chat_request()),
+                    Catch::Contains("no top_logprobs for generated token 0") && Catch::Contains("20 were asked for"));
+  CompletionRequest none = chat_request();
+  none.top_logprobs = 0;
+  CHECK(parse_completion(body("-0.1", "[]"), none).tokens.at(0).top.empty());
+
+  // Legacy completions: token_logprobs and the {token: logprob} maps are checked as well.
+  const char* legacy = R"({"choices":[{"text":" a","logprobs":{"tokens":[" a"],"token_logprobs":[2.5],
+      "top_logprobs":[{" a":-0.1}]}}]})";
+  CHECK_THROWS_WITH(parse_completion(legacy, completions_request("x", false)),
+                    Catch::Contains("choices[0].logprobs.token_logprobs[0] = 2.5"));
+  const char* legacy_top = R"({"choices":[{"text":" a","logprobs":{"tokens":[" a"],"token_logprobs":[-0.1],
+      "top_logprobs":[{" a":"NaN"}]}}]})";
+  CHECK_THROWS_WITH(parse_completion(legacy_top, completions_request("x", false)),
+                    Catch::Contains(R"(choices[0].logprobs.top_logprobs[0][" a"] = "NaN")"));
+}
+
+TEST_CASE("response: snippets are redacted before they are cut", "[api]") {
+  const std::string key = "sk-SENTINEL-0123456789abcdef";
+  // The key starts at byte 190: cutting at 200 first would leave "sk-SENTINEL" in the message.
+  const std::string body = std::string(190, 'x') + key + " trailing";
+  for (const auto& text : {snippet(body, key), describe_http_failure(500, body, key),
+                           describe_http_failure(500, R"({"error":{"message":")" + body + R"("}})", key)}) {
+    CHECK_THAT(text, Catch::Contains("[redacted]") && !Catch::Contains("sk-SENTINEL"));
+  }
+  CHECK(snippet("a\nb", "") == "a b");
+  CHECK(snippet("\xc3\xa9\xc3\xa9", "", 3) == "\xc3\xa9...");  // never cut inside a character
 }

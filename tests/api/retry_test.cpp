@@ -36,6 +36,8 @@ TEST_CASE("retry: Retry-After in seconds, as a date, and retry-after-ms", "[api]
   CHECK(parse_retry_after({{"retry-after", "Sun, 06 Nov 1994 08:49:47 GMT"}}, now)->count() == 10);
   CHECK(parse_retry_after({{"retry-after", "Sun, 06 Nov 1994 08:49:27 GMT"}}, now)->count() == 0);  // past
   CHECK(parse_retry_after({{"retry-after-ms", "250"}, {"retry-after", "9"}}, now)->count() == 0.25);
+  // Far in the future: a long wait (the transport caps it), not an overflow into the past.
+  CHECK(parse_retry_after({{"retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"}}, now)->count() > 2.5e11);
   CHECK_FALSE(parse_retry_after({{"retry-after", "soon"}}, now));
   CHECK_FALSE(parse_retry_after({{"retry-after", "-3"}}, now));
   CHECK_FALSE(parse_retry_after({}, now));

@@ -5,6 +5,10 @@
 #include "support/loopback_server.h"
 
 #include <catch2/catch.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 #include <string>
 #include <vector>
@@ -183,4 +187,91 @@ TEST_CASE("transport: 401 names the key settings and client errors are not retri
                Catch::Contains("HTTP 400") && Catch::Contains("bad request; you sent Bearer [redacted]"));
     CHECK(server.authorizations().at(0) == "Bearer sk-test-key-401");  // the key was sent
   }
+}
+
+TEST_CASE("transport: a body past max_response_bytes aborts its transfer and fails its request", "[api]") {
+  TransportOptions o = quick_options();
+  o.timeout_s = 30;  // the cap, not the timeout, must end the endless body
+  o.max_response_bytes = size_t{1} << 20;
+  FakeServer server({FakeServer::first(1, Fault::Endless), 0, 0});
+  auto results = run_all(chat_requests(server, 2), o);
+  REQUIRE_FALSE(results[0].ok());
+  CHECK_THAT(results[0].error, Catch::Contains("larger than --max-response-bytes 1048576 bytes") &&
+                                   Catch::Contains(server.base_url()));
+  CHECK(results[0].attempts == 1);  // not retried
+  CHECK(results[0].body.size() <= o.max_response_bytes);
+  CHECK(results[1].ok());
+}
+
+TEST_CASE("transport: the --max-wait budget bounds the run's waiting, and long waits are announced", "[api]") {
+  TransportOptions o;
+  o.concurrency = 1;
+  FakeTime time;
+  time.install(o, 0.5);
+  std::ostringstream log;
+  o.logger = std::make_shared<spdlog::logger>("budget-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  SECTION("Retry-After: 1 on every attempt: two retries fit a 2.5 s budget, the third does not") {
+    o.max_wait_s = 2.5;
+    FakeServer server({FakeServer::first(100, Fault::RateLimit1), 0, 0});
+    auto results = run_all(chat_requests(server, 1), o);
+    REQUIRE_FALSE(results[0].ok());
+    CHECK(time.sleeps == std::vector<double>{1.0, 1.0});
+    CHECK(server.requests() == 3);
+    CHECK_THAT(results[0].error, Catch::Contains("HTTP 429") && Catch::Contains("--max-wait budget of 2.5 s"));
+  }
+  SECTION("a Retry-After date in the year 9999 waits the 300 s cap, not 0") {
+    FakeServer server({FakeServer::first(1, Fault::RetryAfterFarDate), 0, 0});
+    CHECK(run_all(chat_requests(server, 1), o)[0].ok());
+    CHECK(time.sleeps == std::vector<double>{300.0});
+    CHECK_THAT(log.str(), Catch::Contains("retry 1 of 5 in 300.00 s (the server's Retry-After)"));
+  }
+  SECTION("... and fails at once when the budget is smaller") {
+    o.max_wait_s = 10;
+    FakeServer server({FakeServer::first(1, Fault::RetryAfterFarDate), 0, 0});
+    auto results = run_all(chat_requests(server, 1), o);
+    CHECK_FALSE(results[0].ok());
+    CHECK(time.sleeps.empty());
+    CHECK(server.requests() == 1);
+  }
+  SECTION("x-ratelimit-remaining-requests: 0 with a 10 s reset is announced") {
+    FakeServer server({FakeServer::first(1, Fault::RateLimitHeadersLong), 0, 0});
+    CHECK(run_all(chat_requests(server, 2), o)[1].ok());
+    CHECK(time.sleeps == std::vector<double>{10.0});
+    CHECK_THAT(log.str(), Catch::Contains("[info]") && Catch::Contains("pausing new requests for 10.0 s"));
+  }
+  SECTION("... and held no longer than the budget") {
+    o.max_wait_s = 4;
+    FakeServer server({FakeServer::first(1, Fault::RateLimitHeadersLong), 0, 0});
+    CHECK(run_all(chat_requests(server, 2), o)[1].ok());
+    CHECK(time.sleeps == std::vector<double>{4.0});
+  }
+}
+
+TEST_CASE("transport: a response body is redacted of the key before anyone reads it", "[api]") {
+  TransportOptions o = quick_options();
+  o.api_key = "sk-SENTINEL-0123456789abcdef";
+  FakeServer server({{}, 0, 0, [](size_t, std::string body, const std::string& auth) {
+                       return body.replace(body.find("fp_fake"), 7, auth);
+                     }});
+  std::vector<std::string> seen;
+  o.on_success = [&](size_t, const HttpResult& r) { seen.push_back(r.body); };
+  auto results = run_all(chat_requests(server, 1), o);
+  REQUIRE(results[0].ok());
+  REQUIRE(seen.size() == 1);
+  CHECK_THAT(seen[0], Catch::Contains("Bearer [redacted]") && !Catch::Contains("SENTINEL"));
+  CHECK_THAT(results[0].body, !Catch::Contains("SENTINEL"));
+}
+
+TEST_CASE("transport: a MalformedResponse from on_success is retried, then fails naming it", "[api]") {
+  TransportOptions o = quick_options();
+  o.retry.max_retries = 2;
+  int calls = 0;
+  o.on_success = [&](size_t, const HttpResult&) {
+    if (++calls < 100) throw MalformedResponse("bad logprob at choices[0].logprobs.content[0].logprob");
+  };
+  FakeServer server({{}, 0, 0});
+  auto results = run_all(chat_requests(server, 1), o);
+  REQUIRE_FALSE(results[0].ok());
+  CHECK(results[0].attempts == 3);
+  CHECK_THAT(results[0].error, Catch::Contains("choices[0].logprobs.content[0].logprob"));
 }
