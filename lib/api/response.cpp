@@ -8,6 +8,8 @@
 #include <cmath>
 #include <limits>
 
+#include "util/utf8.h"
+
 namespace pizza::api {
 
 namespace {
@@ -122,11 +124,6 @@ std::vector<TopLogprob> top_from_vllm(element e, const std::string& path) {
   }
   sort_top(top);
   return top;
-}
-
-size_t utf8_code_points(std::string_view s) {
-  return static_cast<size_t>(std::count_if(
-      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 template <typename T>
