@@ -23,7 +23,7 @@ void add_model_source_options(CLI::App* cmd, ModelOptions& opts, bool model_requ
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   add_model_source_options(cmd, opts, true);
-  cmd->add_option("--threads", opts.runtime.threads, "CPU threads (default: all cores)");
+  cmd->add_option("--threads", opts.runtime.threads, "CPU threads (default: all cores this process may use)");
   cmd->add_option("--device", opts.runtime.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", opts.runtime.dtype, "float32, float64 or bfloat16")->capture_default_str();
 }

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <thread>
 
+#ifdef __linux__
+#include <sched.h>
+#endif
+
 #include "blas/blas.h"
 #include "util/allocator.h"
 #include "util/error.h"
@@ -15,6 +19,18 @@ namespace {
 void set_kernel_threads(int n) {
   torch::set_num_threads(n);
   blas::set_threads(n);
+}
+
+// The CPUs this process may run on: its affinity mask (taskset, cgroup cpusets), as nproc,
+// OpenBLAS and libgomp count them; std::thread::hardware_concurrency() counts every online CPU
+// even under `taskset -c 0`, which would oversubscribe a pinned process.
+int available_cpus() {
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 }  // namespace
@@ -49,7 +65,7 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
   }
 
   if (opts.threads < 0) throw UsageError("--threads must be positive, got " + std::to_string(opts.threads));
-  rt.threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  rt.threads = opts.threads > 0 ? opts.threads : available_cpus();
   set_kernel_threads(rt.threads);
   keep_freed_tensor_memory();
   return rt;

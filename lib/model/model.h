@@ -20,7 +20,7 @@ namespace pizza {
 struct RuntimeOptions {
   std::string device = "cpu";     // cpu | cuda | cuda:N
   std::string dtype = "float32";  // float32 | float64 | bfloat16
-  int threads = 0;                // 0 = all cores
+  int threads = 0;                // 0 = every CPU in the process's affinity mask
 };
 
 // Parses the runtime strings; UsageError for unknown names, InputError when CUDA is asked of

@@ -101,10 +101,12 @@ TEST_CASE("gradients.json: saliency for prob, logprob, pizza-legacy and input x 
       auto ours = run(lm->model(), c.input_ids, c.generated_ids, "saliency", target);
       const auto& ref = c.grads.at(key);
       REQUIRE(ours.scores.sizes() == ref.sizes());
+      // Both float64 (rounding ~1e-14, whatever the BLAS kernel); 1e-4 of the row max is the
+      // scale of a real discrepancy's smallest effect (a wrong target or position is O(1e-1)).
       CHECK(worst_row_relative(ours.scores, ref) < 1e-4);
     }
     auto ixg = run(lm->model(), c.input_ids, c.generated_ids, "input-x-gradient", "prob");
-    CHECK(worst_row_relative(ixg.scores, c.grads.at("ixg_prob")) < 1e-4);
+    CHECK(worst_row_relative(ixg.scores, c.grads.at("ixg_prob")) < 1e-4);  // as above: float64 on both sides
   }
 }
 
@@ -129,6 +131,8 @@ TEST_CASE("fixtures: grad_l1 (target prob, L1 saliency) of every supported archi
       auto ours = run(lm->model(), to_vector(ref["input_ids"]), to_vector(ref["greedy_ids"]), "saliency", "prob");
       auto expected = ref["grad_l1"];
       REQUIRE(ours.scores.sizes() == expected.sizes());
+      // Two float32 implementations: the fixtures README's tolerance (its float32-vs-float64
+      // gap is <= 6.7e-6 of the row max, so 1e-3 is kernel- and thread-proof).
       CHECK(worst_row_relative(ours.scores, expected) < 1e-3);
     }
     ++checked;
@@ -179,18 +183,27 @@ TEST_CASE("gradients equal central finite differences in float64 on stories260K"
     };
     const double numeric = (f(h) - f(-h)) / (2 * h);
     INFO("row " << row << " pos " << pos << " dim " << g_probe_dim << ": analytic " << analytic << " numeric " << numeric);
+    // Central differences in float64: truncation O(h^2) ~ 1e-10, rounding ~ 1e-16 / h ~ 1e-11;
+    // 1e-5 relative (absolute below |numeric| 1e-3) is far above both and far below a wrong
+    // gradient.
     CHECK(std::fabs(analytic - numeric) <= 1e-5 * std::max(std::fabs(numeric), 1e-3));
     ++compared;
   }
   CHECK(compared == 20);
 }
 
-// In float64 the two algorithms agree to rounding far below the 1e-5 the issue asks; in float32
-// (the default) their matrix products run in different shapes and so round differently, which
-// signed input x gradient rows (sums with cancellation) show at about 1e-5 of the row maximum.
+// In float64 the two algorithms agree to rounding (~1e-14 of the row maximum): 1e-9 is the
+// algorithmic claim, kernel- and thread-proof, and any real difference shows far above it. In
+// float32 (the default) their matrix products run in different shapes and so round differently,
+// which signed input x gradient rows (sums with cancellation) show at about 1e-5 of the row
+// maximum: 1e-4 is the bound worked out in tests/cli/local_threads_test.cpp (512-term dot
+// products, u = 6e-8, |terms| a few row maxima).
 TEST_CASE("fast algorithm equals the reference algorithm for every method and target at several batch sizes and threads",
           "[attribution]") {
-  const auto [dtype, tolerance] = GENERATE(std::pair<std::string, double>{"float64", 1e-9}, std::pair<std::string, double>{"float32", 5e-5});
+  const auto [dtype, tolerance] = GENERATE(std::pair<std::string, double>{"float64", 1e-9}, std::pair<std::string, double>{"float32", 1e-4});
+  // f(x) (a probability, log-probability or logit): float64 rounding ~1e-15 relative; float32's
+  // 512-term softmax sum and logits of magnitude ~10 leave ~1e-6 relative, so 1e-5.
+  const double value_epsilon = dtype == "float64" ? 1e-12 : 1e-5;
   auto lm = LanguageModel::load_weights(test::shared("models/stories260K"), test::cpu_runtime(dtype));
   const std::vector<int64_t> prompt = {1, 317, 269, 274, 287, 263, 377, 267, 265};
   const std::vector<int64_t> outputs = {282, 295, 433, 267, 337};
@@ -210,7 +223,7 @@ TEST_CASE("fast algorithm equals the reference algorithm for every method and ta
         // f(x) per row: the fast algorithm reuses its alpha = 1 forward where it has one.
         REQUIRE(fast.target_values.size() == ref.target_values.size());
         for (size_t i = 0; i < ref.target_values.size(); ++i)
-          CHECK(fast.target_values[i] == Approx(ref.target_values[i]).epsilon(1e-5).margin(1e-9));
+          CHECK(fast.target_values[i] == Approx(ref.target_values[i]).epsilon(value_epsilon).margin(1e-9));
       }
     }
   }
@@ -230,6 +243,7 @@ TEST_CASE("integrated gradients: completeness gap below 1% at 64 steps (float64,
     for (size_t t = 0; t < 3; ++t) {
       const double delta = ig.target_values[t] - ig.baseline_values[t];
       INFO("row " << t << " gap " << ig.completeness_gap[t] << " f(x)-f(b) " << delta);
+      // The Riemann sum's error at 64 steps (an algorithmic bound, float64): 1% of f(x) - f(b).
       CHECK(std::fabs(ig.completeness_gap[t]) < 0.01 * std::fabs(delta));
     }
   }
@@ -249,8 +263,8 @@ TEST_CASE("bfloat16: gradient attribution runs and approximates float32", "[attr
     auto got = run(bf16->model(), prompt, outputs, "saliency", "prob", algorithm, 16, {});
     const double worst = worst_row_relative(got.scores, want.scores);
     INFO("worst row-relative difference " << worst);
-    CHECK(worst < 0.25);
+    CHECK(worst < 0.25);  // 8 significant bits: observed ~17% (above); float32's kernel noise is ~1e-5
     for (size_t i = 0; i < want.target_values.size(); ++i)
-      CHECK(got.target_values[i] == Approx(want.target_values[i]).epsilon(0.05));
+      CHECK(got.target_values[i] == Approx(want.target_values[i]).epsilon(0.05));  // bf16 unit roundoff 2^-9 = 0.2%, over 5 layers
   }
 }

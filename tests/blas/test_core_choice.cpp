@@ -226,6 +226,10 @@ TEST_CASE("core_origin says who picked the running kernel") {
                      {"PIZZA_BLAS_REEXECED", "1"},
                      {"PIZZA_BLAS_FALLBACK", "1"}}) ==
         "OpenBLAS's own detection (pizza's choice failed the sgemm self-check)");
+  // Re-exec'd for OMP_WAIT_POLICY only: the kernel is still the user's or OpenBLAS's choice.
+  CHECK(core_origin({{"OPENBLAS_CORETYPE", "Haswell"}, {"PIZZA_BLAS_REEXECED", "1"}, {"OMP_WAIT_POLICY", "PASSIVE"}}) ==
+        "OPENBLAS_CORETYPE from the environment");
+  CHECK(core_origin({{"PIZZA_BLAS_REEXECED", "1"}, {"OMP_WAIT_POLICY", "PASSIVE"}}) == "OpenBLAS's own detection");
 }
 
 TEST_CASE("CpuFeatures::flag_list lists present flags in a fixed order") {

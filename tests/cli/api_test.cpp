@@ -74,7 +74,11 @@ TEST_CASE("api: teacher-forced occlusion over pizza serve equals pizza local's o
   CHECK(a.rows == 5);
   CHECK(a.cols == 11);  // the prompt's 11 whitespace-separated words
   REQUIRE(a.values.size() == l.values.size());
-  for (size_t i = 0; i < a.values.size(); ++i) CHECK(a.values[i] == Approx(l.values[i]).margin(1e-5));
+  // Two float32 computations of the same log-probs: the server's one request at a time with its
+  // log_softmax in float32 (a few ulps of |log-prob| < 32, <= 3.8e-6 each), pizza local's padded
+  // batches (other product shapes: ~1e-5 on logits ~10). 1e-4 bounds both on any kernel; a
+  // misaligned token or unit moves these scores by >> 1e-3.
+  for (size_t i = 0; i < a.values.size(); ++i) CHECK(a.values[i] == Approx(l.values[i]).margin(1e-4));
   // Server metadata is recorded.
   CHECK(api.out.find("\"system_fingerprints\"") != std::string::npos);
   CHECK(api.out.find("\"served_models\":[\"stories260K\"]") != std::string::npos);
@@ -221,7 +225,7 @@ TEST_CASE("api: free-running prob-diff, cosine and token-displacement equal pizz
     REQUIRE(values.size() == 8 * 11);
     double largest = 0;
     for (size_t i = 0; i < values.size(); ++i) {
-      CHECK(got[i] == Approx(values[i]).margin(1e-5));
+      CHECK(got[i] == Approx(values[i]).margin(1e-4));  // float32 on both sides, other shapes: as in the occlusion test above
       largest = std::max(largest, std::abs(values[i]));
     }
     CHECK(largest > 0.01);  // the prompt's words matter: the comparison is not between zeros

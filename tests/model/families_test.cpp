@@ -116,5 +116,5 @@ TEST_CASE("families: GPT-2 loads hub-style bare key names (wte, h.0..., ln_f)", 
   test::ReferenceTensors ref(src / "reference.safetensors");
   torch::NoGradGuard no_grad;
   auto logits = lm->model().forward(lm->model().embed(ref["input_ids"]));
-  CHECK(test::worst_excess(logits, ref["logits"], 1e-4, 1e-4) <= 0);
+  CHECK(test::worst_excess(logits, ref["logits"], 1e-4, 1e-4) <= 0);  // fixtures README's float32 tolerance (observed gaps <= 4.1e-6)
 }

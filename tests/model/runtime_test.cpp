@@ -1,6 +1,8 @@
 // Thread settings of the runtime: the kernel-thread guard the parallel gradient passes use.
 #include <future>
 
+#include <sched.h>
+
 #include "blas/blas.h"
 #include "model/model.h"
 #include "support_torch/reference.h"
@@ -28,4 +30,24 @@ TEST_CASE("KernelThreads sets libtorch's and OpenBLAS's threads for its scope, t
   }
   CHECK(torch::get_num_threads() == 2);
   CHECK(blas::probe().threads == 2);
+}
+
+TEST_CASE("the default thread count is the number of CPUs in the process's affinity mask") {
+  cpu_set_t all;
+  REQUIRE(sched_getaffinity(0, sizeof all, &all) == 0);
+  const int allowed = CPU_COUNT(&all);
+  CHECK(apply_runtime({}).threads == allowed);
+  // Pinned to one CPU (as `taskset -c 0` does), the default is one thread, not every online CPU.
+  int first = 0;
+  while (!CPU_ISSET(first, &all)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+  const int pinned = apply_runtime({}).threads;
+  REQUIRE(sched_setaffinity(0, sizeof all, &all) == 0);
+  CHECK(pinned == 1);
+  CHECK(torch::get_num_threads() == 1);
+  CHECK(blas::probe().threads == 1);
+  apply_runtime({});  // back to the process's default
 }
