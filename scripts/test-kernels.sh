@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs pizza's numeric tests once per OpenBLAS kernel this CPU can execute, with 1 and 2 threads,
 # and prints a pass/fail report per kernel and thread count; exits 1 if any test failed.
-# Not part of CI (scripts/test.sh): 9 kernels x 2 thread counts take about an hour on 2 cores.
+# Not part of CI (scripts/test.sh): 9 kernels x 2 thread counts take about 35 minutes on 2 cores.
 #
 # Needs an existing build/ (scripts/setup.sh makes one); the script only rebuilds what changed.
 #
