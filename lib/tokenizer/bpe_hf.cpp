@@ -81,10 +81,11 @@ class Json {
   element root_;
 };
 
-int32_t checked_id(int64_t id, std::string_view origin, std::string_view piece) {
-  if (id < 0 || id > (int64_t{1} << 30)) {
-    throw InputError(std::string(origin) + ": token '" + std::string(piece) + "' has id " +
-                     std::to_string(id) + ", outside 0..2^30");
+// A token id from the file, at most `max_id` (max_token_id of the tokens the file holds).
+int32_t checked_id(int64_t id, int64_t max_id, std::string_view origin, std::string_view piece) {
+  if (id < 0 || id > max_id) {
+    throw InputError(std::string(origin) + ": token '" + std::string(piece) + "' has id " + std::to_string(id) +
+                     ", outside 0.." + std::to_string(max_id) + " (the file holds far fewer tokens)");
   }
   return static_cast<int32_t>(id);
 }
@@ -341,7 +342,7 @@ void parse_post_processor(const Json& j, element node, BpeSpec& spec) {
       if (!ids) j.fail("post_processor.special_tokens", "no ids for '" + std::string(name) + "'");
       for (element id : j.arr(*ids, "post_processor.special_tokens.ids")) {
         auto v =
-            checked_id(j.integer(id, "post_processor.special_tokens.ids"), j.path().string(), name);
+            checked_id(j.integer(id, "post_processor.special_tokens.ids"), int64_t{1} << 30, j.path().string(), name);
         (after_text ? spec.suffix_ids : spec.prefix_ids).push_back(v);
       }
     }
@@ -356,7 +357,7 @@ void parse_post_processor(const Json& j, element node, BpeSpec& spec) {
       array a = j.arr(*pair, "post_processor.cls/sep");
       if (a.size() == 2)
         target->push_back(
-            checked_id(j.integer(a.at(1).value(), "post_processor"), j.path().string(), key));
+            checked_id(j.integer(a.at(1).value(), "post_processor"), int64_t{1} << 30, j.path().string(), key));
     }
   }
   // ByteLevel and others add nothing to a single sequence.
@@ -412,8 +413,10 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
   if (!vocab) j.fail("model.vocab", "missing");
   object vocab_obj = j.obj(*vocab, "model.vocab");
   spec.model->reserve(vocab_obj.size());
+  const auto added_el = j.member(j.root(), "added_tokens");
+  const int64_t max_id = max_token_id(vocab_obj.size() + (added_el ? j.arr(*added_el, "added_tokens").size() : 0));
   for (auto [key, value] : vocab_obj) {
-    const int32_t id = checked_id(j.integer(value, "model.vocab"), origin, key);
+    const int32_t id = checked_id(j.integer(value, "model.vocab"), max_id, origin, key);
     if (byte_level) {
       add_vocab_entry(*spec.model, key, id);
     } else {
@@ -443,12 +446,12 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
   }
   spec.model->set_ignore_merges(j.boolean(*model_el, "ignore_merges", false));
 
-  if (auto added = j.member(j.root(), "added_tokens")) {
+  if (const auto& added = added_el) {
     for (element a : j.arr(*added, "added_tokens")) {
       auto id_el = j.member(a, "id");
       if (!id_el) j.fail("added_tokens.id", "missing");
       std::string_view content = j.str_member(a, "content");
-      spec.added.push_back({checked_id(j.integer(*id_el, "added_tokens.id"), origin, content),
+      spec.added.push_back({checked_id(j.integer(*id_el, "added_tokens.id"), max_id, origin, content),
                             std::string(content), j.boolean(a, "special", false)});
     }
   }
@@ -494,8 +497,10 @@ std::unique_ptr<Tokenizer> load_gpt2_vocab_merges(const std::filesystem::path& v
   BpeSpec spec;
   spec.model = std::make_unique<BpeModel>();
   spec.description = "bpe:" + vocab_json.string();
-  for (auto [key, value] : j.obj(j.root(), "(top level)")) {
-    add_vocab_entry(*spec.model, key, checked_id(j.integer(value, key), vocab_json.string(), key));
+  const object vocab = j.obj(j.root(), "(top level)");
+  const int64_t max_id = max_token_id(vocab.size());
+  for (auto [key, value] : vocab) {
+    add_vocab_entry(*spec.model, key, checked_id(j.integer(value, key), max_id, vocab_json.string(), key));
   }
   const std::string merges = read_file(merges_txt);
   std::string_view rest = merges;

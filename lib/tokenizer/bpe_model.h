@@ -35,6 +35,12 @@ struct CharLevelOptions {
   bool fuse_unk = false;
 };
 
+// The largest token id a tokenizer file holding `tokens` tokens may use. Ids size tables (a
+// slot per id up to the largest), and real vocabularies are dense with small gaps (tiktoken's
+// special tokens sit a few ids past its ranks), so an id far beyond the count is a corrupt or
+// hostile file, refused before it sizes anything.
+constexpr int64_t max_token_id(size_t tokens) { return 2 * static_cast<int64_t>(tokens) + 1024; }
+
 class BpeModel {
  public:
   // Sizes the tables for about `tokens` tokens up front (large vocabularies load faster).

@@ -104,7 +104,9 @@ std::unique_ptr<Tokenizer> load_tiktoken(const std::filesystem::path& rank_file,
   spec.model = std::make_unique<BpeModel>();
   spec.description = "tiktoken(" + std::string(encoding_name) + "):" + origin;
   std::string_view rest = file.view();
-  spec.model->reserve(static_cast<size_t>(std::count(rest.begin(), rest.end(), '\n')) + 1);
+  const size_t lines = static_cast<size_t>(std::count(rest.begin(), rest.end(), '\n')) + 1;
+  spec.model->reserve(lines);
+  const int64_t max_rank = max_token_id(lines);
   for (size_t line_no = 1; !rest.empty(); ++line_no) {
     size_t nl = rest.find('\n');
     std::string_view line = rest.substr(0, nl);
@@ -121,10 +123,11 @@ std::unique_ptr<Tokenizer> load_tiktoken(const std::filesystem::path& rank_file,
     std::string_view rank_text = line.substr(sp + 1);
     int32_t rank = -1;
     auto [end, ec] = std::from_chars(rank_text.data(), rank_text.data() + rank_text.size(), rank);
-    if (ec != std::errc() || end != rank_text.data() + rank_text.size() || rank < 0 ||
-        rank > (1 << 30)) {
+    if (ec != std::errc() || end != rank_text.data() + rank_text.size() || rank < 0)
       fail("invalid rank '" + std::string(rank_text) + "'");
-    }
+    if (rank > max_rank)
+      fail("rank " + std::to_string(rank) + " is far beyond the file's " + std::to_string(lines) +
+           " lines (at most " + std::to_string(max_rank) + ")");
     if (spec.model->has(rank)) fail("rank " + std::to_string(rank) + " appears twice");
     std::string piece = byte_level::bytes_to_piece(*bytes);
     spec.model->add_token(rank, std::move(*bytes), std::move(piece));

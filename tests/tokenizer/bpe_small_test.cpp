@@ -175,6 +175,29 @@ TEST_CASE("bpe: bad files raise InputError naming the file", "[bpe]") {
   CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "nope_base"); }), Contains("nope_base"));
 }
 
+TEST_CASE("bpe: token ids far beyond the file's token count are refused before they size anything", "[bpe]") {
+  // A table slot per id up to the largest: an id of 2^30 in a file of three tokens used to
+  // allocate gigabytes (or end in a bare std::bad_alloc naming no file).
+  pizza::test::TempDir dir;
+  const auto json = (dir / "tokenizer.json").string();
+  write(json, R"({"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":1073741824},"merges":["a b"]}})");
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(json); }), Contains(json) && Contains("1073741824"));
+  write(json, R"({"added_tokens":[{"id":1073741824,"content":"<big>","special":true}],)"
+              R"("model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]}})");
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(json); }), Contains(json) && Contains("<big>"));
+  const auto vocab = (dir / "vocab.json").string();
+  write(vocab, R"({"a":0,"b":536870912})");
+  write(dir / "merges.txt", "");
+  CHECK_THAT(input_error([&] { pizza::load_gpt2_vocab_merges(vocab, dir / "merges.txt"); }), Contains(vocab));
+  const auto ranks = (dir / "big.tiktoken").string();
+  write(ranks, "IQ== 0\nIg== 1073741824\n");
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "cl100k_base"); }), Contains(ranks + ":2") && Contains("beyond"));
+  // Small gaps stay legal (tiktoken's specials sit a few ids past its ranks; this file's "b" is
+  // id 5 among three tokens).
+  write(json, R"({"model":{"type":"BPE","vocab":{"a":0,"b":5,"ab":2},"merges":["a b"]}})");
+  CHECK(pizza::load_hf_tokenizer_json(json)->encode("ab").tokens.size() == 1);
+}
+
 TEST_CASE("bpe: pre-tokenizer regexes split as the Rust engines do", "[bpe]") {
   auto split = [](std::string_view pattern, std::string_view text) {
     pizza::Regex re(pattern, false, "test");
