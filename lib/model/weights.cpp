@@ -57,6 +57,21 @@ void fused_qkv(Layout& l, const ModelConfig& c, const std::string& key, bool tra
 
 // Llama's layout, adjusted per family. load_model_config admits only supported families, and
 // each of them is either Llama-named or handled here.
+// num_experts comes from config.json: before a name is built per expert, the checkpoint must
+// hold the last expert's tensor (`expert_key(last)`) in the first layer that has experts; a
+// count of 1e9 would otherwise build billions of names before any tensor is looked at.
+void require_last_expert(const ModelConfig& c, const TensorStore& store, const std::string& layer_prefix,
+                         const std::function<std::string(int64_t)>& expert_key) {
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    if (!c.layer_uses_experts(layer)) continue;
+    const std::string key = layer_prefix + std::to_string(layer) + "." + expert_key(c.num_experts - 1);
+    if (!store.contains(key))
+      throw InputError(c.source.string() + ": the config says " + std::to_string(c.num_experts) +
+                       " experts, but " + store.path().string() + " has no tensor '" + key + "'");
+    return;
+  }
+}
+
 Layout layout_for(const ModelConfig& c, const TensorStore& store) {
   Layout l;
   const auto& t = c.model_type;
@@ -112,6 +127,8 @@ Layout layout_for(const ModelConfig& c, const TensorStore& store) {
                {"mlp.up", {"mlp.dense_h_to_4h"}},
                {"mlp.down", {"mlp.dense_4h_to_h"}}};
   } else if (t == "mixtral") {
+    require_last_expert(c, store, l.layer_prefix,
+                        [](int64_t e) { return "block_sparse_moe.experts." + std::to_string(e) + ".w1.weight"; });
     l.layer["moe.router"] = {"block_sparse_moe.gate"};
     for (int64_t e = 0; e < c.num_experts; ++e) {
       const auto from = "moe.experts." + std::to_string(e) + ".", to = "block_sparse_moe.experts." + std::to_string(e) + ".";
@@ -120,6 +137,8 @@ Layout layout_for(const ModelConfig& c, const TensorStore& store) {
       l.layer[from + "down"] = {to + "w2"};
     }
   } else if (t == "qwen2_moe") {
+    require_last_expert(c, store, l.layer_prefix,
+                        [](int64_t e) { return "mlp.experts." + std::to_string(e) + ".gate_proj.weight"; });
     l.layer["moe.router"] = {"mlp.gate"};
     l.layer["moe.shared_gate"] = {"mlp.shared_expert_gate"};
     for (const char* proj : {"gate", "up", "down"}) {

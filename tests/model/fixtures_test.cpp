@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/paths.h"
+#include "util/error.h"
 
 using namespace pizza;
 
@@ -106,5 +107,31 @@ TEST_CASE("fixtures: logits, hidden states and greedy ids match transformers", "
 TEST_CASE("fixtures: float64 logits match transformers' float64 run", "[model][fixtures]") {
   for (const char* name : kFixtures) {
     DYNAMIC_SECTION(name) { check_fixture_fp64(name); }
+  }
+}
+
+TEST_CASE("fixtures: an expert count the checkpoint cannot hold is refused before anything is built", "[model][fixtures]") {
+  // num_local_experts = 1e9 used to build a weight-name map entry per expert (7 GB) before any
+  // tensor was read. Now the last expert's tensor must exist first.
+  for (const auto& [family, key] : {std::pair<std::string, std::string>{"mixtral", "num_local_experts"},
+                                    {"qwen2_moe", "num_experts"}}) {
+    INFO(family);
+    test::TempDir dir;
+    for (const char* f : {"config.json", "model.safetensors"})
+      std::filesystem::copy_file(test::shared("fixtures/" + family + "/" + f), dir / f);
+    std::string config = test::slurp(dir / "config.json");
+    const auto at = config.find("\"" + key + "\": 4");
+    REQUIRE(at != std::string::npos);
+    config.replace(at, key.size() + 5, "\"" + key + "\": 1000000000");
+    test::spit(dir / "config.json", config);
+    try {
+      (void)LanguageModel::load_weights(dir.path(), test::cpu_runtime());
+      FAIL("loaded");
+    } catch (const InputError& e) {
+      const std::string msg = e.what();
+      CHECK(msg.find("1000000000 experts") != std::string::npos);
+      CHECK(msg.find(dir.path().string()) != std::string::npos);
+      CHECK(msg.find("experts.999999999.") != std::string::npos);
+    }
   }
 }
