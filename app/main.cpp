@@ -1,5 +1,6 @@
 // Entry point: registers the subcommands, maps errors to exit codes
 // (0 ok, 1 runtime/input error, 2 usage error) and never lets an exception escape.
+#include <new>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -68,6 +69,11 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const pizza::InputError& e) {
     std::cerr << "pizza: error: " << first_line(e.what()) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Loaders name their file (util/error.h's reading()); this is the computation itself.
+    std::cerr << "pizza: error: out of memory: the run needs more memory than this machine has "
+                 "(fewer or shorter prompts, fewer output tokens or a smaller --max-batch need less)\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "pizza: error: " << first_line(e.what()) << "\n";

@@ -122,6 +122,11 @@ const Tokenizer& LanguageModel::tokenizer() const {
 }
 
 std::unique_ptr<LanguageModel> LanguageModel::load_weights(const std::filesystem::path& dir, const Runtime& rt) {
+  return reading(dir.string(), [&] { return load_weights_unchecked(dir, rt); });
+}
+
+std::unique_ptr<LanguageModel> LanguageModel::load_weights_unchecked(const std::filesystem::path& dir,
+                                                                     const Runtime& rt) {
   std::unique_ptr<LanguageModel> lm(new LanguageModel());
   lm->path_ = dir;
   lm->runtime_ = rt;

@@ -74,6 +74,8 @@ class LanguageModel {
 
  private:
   LanguageModel() = default;
+  // load_weights without the out-of-memory context (see util/error.h's reading()).
+  static std::unique_ptr<LanguageModel> load_weights_unchecked(const std::filesystem::path& dir, const Runtime& rt);
   std::filesystem::path path_;
   Runtime runtime_;
   std::unique_ptr<checkpoint::Checkpoint> checkpoint_;  // owns the mapped weights (safetensors)

@@ -30,9 +30,7 @@ std::unique_ptr<Tokenizer> load_file(const std::filesystem::path& file, const To
                    "vocab.json + merges.txt, or a .tiktoken rank file)");
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
+std::unique_ptr<Tokenizer> load_tokenizer_at(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   if (fs::is_directory(path)) {
     auto cfg = load_tokenizer_config(path);
@@ -48,6 +46,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
   }
   if (!fs::exists(path)) throw InputError(path.string() + ": no such tokenizer file");
   return load_file(path, load_tokenizer_config(path.parent_path()));
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
+  return reading(path.string(), [&] { return load_tokenizer_at(path); });
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(std::string_view name, const std::filesystem::path& dir) {
