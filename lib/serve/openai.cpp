@@ -209,7 +209,18 @@ std::vector<ChatMessage> parse_messages(const Fields& f) {
   return out;
 }
 
-std::vector<int64_t> encode(const Tokenizer& tok, const std::string& text, bool parse_special) {
+// Tokenizes a prompt; a text longer than any prompt that fits the context is refused first, so
+// a 50 MB prompt costs a comparison, not gigabytes of tokens.
+std::vector<int64_t> encode(const ServedModel& model, const std::string& text, bool parse_special,
+                            std::string_view what) {
+  if (model.max_prompt_bytes > 0 && text.size() > model.max_prompt_bytes)
+    throw ApiError(400,
+                   "This model's maximum context length is " + std::to_string(model.lm.config().max_position_embeddings) +
+                       " tokens. However, your " + std::string(what) + " is " + std::to_string(text.size()) +
+                       " bytes, more than any text of that many tokens can be (" +
+                       std::to_string(model.max_prompt_bytes) + " bytes).",
+                   std::string(what), "context_length_exceeded");
+  const auto& tok = model.lm.tokenizer();
   EncodeOptions eo;
   eo.parse_special = parse_special;
   auto ids = tok.encode(text, eo).ids();
@@ -223,7 +234,7 @@ void parse_prompt(const Fields& f, const ServedModel& model, ApiRequest& r) {
   const auto& tok = model.lm.tokenizer();
   if (e->is_string()) {
     r.prompt_text = require_string(*e, "prompt");
-    r.generation.prompt = encode(tok, r.prompt_text, false);
+    r.generation.prompt = encode(model, r.prompt_text, false, "prompt");
   } else if (e->is_array()) {
     const auto vocab = model.lm.config().vocab_size;
     for (auto id : e->get_array()) {
@@ -270,7 +281,7 @@ ApiRequest parse_chat(const Fields& f, const ServedModel& model) {
   check_model(f, model);
   auto rendered = render_chat(model.chat_template, parse_messages(f));
   const auto& tok = model.lm.tokenizer();
-  g.prompt = encode(tok, rendered.text, rendered.parse_special);
+  g.prompt = encode(model, rendered.text, rendered.parse_special, "messages");
   if (g.prompt.empty()) invalid_value("messages", "the conversation encodes to no tokens.");
   g.stop_ids = model.lm.stop_ids();
   if (rendered.end_of_turn)
@@ -399,6 +410,13 @@ void write_usage(JsonWriter& w, const GenerationRequest& g, const GenerationResu
 std::string_view finish_name(FinishReason f) { return f == FinishReason::stop ? "stop" : "length"; }
 
 }  // namespace
+
+size_t max_prompt_bytes(const LanguageModel& lm) {
+  const auto& tok = lm.tokenizer();
+  size_t longest = 1;
+  for (int32_t id = 0; id < tok.vocab_size(); ++id) longest = std::max(longest, tok.token_bytes(id).size());
+  return static_cast<size_t>(lm.config().max_position_embeddings) * longest;
+}
 
 std::string error_body(const ApiError& e) {
   JsonWriter w;

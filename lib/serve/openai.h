@@ -35,7 +35,14 @@ struct ServedModel {
   ChatTemplate chat_template;
   std::string fingerprint;  // system_fingerprint
   int64_t created = 0;      // unix time the server loaded it
+  // The most bytes a prompt can have and still fit the context (context x the longest token's
+  // bytes): longer texts are refused before they are tokenized (max_prompt_bytes()).
+  size_t max_prompt_bytes = 0;
 };
+
+// Context length x the longest token's bytes: no text longer than this encodes to a prompt that
+// fits (every token covers at most that many bytes of valid UTF-8 text).
+size_t max_prompt_bytes(const LanguageModel& lm);
 
 enum class Endpoint { chat, completions };
 

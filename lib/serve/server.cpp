@@ -44,7 +44,7 @@ struct Server::Impl {
       : opts(std::move(o)),
         model{lm, opts.served_model_name.empty() ? lm.path().filename().string() : opts.served_model_name,
               opts.chat_template.value_or(default_chat_template(lm)), fingerprint(lm),
-              static_cast<int64_t>(std::time(nullptr))},
+              static_cast<int64_t>(std::time(nullptr)), max_prompt_bytes(lm)},
         queue(lm, opts.max_batch),
         id_prefix(std::random_device{}()) {}
 
@@ -95,7 +95,9 @@ struct Server::Impl {
     // server owns the pool it gets from this factory.
     const size_t threads = static_cast<size_t>(std::max(16, 2 * opts.max_batch));
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    http.set_payload_max_length(size_t{64} << 20);
+    // A body can hold at most what the context can: the longest prompt that fits, six bytes per
+    // byte if every one is \u-escaped, plus room for the other fields (bigger bodies get 413).
+    http.set_payload_max_length(std::min(size_t{64} << 20, 6 * model.max_prompt_bytes + (size_t{1} << 20)));
     errno = 0;
     if (opts.port == 0) {
       port = http.bind_to_any_port(opts.host);

@@ -13,6 +13,7 @@
 
 #include "model/generate.h"
 #include "serve/batch.h"
+#include "serve/openai.h"
 #include "serve_support.h"
 #include "util/error.h"
 #include "util/json_writer.h"
@@ -421,5 +422,23 @@ TEST_CASE("a max_tokens near the integer limit is context_length_exceeded at onc
   }
   auto exact = post(port, "/v1/completions", R"({"model": "stories260K", "prompt": "x", "max_tokens": 9223372036854775807})");
   CHECK(exact.body.find("context_length_exceeded") != std::string::npos);
+  CHECK(post(port, "/v1/completions", completion_body("x", 2)).status == 200);
+}
+
+TEST_CASE("a prompt longer than the context could hold is refused before it is tokenized") {
+  // A 50 MB prompt used to be tokenized whole (4 GB) before the context check.
+  auto lm = test::load_stories();
+  test::RunningServer srv(*lm);
+  const int port = srv.port();
+  const std::string long_text(serve::max_prompt_bytes(*lm) + 1, 'a');
+  auto c = post(port, "/v1/completions", completion_body(long_text, 1));
+  CHECK(require_error(c, 400) == "prompt");
+  CHECK(c.body.find("context_length_exceeded") != std::string::npos);
+  auto h = post(port, "/v1/chat/completions",
+                R"({"model": "stories260K", "messages": [{"role": "user", "content": ")" + long_text + R"("}]})");
+  CHECK(require_error(h, 400) == "messages");
+  // A body beyond what any fitting request needs is refused by size alone.
+  auto big = post(port, "/v1/completions", completion_body(std::string(8u << 20, 'a'), 1));
+  CHECK(big.status == 413);
   CHECK(post(port, "/v1/completions", completion_body("x", 2)).status == 200);
 }
