@@ -13,5 +13,6 @@ void add_local_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_api_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace pizza::app

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   pizza::app::add_local_command(app);
   pizza::app::add_serve_command(app);
   pizza::app::add_api_command(app);
+  pizza::app::add_eval_command(app);
   pizza::app::add_diff_command(app);
   pizza::app::add_doctor_command(app);
 

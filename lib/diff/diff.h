@@ -27,6 +27,9 @@ struct Record {
   size_t line = 0;                   // 1-based line in a JSONL file; 0 for a single document
   std::optional<std::string> error;  // set for a failed batch record {"id", "error"}
   std::vector<std::string> inputs;   // input unit texts (columns)
+  // The same columns with their byte spans in `prompt` and flags (pizza eval reads these).
+  std::vector<InputUnit> units;
+  std::string prompt, output_text, method, model_path;
   std::vector<OutputToken> outputs;  // generated tokens (rows); id -1 when null, prob unused
   std::vector<ScoreMatrix> matrices; // the primary matrix first, then the others of "matrices"
 };

@@ -178,8 +178,32 @@ Record read_record(dom::element root, const Reader& rd, size_t line, bool id_req
   size_t i = 0;
   for (dom::element unit : rd.array(rd.member(doc, "inputs", "inputs"), "inputs")) {
     const std::string path = "inputs[" + std::to_string(i++) + "]";
-    rec.inputs.push_back(rd.string(rd.member(rd.object(unit, path), path + ".text", "text"), path + ".text"));
+    dom::object obj = rd.object(unit, path);
+    rec.inputs.push_back(rd.string(rd.member(obj, path + ".text", "text"), path + ".text"));
+    InputUnit u;
+    u.text = rec.inputs.back();
+    dom::element f;
+    if (obj["span"].get(f) == simdjson::SUCCESS) {
+      int64_t be[2] = {0, 0};
+      size_t n = 0;
+      for (dom::element x : rd.array(f, path + ".span")) {
+        if (n < 2) be[n] = rd.integer(x, path + ".span");
+        ++n;
+      }
+      if (n != 2 || be[0] < 0 || be[1] < be[0]) rd.fail(path + ".span", "expected [begin, end], a byte range");
+      u.begin = static_cast<size_t>(be[0]);
+      u.end = static_cast<size_t>(be[1]);
+    }
+    bool flag = false;
+    if (obj["special"].get(flag) == simdjson::SUCCESS) u.special = flag;
+    if (obj["generated"].get(flag) == simdjson::SUCCESS) u.generated = flag;
+    rec.units.push_back(std::move(u));
   }
+  // What identifies the run (optional for diff, which compares only the matrices).
+  if (doc["prompt"].get(e) == simdjson::SUCCESS) rec.prompt = rd.string(e, "prompt");
+  if (doc["output_text"].get(e) == simdjson::SUCCESS) rec.output_text = rd.string(e, "output_text");
+  if (doc["method"].get(e) == simdjson::SUCCESS) rec.method = rd.string(e, "method");
+  if (doc["model"]["path"].get(e) == simdjson::SUCCESS) rec.model_path = rd.string(e, "model.path");
   size_t o = 0;
   for (dom::element tok : rd.array(rd.member(doc, "outputs", "outputs"), "outputs")) {
     const std::string path = "outputs[" + std::to_string(o++) + "]";

@@ -33,7 +33,7 @@ Normalize parse_normalize(std::string_view name) {
 }
 
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
-                         int64_t max_new_tokens) {
+                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids) {
   TokenizedRun run;
   const auto& tok = lm.tokenizer();
   run.prompt = tok.encode(prompt);
@@ -41,7 +41,10 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
   if (run.prompt_ids.empty())
     throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
   const auto t0 = std::chrono::steady_clock::now();
-  if (target_text) {
+  if (output_ids) {
+    if (output_ids->empty()) throw InputError("there is no output token to attribute");
+    run.output_ids = *output_ids;
+  } else if (target_text) {
     require_utf8(*target_text, "--target-text");
     // Tokenize prompt and target together so the target splits as it would in context; fall
     // back to the target alone when the prompt's tokens are not a prefix of the joint ones.
@@ -110,12 +113,18 @@ void describe_run(const LanguageModel& lm, const TokenizedRun& run, const std::s
     o.text = tok.is_special(o.id) ? tok.piece(o.id) : tok.token_bytes(o.id);
     r.outputs.push_back(std::move(o));
   }
-  const auto& rt = lm.runtime();
-  r.run.device = rt.device.str();
-  r.run.dtype = dtype_name(rt.dtype);
-  r.run.threads = rt.threads;
-  r.run.blas = blas::summary();
+  r.run = run_info(lm);
   r.timings.generate_ms = run.generate_ms;
+}
+
+RunInfo run_info(const LanguageModel& lm) {
+  const auto& rt = lm.runtime();
+  RunInfo info;
+  info.device = rt.device.str();
+  info.dtype = dtype_name(rt.dtype);
+  info.threads = rt.threads;
+  info.blas = blas::summary();
+  return info;
 }
 
 void apply_units(const LanguageModel& lm, const TokenizedRun& run, const UnitSpec& unit, Aggregate how, bool skip_special,
@@ -178,7 +187,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto& target = find_target(req.target);
   if (req.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(req.max_batch));
 
-  auto run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens);
+  auto run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens, req.output_ids);
   AttributionResult r;
   describe_run(lm, run, req.prompt, r);
   r.method = method->name;

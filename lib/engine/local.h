@@ -19,6 +19,9 @@ Normalize parse_normalize(std::string_view name);
 struct LocalRequest {
   std::string prompt;
   std::optional<std::string> target_text;  // teacher forcing instead of generation
+  // The explained output as token ids (e.g. one output shared by several methods in `pizza
+  // eval`); overrides target_text and generation.
+  std::optional<std::vector<int64_t>> output_ids;
   int64_t max_new_tokens = 16;
   std::string method = "saliency";
   std::string target = "prob";
@@ -40,13 +43,17 @@ struct TokenizedRun {
   double generate_ms = 0;
 };
 
-// Tokenizes the prompt and produces the output tokens (greedy or from target_text).
+// Tokenizes the prompt and produces the output tokens: `output_ids` when given, else from
+// target_text, else greedy.
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
-                         int64_t max_new_tokens);
+                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt);
 
 // Probability of each output token at its position (one no-grad forward).
 std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,
                                          const std::vector<int64_t>& outputs);
+
+// Where and how the model computes: device, dtype, threads, BLAS.
+RunInfo run_info(const LanguageModel& lm);
 
 // Fills the fields every local run shares: model, run info, inputs/outputs for token columns.
 void describe_run(const LanguageModel& lm, const TokenizedRun& run, const std::string& prompt, AttributionResult& result);

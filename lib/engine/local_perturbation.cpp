@@ -18,6 +18,8 @@ std::string json_string(std::string_view s) {
   return w.take();
 }
 
+}  // namespace
+
 perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<int64_t>& prompt, const std::vector<int64_t>& ids) {
   perturbation::Generation g;
   g.text = decode_continuation(tok, prompt, ids);
@@ -27,8 +29,6 @@ perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<i
   }
   return g;
 }
-
-}  // namespace
 
 bool same_vocabulary(const Tokenizer& a, const Tokenizer& b) {
   if (&a == &b) return true;
@@ -59,14 +59,14 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
   auto eo = req.engine;
   const Scoring scoring = eo.scoring.value_or(Scoring::teacher_forced);
   eo.scoring = scoring;
-  if (scoring == Scoring::free_running && req.target_text)
+  if (scoring == Scoring::free_running && (req.target_text || req.output_ids))
     throw UsageError("--target-text needs --scoring teacher-forced (free-running explains the model's own output)");
 
   // Teacher-forced: the output comes first (greedy or --target-text). Free-running: the engine
   // asks the backend for the original completion with its top-k log-probabilities.
   TokenizedRun run;
   if (scoring == Scoring::teacher_forced) {
-    run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens);
+    run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens, req.output_ids);
   } else {
     if (req.max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(req.max_new_tokens));
     run.prompt = tok.encode(req.prompt);

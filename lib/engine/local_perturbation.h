@@ -16,6 +16,7 @@ namespace pizza {
 struct LocalPerturbationRequest {
   std::string prompt;
   std::optional<std::string> target_text;  // teacher-forced only
+  std::optional<std::vector<int64_t>> output_ids;  // teacher-forced only: the explained output's ids
   int64_t max_new_tokens = 16;
   // algorithm, scoring (default teacher-forced), metrics, hierarchical options, progress; the
   // embeddings fields are filled here.
@@ -41,6 +42,11 @@ struct EmbeddingChoice {
 EmbeddingChoice choose_embeddings(const LanguageModel& source, const Tokenizer* units_tokenizer,
                                   const perturbation::StrategySpec& strategy, std::span<const perturbation::Metric> metrics,
                                   std::optional<int64_t> id_limit = std::nullopt);
+
+// The explained output as the perturbation engine sees it: the tokens' bytes and ids (log-probs
+// unset).
+perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<int64_t>& prompt,
+                                       const std::vector<int64_t>& ids);
 
 AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPerturbationRequest& req);
 

@@ -303,6 +303,7 @@ PromptEval evaluate_prompt(std::span<const MethodScores> methods, const Options&
   out.rows = R;
   out.original_logprobs = logprobs[empty_set];
   out.scored_sets = sets.size();
+  out.lds_masks = masks;
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     MethodEval me;
     me.method = methods[mi].method;

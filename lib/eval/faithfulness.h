@@ -56,6 +56,9 @@ struct MethodScores {
   size_t model_calls = 0;  // forward (+ backward) passes or prompts the method needed
 };
 
+// The random baseline's draws per prompt: its metrics are the mean over this many seeds.
+inline constexpr size_t kRandomDraws = 10;
+
 // `count` matrices of uniform random scores in [0, 1), reproducible from `seed` on every
 // platform (mt19937_64's raw output, not a library distribution).
 MethodScores random_scores(size_t rows, size_t units, size_t count, uint64_t seed);
@@ -98,6 +101,7 @@ struct PromptEval {
   std::vector<double> original_logprobs;  // of each output token with nothing removed
   std::vector<MethodEval> methods;         // in the order given
   size_t scored_sets = 0;                  // distinct perturbed prompts scored
+  std::vector<std::vector<bool>> lds_masks;  // [ablation][unit]: kept (for reproducing LDS)
 };
 
 // Scores every method on one prompt. All methods' perturbations (and the LDS masks, shared by

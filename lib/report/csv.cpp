@@ -6,8 +6,6 @@
 
 namespace pizza::report::detail {
 
-namespace {
-
 // Quoted when it holds a delimiter, quote or line break (as RFC 4180 requires), and also when
 // it starts or ends with a space, which some readers would otherwise trim from tokens.
 void append_field(std::string& out, std::string_view field) {
@@ -24,6 +22,8 @@ void append_field(std::string& out, std::string_view field) {
   }
   out += '"';
 }
+
+namespace {
 
 // Shortest round-trip decimal; non-finite values as nan / inf / -inf, which strtod and most
 // CSV readers (pandas, R) read back.

@@ -9,8 +9,6 @@
 
 namespace pizza::report::detail {
 
-namespace {
-
 std::string html_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -25,6 +23,8 @@ std::string html_escape(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 // '<' only occurs inside JSON strings, where \u003c means the same character; escaping every
 // one keeps "</script>" and "<!--" in token text from ending or confusing the data block.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "report/report.h"
 
@@ -12,5 +13,11 @@ std::string render_csv(const AttributionResult& result);
 // indent < 0: one line (embedded in the HTML page); otherwise pretty-printed.
 std::string render_json(const AttributionResult& result, int indent);
 std::string render_html(const AttributionResult& result);
+
+// Helpers the writers share (and the `pizza eval` report writer, lib/eval).
+// Escapes &, <, >, " and ' for HTML text and attribute values.
+std::string html_escape(std::string_view s);
+// Appends one CSV field, quoted when RFC 4180 needs it (or when it starts or ends with a space).
+void append_field(std::string& out, std::string_view field);
 
 }  // namespace pizza::report::detail

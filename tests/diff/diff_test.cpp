@@ -100,11 +100,9 @@ TEST_CASE("hand-written fixture records satisfy the attribution schema", "[diff]
   auto path = dir / "doc.json";
   pizza::write_file_atomic(path, record({.extra_fields = R"("matrices":{"saliency":)" + kMatrix +
                                                          R"(,"grad_norm":[[1,2,3],[4,5,6]]},)"}));
-  const std::string cmd =
-      "python3 -c 'import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), "
-      "json.load(open(sys.argv[1])))' '" PIZZA_SOURCE_DIR "/lib/report/attribution.schema.json' '" +
-      path.string() + "'";
-  CHECK(std::system(cmd.c_str()) == 0);
+  const auto res = pizza::test::validate_json_schema(PIZZA_SOURCE_DIR "/lib/report/attribution.schema.json", path);
+  INFO(res.output);
+  CHECK(res.exit_code == 0);
 }
 
 TEST_CASE("identical files are the same, as JSON and as JSONL", "[diff]") {

@@ -10,25 +10,6 @@
 
 namespace {
 
-constexpr const char* kChromium = "/usr/bin/chromium";
-
-// Loads the page in headless Chromium (fresh profile, no network services) and returns the
-// DOM after its scripts ran.
-std::string dump_dom(const std::filesystem::path& html) {
-  INFO("Debian's chromium is needed for the HTML tests (apt-get install chromium)");
-  REQUIRE(std::filesystem::exists(kChromium));
-  pizza::test::TempDir profile;
-  std::string cmd = std::string("timeout 120 ") + kChromium +
-                    " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                    " --disable-background-networking --disable-component-update --disable-sync"
-                    " --user-data-dir=" + pizza::test::shell_quote(profile.path().string()) +
-                    " --dump-dom " + pizza::test::shell_quote("file://" + html.string());
-  auto res = pizza::test::run_command(cmd + " 2>/dev/null");
-  INFO(res.output);
-  REQUIRE(res.exit_code == 0);
-  return res.output;
-}
-
 // The text between the opening tag with this id and its matching close tag name.
 std::string element_html(const std::string& dom, const std::string& id, const std::string& tag) {
   size_t start = dom.find("id=\"" + id + "\"");
@@ -61,7 +42,7 @@ TEST_CASE("HTML page script draws the prompt, selector and heatmap in Chromium",
   pizza::test::TempDir dir;
   auto path = dir / "report.html";
   pizza::write_file_atomic(path, pizza::report::render(r, pizza::report::Format::html, {}));
-  std::string dom = dump_dom(path);
+  std::string dom = pizza::test::chromium_dom(path);
 
   // The page shipped these elements empty; only the script can have filled them.
   std::string prompt = element_html(dom, "prompt", "div");

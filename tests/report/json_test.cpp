@@ -14,19 +14,8 @@ namespace {
 
 const std::string kSchema = std::string(PIZZA_SOURCE_DIR) + "/lib/report/attribution.schema.json";
 
-// Validates a JSON file against the committed schema with Debian's python3-jsonschema (an
-// implementation independent of ours). Returns the validator's exit code and message.
 pizza::test::ProcessResult validate_with_schema(const std::filesystem::path& doc) {
-  const std::string script =
-      "import json, sys, jsonschema\n"
-      "schema = json.load(open(sys.argv[1]))\n"
-      "cls = jsonschema.validators.validator_for(schema)\n"
-      "cls.check_schema(schema)\n"
-      "cls(schema).validate(json.load(open(sys.argv[2])))\n"
-      "print('valid')\n";
-  return pizza::test::run_command("/usr/bin/python3 -c " + pizza::test::shell_quote(script) + " " +
-                                  pizza::test::shell_quote(kSchema) + " " +
-                                  pizza::test::shell_quote(doc.string()));
+  return pizza::test::validate_json_schema(kSchema, doc);
 }
 
 bool jq_true(const std::filesystem::path& doc, const std::string& filter) {

@@ -78,31 +78,6 @@ AttributionResult sample_result_two_metrics() {
   return r;
 }
 
-ProcessResult run_command(const std::string& command_line) {
-  ProcessResult res;
-  std::string full = command_line + " 2>&1";
-  FILE* pipe = ::popen(full.c_str(), "r");
-  if (pipe == nullptr) return res;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) res.output.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return res;
-}
-
-std::string shell_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
 std::string strip_ansi(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {

@@ -1,10 +1,11 @@
-// Shared helpers for the report tests: hand-built results and a subprocess runner.
+// Shared helpers for the report tests: hand-built results and terminal text measurement.
 #pragma once
 
 #include <string>
 #include <string_view>
 
 #include "result/attribution_result.h"
+#include "support/paths.h"
 
 namespace pizza::test {
 
@@ -16,16 +17,6 @@ AttributionResult sample_result();
 
 // The same shape with a second metric matrix and row_stats.
 AttributionResult sample_result_two_metrics();
-
-struct ProcessResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-// Runs a shell command line (popen) and captures its output.
-ProcessResult run_command(const std::string& command_line);
-
-// Single-quotes a string for /bin/sh.
-std::string shell_quote(std::string_view s);
 
 // Display columns of terminal text after removing ANSI escape sequences: code points, with
 // CJK ideographs counted as 2 (the only wide characters the fixtures use).

@@ -48,4 +48,22 @@ void spit(const std::filesystem::path& p, std::string_view data);
 // The lines of `text`, without their '\n' (a last line without one counts too).
 std::vector<std::string> lines_of(const std::string& text);
 
+struct ProcessResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+// Runs a shell command line (popen) and captures its output.
+ProcessResult run_command(const std::string& command_line);
+
+// Single-quotes a string for /bin/sh.
+std::string shell_quote(std::string_view s);
+
+// Validates a JSON file against a committed schema (a path under the source tree) with Debian's
+// python3-jsonschema, an implementation independent of ours. exit_code 0 when valid.
+ProcessResult validate_json_schema(const std::filesystem::path& schema, const std::filesystem::path& doc);
+
+// Loads an HTML file in headless Chromium (fresh profile, no network services) and returns the
+// DOM after its scripts ran; REQUIREs Debian's chromium. `fragment`: "#..." appended to the URL.
+std::string chromium_dom(const std::filesystem::path& html, const std::string& fragment = "");
+
 }  // namespace pizza::test

@@ -4,7 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -143,6 +145,59 @@ std::vector<std::string> lines_of(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+ProcessResult run_command(const std::string& command_line) {
+  ProcessResult res;
+  std::string full = command_line + " 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) return res;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) res.output.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return res;
+}
+
+std::string shell_quote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+ProcessResult validate_json_schema(const std::filesystem::path& schema, const std::filesystem::path& doc) {
+  const std::string script =
+      "import json, sys, jsonschema\n"
+      "schema = json.load(open(sys.argv[1]))\n"
+      "cls = jsonschema.validators.validator_for(schema)\n"
+      "cls.check_schema(schema)\n"
+      "cls(schema).validate(json.load(open(sys.argv[2])))\n"
+      "print('valid')\n";
+  return run_command("/usr/bin/python3 -c " + shell_quote(script) + " " + shell_quote(schema.string()) + " " +
+                     shell_quote(doc.string()));
+}
+
+std::string chromium_dom(const std::filesystem::path& html, const std::string& fragment) {
+  constexpr const char* kChromium = "/usr/bin/chromium";
+  INFO("Debian's chromium is needed for the HTML tests (apt-get install chromium)");
+  REQUIRE(std::filesystem::exists(kChromium));
+  TempDir profile;
+  const std::string cmd = std::string("timeout 120 ") + kChromium +
+                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
+                          " --disable-background-networking --disable-component-update --disable-sync"
+                          " --user-data-dir=" + shell_quote(profile.path().string()) +
+                          " --dump-dom " + shell_quote("file://" + html.string() + fragment);
+  auto res = run_command(cmd + " 2>/dev/null");
+  INFO(res.output);
+  REQUIRE(res.exit_code == 0);
+  return res.output;
 }
 
 }  // namespace pizza::test
