@@ -26,16 +26,15 @@ namespace {
 using namespace perturbation;
 
 struct Options {
-  std::string model, prompt, base_url, api_key_file, endpoint = "chat", method = "occlusion";
+  ApiClientCliOptions client;
+  std::string model, prompt, endpoint = "chat", method = "occlusion";
   std::string strategy = "delete", replacement, metric = "prob-diff", scoring = "free-running";
   std::string unit = "word", spans, unit_regex, tokenizer, tokenizer_dir, embeddings;
-  std::string cache_dir, extra_body, format, output, color = "auto";
+  std::string extra_body, format, output, color = "auto";
   int64_t max_tokens = 32, nth = 1;
-  int top_logprobs = 20, concurrency = 8, max_retries = 5;
+  int top_logprobs = 20;
   std::optional<int64_t> seed;
-  double timeout = 120, rpm = 0, tpm = 0, max_wait = 600;
-  int64_t max_response_bytes = int64_t{64} << 20;
-  bool no_cache = false, dry_run = false, legacy_max_tokens = false, quiet = false, ignore_location = true;
+  bool dry_run = false, legacy_max_tokens = false, quiet = false, ignore_location = true;
   std::optional<size_t> init_chunk_size, stride;
   std::optional<double> static_threshold;
   std::optional<int> max_depth;
@@ -135,11 +134,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
     throw UsageError("--scoring teacher-forced needs --endpoint completions (only legacy completions echo prompt log-probabilities)");
   if (o.max_tokens <= 0) throw UsageError("--max-tokens must be positive, got " + std::to_string(o.max_tokens));
   if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
-  if (o.concurrency <= 0) throw UsageError("--concurrency must be positive, got " + std::to_string(o.concurrency));
-  if (o.max_response_bytes <= 0)
-    throw UsageError("--max-response-bytes must be positive, got " + std::to_string(o.max_response_bytes));
-  if (!(o.max_wait >= 0) || !std::isfinite(o.max_wait))
-    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number(o.max_wait));
+  check_api_client_options(o.client);
   const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
   output_format(o.format, o.output);  // an unknown --format fails before any request
 
@@ -163,20 +158,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   eo.shared_vocab = emb.shared_vocab;
   Perturber perturber(units, strategy, tokenizer.get(), eo.embeddings, eo.shared_vocab, pad);
 
-  api::ClientOptions co;
-  co.base_url = api::resolve_base_url(o.base_url.empty() ? std::nullopt : std::optional(o.base_url), std::getenv("OPENAI_BASE_URL"));
-  co.api_key = api::resolve_api_key(o.api_key_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(o.api_key_file),
-                                    std::getenv("OPENAI_API_KEY"));
-  if (!o.no_cache)
-    co.cache_dir = o.cache_dir.empty() ? api::default_cache_dir(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"))
-                                       : std::filesystem::path(o.cache_dir);
-  co.transport.concurrency = o.concurrency;
-  co.transport.timeout_s = o.timeout;
-  co.transport.retry.max_retries = o.max_retries;
-  co.transport.max_response_bytes = static_cast<size_t>(o.max_response_bytes);
-  co.transport.max_wait_s = o.max_wait;
-  co.transport.rpm = o.rpm;
-  co.transport.tpm = o.tpm;
+  api::ClientOptions co = api_client_options(o.client);
   const std::string base_url = co.base_url;
   api::ApiClient client(std::move(co));
 
@@ -241,8 +223,7 @@ void add_api_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("api", "Attribute an OpenAI-compatible server's output to its prompt (black-box perturbation)");
   cmd->add_option("--model,-m", o->model, "Model name the server serves")->required();
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
-  cmd->add_option("--base-url", o->base_url, "Server base URL ending in /v1 (default: $OPENAI_BASE_URL, else OpenAI)");
-  cmd->add_option("--api-key-file", o->api_key_file, "File holding the API key (default: $OPENAI_API_KEY)");
+  add_api_client_options(cmd, o->client);
   cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
   cmd->add_option("--method", o->method, "occlusion or hierarchical")->capture_default_str();
   cmd->add_option("--perturbation,--strategy", o->strategy, "delete, fixed, pad or nth-nearest (with --embeddings)")->capture_default_str();
@@ -266,18 +247,6 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--top-logprobs", o->top_logprobs, "Alternatives per generated token (1..20)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed sent to the server");
   cmd->add_flag("--legacy-max-tokens", o->legacy_max_tokens, "Chat: send max_tokens instead of max_completion_tokens");
-  cmd->add_option("--concurrency", o->concurrency, "Requests in flight")->capture_default_str();
-  cmd->add_option("--timeout", o->timeout, "Seconds per request")->capture_default_str();
-  cmd->add_option("--max-retries", o->max_retries, "Retries per request")->capture_default_str();
-  cmd->add_option("--max-wait", o->max_wait,
-                  "Seconds the whole run may spend waiting on retries and rate limits (Retry-After included)")
-      ->capture_default_str();
-  cmd->add_option("--max-response-bytes", o->max_response_bytes, "Largest response body accepted (bytes)")
-      ->capture_default_str();
-  cmd->add_option("--rpm", o->rpm, "Client-side requests-per-minute limit (0: none)");
-  cmd->add_option("--tpm", o->tpm, "Client-side tokens-per-minute limit (0: none)");
-  cmd->add_option("--cache-dir", o->cache_dir, "Response cache (default: $XDG_CACHE_HOME/pizza/api)");
-  cmd->add_flag("--no-cache", o->no_cache, "Neither read nor write the response cache");
   cmd->add_flag("--dry-run", o->dry_run, "Print how many requests would be sent (and their token estimate); send none");
   cmd->add_option("--extra-body", o->extra_body, "JSON object merged into every request body");
   add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);

@@ -3,13 +3,17 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <iostream>
 
+#include "api/backend.h"
 #include "app/commands.h"
 #include "app/common.h"
 #include "batch/records.h"
 #include "diff/diff.h"
 #include "engine/local_eval.h"
+#include "eval/backend_eval.h"
 #include "eval/report.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -22,6 +26,7 @@ namespace {
 
 struct Options {
   ModelOptions model;
+  ApiClientCliOptions client;  // --base-url selects the black-box mode
   std::string prompt, prompts, target_text;
   std::vector<std::string> results;
   int64_t max_new_tokens = 16, max_batch = 16;
@@ -56,15 +61,25 @@ std::vector<size_t> parse_k(const std::string& text) {
 LocalEvalRequest make_request(const Options& o) {
   LocalEvalRequest req;
   req.methods.clear();
+  const bool remote = !o.client.base_url.empty();
   if (o.methods.empty()) {
-    req.methods = o.results.empty() ? default_eval_methods() : std::vector<std::string>{"random"};
+    req.methods = !o.results.empty() ? std::vector<std::string>{"random"}
+                  : remote           ? std::vector<std::string>{"occlusion", "hierarchical", "random"}
+                                     : default_eval_methods();
   } else {
     for (auto m : split(o.methods, ',')) req.methods.emplace_back(trim(m));
   }
-  if (o.results.empty()) check_eval_methods(req.methods);
-  else
+  if (!o.results.empty()) {
+    if (remote) throw UsageError("--results evaluates on a local model: it cannot be combined with --base-url");
     for (const auto& m : req.methods)
       if (m != "random") throw UsageError("--methods with --results: only 'random' can be added, got '" + m + "'");
+  } else if (remote) {
+    eval::check_backend_methods(req.methods);
+    if (!o.target_text.empty())
+      throw UsageError("--target-text needs a local model (over a server the explained output is its own completion)");
+  } else {
+    check_eval_methods(req.methods);
+  }
   req.options.metrics = eval::parse_metrics(o.metrics);
   req.options.k = parse_k(o.k);
   req.options.ablations = o.ablations;
@@ -80,6 +95,9 @@ LocalEvalRequest make_request(const Options& o) {
   req.strategy.n = o.nth;
   if (req.strategy.kind == perturbation::Strategy::fixed && o.replacement.empty())
     throw UsageError("--strategy fixed needs --replacement TEXT");
+  if (remote && req.strategy.kind == perturbation::Strategy::nth_nearest)
+    throw UsageError("--strategy nth-nearest needs a local model's embedding table (not available with --base-url)");
+  if (remote) check_api_client_options(o.client);
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
   req.max_batch = o.max_batch;
 
@@ -138,19 +156,68 @@ void run(const Options& o) {
   }
 
   const auto t_start = std::chrono::steady_clock::now();
-  const auto lm = load_model(o.model);
+  const bool remote = !o.client.base_url.empty();
   eval::EvalReport report;
   report.tool_version = PIZZA_VERSION;
   report.model = o.model.model;
-  report.engine = "local";
+  report.engine = remote ? "api" : "local";
   report.unit = o.results.empty() ? std::string(unit_kind_name(req_template.unit.kind)) : "from results";
   report.strategy = std::string(perturbation::strategy_name(req_template.strategy.kind));
   report.options = req_template.options;
-  report.run = run_info(*lm);
   report.parameters = {{"max_new_tokens", std::to_string(o.max_new_tokens)},
                        {"max_batch", std::to_string(o.max_batch)},
                        {"target", "\"" + o.target + "\""},
                        {"ig_steps", std::to_string(o.ig_steps)}};
+
+  // The evaluator of prompt i, by mode.
+  std::function<eval::PromptRecord(size_t, const std::function<void(size_t, size_t)>&)> evaluate;
+  std::unique_ptr<LanguageModel> lm;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<api::ApiClient> client;
+  api::HttpBackendOptions bo;
+  std::string base_url;
+  if (remote) {
+    // Black box: the served model's name is --model; units need no tokenizer unless --unit token.
+    ModelOptions tok_source = o.model;
+    tok_source.model.clear();
+    tokenizer = load_tokenizer_option(tok_source);
+    if (req_template.unit.kind == UnitKind::token && !tokenizer)
+      throw UsageError("--unit token with --base-url needs --tokenizer FILE; use --unit word otherwise");
+    auto co = api_client_options(o.client);
+    base_url = co.base_url;
+    client = std::make_unique<api::ApiClient>(std::move(co));
+    bo.endpoint = api::Endpoint::Completions;  // teacher-forced scoring needs echoed log-probabilities
+    bo.model = o.model.model;
+    bo.max_tokens = o.max_new_tokens;
+    bo.top_logprobs = 1;
+    bo.teacher_forced = true;
+    report.run = {"remote: " + base_url, "", 0, ""};
+    evaluate = [&](size_t i, const std::function<void(size_t, size_t)>& progress) {
+      std::vector<Token> tokens;
+      if (tokenizer) tokens = tokenizer->encode(prompts[i].prompt).tokens;
+      const auto units = perturbation::make_units(prompts[i].prompt, tokens, req_template.unit);
+      std::optional<int32_t> pad;
+      if (tokenizer) pad = tokenizer->pad_id() ? tokenizer->pad_id() : tokenizer->unk_id();
+      const perturbation::Perturber perturber(units, req_template.strategy, tokenizer.get(), nullptr, false, pad);
+      api::HttpBackend backend(*client, bo, base_url);
+      const auto original = perturber.original();
+      const auto output = backend.complete(std::span(&original, 1)).at(0);
+      eval::BackendEvalRequest br;
+      br.methods = req_template.methods;
+      br.options = req_template.options;
+      br.progress = progress;
+      return eval::evaluate_backend(backend, perturber, output, br, i);
+    };
+  } else {
+    lm = load_model(o.model);
+    report.run = run_info(*lm);
+    evaluate = [&](size_t i, const std::function<void(size_t, size_t)>& progress) {
+      LocalEvalRequest req = req_template;
+      req.progress = progress;
+      return o.results.empty() ? evaluate_local(*lm, req, prompts[i].prompt, prompts[i].target_text, o.max_new_tokens, i)
+                               : evaluate_saved(*lm, req, groups[i], i);
+    };
+  }
 
   const size_t n = o.results.empty() ? prompts.size() : groups.size();
   if (o.results.empty()) {
@@ -167,14 +234,10 @@ void run(const Options& o) {
   ProgressBar bar("evaluating", !o.quiet);
   size_t failed = 0;
   for (size_t i = 0; i < n; ++i) {
-    LocalEvalRequest req = req_template;
-    req.progress = [&bar, i, n](size_t done, size_t steps) { bar.update(i * steps + done, n * steps); };
     eval::PromptRecord rec;
     const std::string id = o.results.empty() ? prompts[i].id : std::to_string(i + 1);
     try {
-      rec = o.results.empty()
-                ? evaluate_local(*lm, req, prompts[i].prompt, prompts[i].target_text, o.max_new_tokens, i)
-                : evaluate_saved(*lm, req, groups[i], i);
+      rec = evaluate(i, [&bar, i, n](size_t done, size_t steps) { bar.update(i * steps + done, n * steps); });
     } catch (const InputError& e) {
       if (n == 1) throw;
       // One bad prompt fails alone; the others are still evaluated (exit status 1 at the end).
@@ -243,6 +306,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--aggregate", o->aggregate, "Token scores into units: sum, mean, max or absmax")->capture_default_str();
   cmd->add_option("--max-batch", o->max_batch, "Rows per backward pass; perturbed prompts per forward pass")
       ->capture_default_str();
+  // Black box: --base-url (and --model naming the served model) scores over an OpenAI-compatible
+  // server's completions endpoint with echo.
+  add_api_client_options(cmd, o->client);
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
   cmd->callback([o] {
     if (o->prompt.empty() && o->prompts.empty() && o->results.empty())

@@ -1,11 +1,15 @@
 #include "app/common.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 
+#include "api/config.h"
 #include "hub/hub.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json_writer.h"
 #include "util/utf8.h"
 
 namespace pizza::app {
@@ -112,6 +116,49 @@ void write_result(const AttributionResult& result, std::optional<report::Format>
                   const std::string& color) {
   auto mode = color == "always" ? report::ColorMode::always : color == "never" ? report::ColorMode::never : report::ColorMode::auto_;
   report::write(result, format, output, report::detect_render_options(mode));
+}
+
+void add_api_client_options(CLI::App* cmd, ApiClientCliOptions& o) {
+  cmd->add_option("--base-url", o.base_url, "Server base URL ending in /v1 (default: $OPENAI_BASE_URL, else OpenAI)");
+  cmd->add_option("--api-key-file", o.api_key_file, "File holding the API key (default: $OPENAI_API_KEY)");
+  cmd->add_option("--concurrency", o.concurrency, "Requests in flight")->capture_default_str();
+  cmd->add_option("--timeout", o.timeout, "Seconds per request")->capture_default_str();
+  cmd->add_option("--max-retries", o.max_retries, "Retries per request")->capture_default_str();
+  cmd->add_option("--max-wait", o.max_wait,
+                  "Seconds the whole run may spend waiting on retries and rate limits (Retry-After included)")
+      ->capture_default_str();
+  cmd->add_option("--max-response-bytes", o.max_response_bytes, "Largest response body accepted (bytes)")
+      ->capture_default_str();
+  cmd->add_option("--rpm", o.rpm, "Client-side requests-per-minute limit (0: none)");
+  cmd->add_option("--tpm", o.tpm, "Client-side tokens-per-minute limit (0: none)");
+  cmd->add_option("--cache-dir", o.cache_dir, "Response cache (default: $XDG_CACHE_HOME/pizza/api)");
+  cmd->add_flag("--no-cache", o.no_cache, "Neither read nor write the response cache");
+}
+
+void check_api_client_options(const ApiClientCliOptions& o) {
+  if (o.concurrency <= 0) throw UsageError("--concurrency must be positive, got " + std::to_string(o.concurrency));
+  if (o.max_response_bytes <= 0)
+    throw UsageError("--max-response-bytes must be positive, got " + std::to_string(o.max_response_bytes));
+  if (!(o.max_wait >= 0) || !std::isfinite(o.max_wait))
+    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number(o.max_wait));
+}
+
+api::ClientOptions api_client_options(const ApiClientCliOptions& o) {
+  api::ClientOptions co;
+  co.base_url = api::resolve_base_url(o.base_url.empty() ? std::nullopt : std::optional(o.base_url), std::getenv("OPENAI_BASE_URL"));
+  co.api_key = api::resolve_api_key(o.api_key_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(o.api_key_file),
+                                    std::getenv("OPENAI_API_KEY"));
+  if (!o.no_cache)
+    co.cache_dir = o.cache_dir.empty() ? api::default_cache_dir(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"))
+                                       : std::filesystem::path(o.cache_dir);
+  co.transport.concurrency = o.concurrency;
+  co.transport.timeout_s = o.timeout;
+  co.transport.retry.max_retries = o.max_retries;
+  co.transport.max_response_bytes = static_cast<size_t>(o.max_response_bytes);
+  co.transport.max_wait_s = o.max_wait;
+  co.transport.rpm = o.rpm;
+  co.transport.tpm = o.tpm;
+  return co;
 }
 
 }  // namespace pizza::app

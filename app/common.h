@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "api/client.h"
 #include "hub/hub.h"
 #include "model/model.h"
 #include "report/report.h"
@@ -55,6 +56,22 @@ void add_output_options(CLI::App* cmd, std::string& format, std::string& output,
 // --init-chunk-size, --stride, --static-threshold, --max-depth of hierarchical perturbation.
 void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_size, std::optional<size_t>& stride,
                               std::optional<double>& static_threshold, std::optional<int>& max_depth);
+
+// Where an OpenAI-compatible server is and how pizza talks to it: the options every command
+// that sends requests shares (pizza api, pizza eval --base-url).
+struct ApiClientCliOptions {
+  std::string base_url, api_key_file, cache_dir;
+  int concurrency = 8, max_retries = 5;
+  double timeout = 120, rpm = 0, tpm = 0, max_wait = 600;
+  int64_t max_response_bytes = int64_t{64} << 20;
+  bool no_cache = false;
+};
+void add_api_client_options(CLI::App* cmd, ApiClientCliOptions& o);
+// UsageError for a value out of range (before any request).
+void check_api_client_options(const ApiClientCliOptions& o);
+// The client's options: base URL and key from the options or the environment (OPENAI_BASE_URL,
+// OPENAI_API_KEY), the cache directory (default $XDG_CACHE_HOME/pizza/api) unless --no-cache.
+api::ClientOptions api_client_options(const ApiClientCliOptions& o);
 
 // Writes a result to stdout or --output (atomically) with --color auto|always|never.
 void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,

@@ -8,6 +8,7 @@
 
 #include "attribution/method.h"
 #include "engine/local_backend.h"
+#include "eval/backend_eval.h"
 #include "util/error.h"
 
 namespace pizza {
@@ -79,21 +80,7 @@ std::unique_ptr<Scoring> make_scoring(const LanguageModel& lm, const LocalEvalRe
   return s;
 }
 
-eval::PromptRecord describe(const std::string& prompt, const Scoring& s) {
-  eval::PromptRecord rec;
-  rec.prompt = prompt;
-  rec.output_text = s.output.text;
-  for (const auto& t : s.output.tokens) rec.output_tokens.push_back(t.token);
-  for (const auto& u : s.units.units) {
-    rec.units.push_back(prompt.substr(u.span.first, u.span.second - u.span.first));
-    rec.spans.push_back(u.span);
-  }
-  return rec;
-}
 
-uint64_t random_seed(const LocalEvalRequest& req, uint64_t prompt_seed) {
-  return req.options.seed * 0x100000001B3ull + prompt_seed;
-}
 
 }  // namespace
 
@@ -134,7 +121,7 @@ eval::PromptRecord evaluate_local(const LanguageModel& lm, const LocalEvalReques
   for (const auto& name : req.methods) {
     eval::MethodScores ms;
     if (name == "random") {
-      ms = eval::random_scores(R, U, eval::kRandomDraws, random_seed(req, prompt_seed));
+      ms = eval::random_scores(R, U, eval::kRandomDraws, eval::random_seed(req.options.seed, prompt_seed));
     } else {
       const auto t0 = std::chrono::steady_clock::now();
       AttributionResult r;
@@ -171,7 +158,7 @@ eval::PromptRecord evaluate_local(const LanguageModel& lm, const LocalEvalReques
     if (req.progress) req.progress(methods.size(), steps);
   }
 
-  auto rec = describe(prompt, *scoring);
+  auto rec = eval::describe_prompt(scoring->units, scoring->output);
   const auto t0 = std::chrono::steady_clock::now();
   rec.eval = eval::evaluate_prompt(methods, req.options, local_scorer(*scoring->backend, *scoring->perturber, scoring->output),
                                    prompt_seed);
@@ -272,9 +259,9 @@ eval::PromptRecord evaluate_saved(const LanguageModel& lm, const LocalEvalReques
     methods.push_back(std::move(ms));
   }
   if (std::find(req.methods.begin(), req.methods.end(), "random") != req.methods.end())
-    methods.push_back(eval::random_scores(R, U, eval::kRandomDraws, random_seed(req, prompt_seed)));
+    methods.push_back(eval::random_scores(R, U, eval::kRandomDraws, eval::random_seed(req.options.seed, prompt_seed)));
 
-  auto rec = describe(prompt, *scoring);
+  auto rec = eval::describe_prompt(scoring->units, scoring->output);
   const auto t0 = std::chrono::steady_clock::now();
   rec.eval = eval::evaluate_prompt(methods, req.options, local_scorer(*scoring->backend, *scoring->perturber, scoring->output),
                                    prompt_seed);

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "cli/cli_helpers.h"
+#include "support/subprocess.h"
 
 using namespace pizza::test;
 
@@ -325,4 +326,43 @@ TEST_CASE("pizza eval: a prompt with one unit is evaluated and a prompt file rep
   CHECK(std::string_view(dom::array(doc["prompts"]).at(1)["id"]) == "bad");
   CHECK(dom::array(doc["prompts"]).at(1)["error"].is_string());
   CHECK(int64_t(dom::array(doc["aggregate"]).at(0)["metrics"]["deletion"]["n"]) == 1);
+}
+
+TEST_CASE("pizza eval: over pizza serve gives the local backend's numbers") {
+  PizzaServe server;
+  // 5 output tokens: the 6th is a lone " " that the server's tokenizer drops on re-tokenizing
+  // prompt + output (see the api tests), so it could not be scored over HTTP.
+  const std::vector<std::string> common{"--prompt", "Once upon a time, there was a little girl named Lily.", "--unit", "word",
+                                        "-n", "5", "--methods", "occlusion,random", "--seed", "2", "-f", "json"};
+  auto api_args = std::vector<std::string>{"eval", "--model", "stories260K", "--base-url", server.base_url(), "--no-cache", "-q"};
+  api_args.insert(api_args.end(), common.begin(), common.end());
+  const auto api = run_cli(api_args);
+  INFO("api: " << api.err);
+  REQUIRE(api.exit_code == 0);
+  const auto local = run_cli(eval_args(common));
+  INFO("local: " << local.err);
+  REQUIRE(local.exit_code == 0);
+  dom::parser p1, p2;
+  dom::element a = dom::array(p1.parse(api.out)["prompts"]).at(0);
+  dom::element l = dom::array(p2.parse(local.out)["prompts"]).at(0);
+  CHECK(simdjson::minify(a["output_tokens"]) == simdjson::minify(l["output_tokens"]));
+  CHECK(simdjson::minify(a["units"]) == simdjson::minify(l["units"]));
+  CHECK(simdjson::minify(a["lds_masks"]) == simdjson::minify(l["lds_masks"]));
+  CHECK(int64_t(a["scored_prompts"]) == int64_t(l["scored_prompts"]));
+  // Two float32 computations of the same log-probabilities (the server one request at a time,
+  // the local backend in prefix-sharing batches): ~1e-5 on each log-prob (see the api tests).
+  // f averages probabilities: 2e-5; L and top-k sum 5 log-probs: 1e-3; LDS ranks 64 masks, so a
+  // near-tie may swap once (a change of ~5e-5): 1e-3.
+  for (size_t i = 0; i < 2; ++i) {
+    dom::element ma = dom::array(a["methods"]).at(i), ml = dom::array(l["methods"]).at(i);
+    INFO(std::string_view(ml["method"]));
+    CHECK(simdjson::minify(ma["ranking"]) == simdjson::minify(ml["ranking"]));
+    for (const char* key : {"deletion", "insertion", "abpc"}) CHECK(double(ma[key]) == Approx(double(ml[key])).margin(2e-5));
+    for (const char* k : {"1", "3", "5"}) CHECK(double(ma["topk"][k]) == Approx(double(ml["topk"][k])).margin(1e-3));
+    CHECK(double(ma["lds"]) == Approx(double(ml["lds"])).margin(1e-3));
+  }
+  // A gradient method cannot run over a server.
+  auto grad = std::vector<std::string>{"eval", "--model", "stories260K", "--base-url", server.base_url(), "--prompt", "Once",
+                                       "--methods", "saliency"};
+  check_usage_error(run_cli(grad), "gradient methods need a local model");
 }
