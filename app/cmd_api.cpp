@@ -34,6 +34,7 @@ struct Options {
   int64_t max_tokens = 32, nth = 1;
   int top_logprobs = 20;
   std::optional<int64_t> seed;
+  ContextCiteCliOptions context_cite;
   bool dry_run = false, legacy_max_tokens = false, quiet = false, ignore_location = true;
   std::optional<size_t> init_chunk_size, stride;
   std::optional<double> static_threshold;
@@ -82,6 +83,8 @@ void print_dry_run(api::ApiClient& client, const api::HttpBackendOptions& bo, co
   std::vector<std::vector<size_t>> sets;
   if (eo.algorithm == Algorithm::occlusion) {
     for (size_t u = 0; u < perturber.size(); ++u) sets.push_back({u});
+  } else if (eo.algorithm == Algorithm::context_cite) {
+    sets = context_cite_ablations(perturber.size(), eo.context_cite);
   } else {
     const size_t n = perturber.size();
     const size_t chunk = eo.hierarchical.init_chunk_size.value_or(std::max<size_t>(2, n / 2));
@@ -115,6 +118,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   eo.metrics = parse_metrics(o.metric);
   eo.ignore_output_location = o.ignore_location;
   eo.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
+  eo.context_cite = context_cite_options(o.context_cite, o.seed.value_or(0));
   StrategySpec strategy;
   strategy.kind = parse_strategy(o.strategy);
   strategy.replacement = o.replacement;
@@ -225,7 +229,7 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
   add_api_client_options(cmd, o->client);
   cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
-  cmd->add_option("--method", o->method, "occlusion or hierarchical")->capture_default_str();
+  cmd->add_option("--method", o->method, "occlusion, hierarchical or context-cite")->capture_default_str();
   cmd->add_option("--perturbation,--strategy", o->strategy, "delete, fixed, pad or nth-nearest (with --embeddings)")->capture_default_str();
   cmd->add_option("--replacement", o->replacement, "Replacement text of --perturbation fixed");
   cmd->add_option("--n", o->nth, "--perturbation nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
@@ -245,11 +249,12 @@ void add_api_command(CLI::App& app) {
                 "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
   cmd->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->capture_default_str();
   cmd->add_option("--top-logprobs", o->top_logprobs, "Alternatives per generated token (1..20)")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Sampling seed sent to the server");
+  cmd->add_option("--seed", o->seed, "Sampling seed sent to the server; also context-cite's ablation seed (default 0)");
   cmd->add_flag("--legacy-max-tokens", o->legacy_max_tokens, "Chat: send max_tokens instead of max_completion_tokens");
   cmd->add_flag("--dry-run", o->dry_run, "Print how many requests would be sent (and their token estimate); send none");
   cmd->add_option("--extra-body", o->extra_body, "JSON object merged into every request body");
   add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
+  add_context_cite_options(cmd, o->context_cite);
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
   auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
   auto embedding_model = std::make_shared<EmbeddingModel>();

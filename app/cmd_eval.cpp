@@ -64,7 +64,7 @@ LocalEvalRequest make_request(const Options& o) {
   const bool remote = !o.client.base_url.empty();
   if (o.methods.empty()) {
     req.methods = !o.results.empty() ? std::vector<std::string>{"random"}
-                  : remote           ? std::vector<std::string>{"occlusion", "hierarchical", "random"}
+                  : remote           ? std::vector<std::string>{"occlusion", "hierarchical", "context-cite", "random"}
                                      : default_eval_methods();
   } else {
     for (auto m : split(o.methods, ',')) req.methods.emplace_back(trim(m));
@@ -281,8 +281,8 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--target-text", o->target_text, "Explain this continuation instead of generating (teacher forcing)");
   cmd->add_option("--methods", o->methods,
-                  "Comma-separated methods (default: saliency, input-x-gradient, integrated-gradients, occlusion, "
-                  "hierarchical, random; with --results: the files' methods + random)");
+                  "Comma-separated methods (default: every gradient method, occlusion, hierarchical, context-cite, "
+                  "random; with --results: the files' methods + random)");
   cmd->add_option("--metrics", o->metrics, "deletion, insertion, abpc, topk, lds (comma-separated)")->capture_default_str();
   cmd->add_option("--k", o->k, "Top-k drop: values of k (comma-separated; k above the unit count removes every unit)")
       ->capture_default_str();

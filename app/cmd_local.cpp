@@ -31,6 +31,8 @@ struct Options {
   std::optional<size_t> init_chunk_size, stride;
   std::optional<double> static_threshold;
   std::optional<int> max_depth;
+  ContextCiteCliOptions context_cite;
+  int64_t seed = 0;
 };
 
 // The model (and the --embeddings table), loaded once for one prompt or a whole batch.
@@ -67,6 +69,7 @@ PreparedRun prepare_perturbation(const Options& o) {
   req.engine.metrics = perturbation::parse_metrics(o.metric);
   req.engine.ignore_output_location = o.ignore_location;
   req.engine.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
+  req.engine.context_cite = context_cite_options(o.context_cite, o.seed);
   req.strategy.kind = perturbation::parse_strategy(o.strategy);
   req.strategy.replacement = o.replacement;
   req.strategy.n = o.nth;
@@ -113,7 +116,8 @@ PreparedRun prepare_gradient(const Options& o) {
 }
 
 PreparedRun prepare(const Options& o) {
-  PreparedRun run = o.method == "occlusion" || o.method == "hierarchical" ? prepare_perturbation(o) : prepare_gradient(o);
+  const bool perturbation = o.method == "occlusion" || o.method == "hierarchical" || o.method == "context-cite";
+  PreparedRun run = perturbation ? prepare_perturbation(o) : prepare_gradient(o);
   return [run, path = o.model.model](const LoadedModels& m) {
     AttributionResult result = run(m);
     result.model_path = path;
@@ -132,7 +136,7 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--max-new-tokens,-n", o->max_new_tokens, "Tokens to generate greedily")->capture_default_str();
   cmd->add_option("--target-text", o->target_text, "Attribute this continuation instead of generating (teacher forcing)");
   cmd->add_option("--method", o->method,
-                  "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical (perturbation)")
+                  "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical, context-cite (perturbation)")
       ->capture_default_str();
   cmd->add_option("--target", o->target, "prob, logprob, logit or pizza-legacy")->capture_default_str();
   cmd->add_option("--norm", o->norm, "Saliency norm over the hidden dimension: l1 or l2")
@@ -163,6 +167,8 @@ void add_local_command(CLI::App& app) {
                 "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
   cmd->add_option("--top-k", o->top_k, "Free-running: alternatives kept per generated token")->capture_default_str();
   add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
+  add_context_cite_options(cmd, o->context_cite);
+  cmd->add_option("--seed", o->seed, "context-cite: seed of the ablations")->capture_default_str();
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
 
   auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});

@@ -161,4 +161,20 @@ api::ClientOptions api_client_options(const ApiClientCliOptions& o) {
   return co;
 }
 
+void add_context_cite_options(CLI::App* cmd, ContextCiteCliOptions& o) {
+  cmd->add_option("--ablations", o.ablations, "context-cite: random ablations of the prompt's units")->capture_default_str();
+  cmd->add_option("--keep-prob", o.keep_prob, "context-cite: probability that an ablation keeps a unit")->capture_default_str();
+  cmd->add_option("--lasso-alpha", o.lasso_alpha, "context-cite: Lasso penalty of the surrogate")->capture_default_str();
+}
+
+perturbation::ContextCiteOptions context_cite_options(const ContextCiteCliOptions& o, int64_t seed) {
+  perturbation::ContextCiteOptions cc;
+  cc.ablations = o.ablations;
+  cc.keep_prob = o.keep_prob;
+  cc.lasso_alpha = o.lasso_alpha;
+  cc.seed = static_cast<uint64_t>(seed);
+  perturbation::check_context_cite(cc);
+  return cc;
+}
+
 }  // namespace pizza::app

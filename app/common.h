@@ -9,6 +9,7 @@
 #include "api/client.h"
 #include "hub/hub.h"
 #include "model/model.h"
+#include "perturbation/engine.h"
 #include "report/report.h"
 #include "units/units.h"
 
@@ -72,6 +73,17 @@ void check_api_client_options(const ApiClientCliOptions& o);
 // The client's options: base URL and key from the options or the environment (OPENAI_BASE_URL,
 // OPENAI_API_KEY), the cache directory (default $XDG_CACHE_HOME/pizza/api) unless --no-cache.
 api::ClientOptions api_client_options(const ApiClientCliOptions& o);
+
+// --ablations, --keep-prob, --lasso-alpha of --method context-cite (the seed is each command's
+// --seed).
+struct ContextCiteCliOptions {
+  size_t ablations = 64;
+  double keep_prob = 0.5;
+  double lasso_alpha = 0.01;
+};
+void add_context_cite_options(CLI::App* cmd, ContextCiteCliOptions& o);
+// The engine's options, checked (UsageError for values a fit cannot use).
+perturbation::ContextCiteOptions context_cite_options(const ContextCiteCliOptions& o, int64_t seed);
 
 // Writes a result to stdout or --output (atomically) with --color auto|always|never.
 void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,

@@ -22,7 +22,9 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool is_perturbation_method(const std::string& m) { return m == "occlusion" || m == "hierarchical"; }
+bool is_perturbation_method(const std::string& m) {
+  return m == "occlusion" || m == "hierarchical" || m == "context-cite";
+}
 
 // The rows x units matrix of `r` restricted to the prompt units of `pu` (matched by byte span;
 // special and earlier-output columns are not prompt units).
@@ -89,6 +91,7 @@ std::vector<std::string> default_eval_methods() {
   for (const auto& m : gradient_methods()) out.push_back(m.name);
   out.push_back("occlusion");
   out.push_back("hierarchical");
+  out.push_back("context-cite");
   out.push_back("random");
   return out;
 }
@@ -131,6 +134,9 @@ eval::PromptRecord evaluate_local(const LanguageModel& lm, const LocalEvalReques
         p.output_ids = run.output_ids;
         p.engine.algorithm = perturbation::parse_algorithm(name);
         p.engine.scoring = perturbation::Scoring::teacher_forced;
+        // ContextCite keeps its own defaults (eval's --ablations/--keep-prob are LDS's) and draws
+        // other masks than LDS (a salted seed).
+        p.engine.context_cite.seed = req.options.seed + prompt_seed;
         p.strategy = req.strategy;
         p.unit = req.unit;
         r = run_local_perturbation(lm, p);

@@ -24,9 +24,9 @@ PromptRecord describe_prompt(const perturbation::PromptUnits& pu, const perturba
 void check_backend_methods(const std::vector<std::string>& methods) {
   if (methods.empty()) throw UsageError("--methods: no method given");
   for (const auto& m : methods)
-    if (m != "occlusion" && m != "hierarchical" && m != "random")
-      throw UsageError("--methods: '" + m + "' cannot run over an HTTP server (expected occlusion, hierarchical or "
-                       "random; gradient methods need a local model)");
+    if (m != "occlusion" && m != "hierarchical" && m != "context-cite" && m != "random")
+      throw UsageError("--methods: '" + m + "' cannot run over an HTTP server (expected occlusion, hierarchical, "
+                       "context-cite or random; gradient methods need a local model)");
 }
 
 PromptRecord evaluate_backend(perturbation::PerturbationBackend& backend, const perturbation::Perturber& perturber,
@@ -47,6 +47,7 @@ PromptRecord evaluate_backend(perturbation::PerturbationBackend& backend, const 
       auto eo = req.engine;
       eo.algorithm = perturbation::parse_algorithm(name);
       eo.scoring = perturbation::Scoring::teacher_forced;
+      eo.context_cite.seed = req.options.seed + prompt_seed;  // as the local runner does
       const auto t0 = std::chrono::steady_clock::now();
       auto er = perturbation::run_engine(backend, perturber, eo, output);
       ms.time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -7,6 +7,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "perturbation/surrogate.h"
 #include "util/error.h"
 #include "util/split.h"
 
@@ -54,10 +55,6 @@ struct ViewPlan {
   std::vector<size_t> order;
   std::vector<size_t> morf, lerf, insertion, topk;  // set index per curve point / per k
 };
-
-double mean(std::span<const double> v) {
-  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
 
 }  // namespace
 
@@ -144,43 +141,6 @@ double trapezoid(std::span<const double> x, std::span<const double> y) {
   return area;
 }
 
-namespace {
-std::vector<double> average_ranks(std::span<const double> v) {
-  const auto order = ranking(v);  // descending; rank direction does not matter for correlation
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    const double avg = (static_cast<double>(i) + static_cast<double>(j)) / 2;
-    for (size_t t = i; t <= j; ++t) r[order[t]] = -avg;  // negate: ascending ranks
-    i = j + 1;
-  }
-  return r;
-}
-}  // namespace
-
-double spearman(std::span<const double> a, std::span<const double> b) {
-  if (a.size() != b.size() || a.size() < 2) return 0;
-  const auto ra = average_ranks(a), rb = average_ranks(b);
-  const double ma = mean(ra), mb = mean(rb);
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < ra.size(); ++i) {
-    sab += (ra[i] - ma) * (rb[i] - mb);
-    saa += (ra[i] - ma) * (ra[i] - ma);
-    sbb += (rb[i] - mb) * (rb[i] - mb);
-  }
-  if (saa <= 0 || sbb <= 0) return 0;
-  return sab / std::sqrt(saa * sbb);
-}
-
-std::vector<std::vector<bool>> ablation_masks(size_t units, size_t count, double keep_prob, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::vector<bool>> masks(count, std::vector<bool>(units));
-  for (auto& m : masks)
-    for (size_t u = 0; u < units; ++u) m[u] = unit_uniform(rng) < keep_prob;
-  return masks;
-}
-
 double t_quantile_975(size_t df) {
   // Two-sided 95% quantiles of Student's t (standard tables), interpolated in 1/df beyond 30.
   static constexpr double kTable[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -229,7 +189,10 @@ PromptEval evaluate_prompt(std::span<const MethodScores> methods, const Options&
   std::vector<std::vector<bool>> masks;
   std::vector<size_t> mask_sets;
   if (want_lds) {
-    masks = ablation_masks(U, opts.ablations, opts.keep_prob, opts.seed ^ (prompt_seed * 0x9E3779B97F4A7C15ull));
+    // Salted so that they never coincide with ContextCite's ablations of the same seed (a
+    // surrogate fitted on the very masks LDS tests would be graded on its training data).
+    masks = perturbation::ablation_masks(U, opts.ablations, opts.keep_prob,
+                                         (opts.seed ^ 0x4C44535F4D41534Bull) + prompt_seed * 0x9E3779B97F4A7C15ull);
     for (const auto& m : masks) {
       std::vector<size_t> removed;
       for (size_t u = 0; u < U; ++u)
@@ -347,7 +310,7 @@ PromptEval evaluate_prompt(std::span<const MethodScores> methods, const Options&
               if (masks[a][u]) kept += v.scores[u];
             ly.push_back(kept);
           }
-          lds += spearman(lx, ly);
+          lds += perturbation::spearman(lx, ly);
         }
       }
     }

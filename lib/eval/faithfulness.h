@@ -70,10 +70,6 @@ std::vector<size_t> ranking(std::span<const double> scores);
 std::vector<size_t> curve_points(size_t units);
 // Trapezoid area under y against x (x ascending).
 double trapezoid(std::span<const double> x, std::span<const double> y);
-// Spearman rank correlation (average ranks for ties); 0 when either side is constant.
-double spearman(std::span<const double> a, std::span<const double> b);
-// LDS masks: masks[a][u] = unit u is kept in ablation a. Same seed and sizes, same masks.
-std::vector<std::vector<bool>> ablation_masks(size_t units, size_t count, double keep_prob, uint64_t seed);
 // Student's t quantile t_{0.975, df} (two-sided 95%), df >= 1.
 double t_quantile_975(size_t df);
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "perturbation/surrogate.h"
 #include "util/error.h"
 #include "util/json_writer.h"
 
@@ -13,10 +14,39 @@ namespace pizza::perturbation {
 Algorithm parse_algorithm(std::string_view name) {
   if (name == "occlusion") return Algorithm::occlusion;
   if (name == "hierarchical") return Algorithm::hierarchical;
-  throw UsageError("--method: unknown perturbation method '" + std::string(name) + "' (expected occlusion or hierarchical)");
+  if (name == "context-cite") return Algorithm::context_cite;
+  throw UsageError("--method: unknown perturbation method '" + std::string(name) +
+                   "' (expected occlusion, hierarchical or context-cite)");
 }
 
-std::string_view algorithm_name(Algorithm a) { return a == Algorithm::occlusion ? "occlusion" : "hierarchical"; }
+std::string_view algorithm_name(Algorithm a) {
+  switch (a) {
+    case Algorithm::occlusion: return "occlusion";
+    case Algorithm::hierarchical: return "hierarchical";
+    case Algorithm::context_cite: return "context-cite";
+  }
+  return "?";
+}
+
+std::vector<std::vector<size_t>> context_cite_ablations(size_t units, const ContextCiteOptions& o) {
+  // Salted: ContextCite's masks differ from pizza eval's LDS masks of the same seed.
+  const auto masks = ablation_masks(units, o.ablations, o.keep_prob, o.seed ^ 0x43434954455F4D53ull);
+  std::vector<std::vector<size_t>> removed(masks.size());
+  for (size_t a = 0; a < masks.size(); ++a)
+    for (size_t u = 0; u < units; ++u)
+      if (!masks[a][u]) removed[a].push_back(u);
+  return removed;
+}
+
+void check_context_cite(const ContextCiteOptions& o) {
+  if (o.ablations < 4 || o.ablations > 100000)
+    throw UsageError("--ablations must be 4..100000 for context-cite (a fit and a held-out check), got " +
+                     std::to_string(o.ablations));
+  if (!(o.keep_prob > 0 && o.keep_prob < 1))
+    throw UsageError("--keep-prob must be strictly between 0 and 1, got " + format_number(o.keep_prob));
+  if (!(o.lasso_alpha >= 0) || !std::isfinite(o.lasso_alpha))
+    throw UsageError("--lasso-alpha must be a finite number >= 0, got " + format_number(o.lasso_alpha));
+}
 
 Scoring parse_scoring(std::string_view name) {
   if (name == "teacher-forced") return Scoring::teacher_forced;
@@ -83,10 +113,16 @@ class Runner {
     }
 
     const size_t O = r_.original.tokens.size(), F = perturber_.size();
-    for (auto m : opts_.metrics) r_.matrices.push_back({std::string(metric_name(m)), O, F, std::vector<double>(O * F, 0.0)});
+    if (opts_.algorithm == Algorithm::context_cite) {
+      check_context_cite(opts_.context_cite);
+      r_.matrices.push_back({std::string(context_cite_target()), O, F, std::vector<double>(O * F, 0.0)});
+    } else {
+      for (auto m : opts_.metrics) r_.matrices.push_back({std::string(metric_name(m)), O, F, std::vector<double>(O * F, 0.0)});
+    }
 
     if (opts_.algorithm == Algorithm::occlusion) occlusion();
-    else hierarchical();
+    else if (opts_.algorithm == Algorithm::hierarchical) hierarchical();
+    else context_cite();
 
     r_.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     r_.experiment_log = log_json(original);
@@ -111,6 +147,7 @@ class Runner {
       e.depth = depth;
       e.prompt = std::move(prompts[k]);
       e.output_text = r_.scoring == Scoring::teacher_forced ? r_.original.text : gens[k].text;
+      if (r_.scoring == Scoring::teacher_forced) e.logprobs = lps.at(k);
       for (auto m : opts_.metrics)
         e.scores.push_back(r_.scoring == Scoring::teacher_forced ? teacher_forced_scores(m, original_lp_, lps.at(k))
                                                                  : free_running_scores(m, r_.original, gens.at(k), ctx));
@@ -190,6 +227,58 @@ class Runner {
     }
   }
 
+  // The matrix's name: what the surrogate's weights predict.
+  std::string_view context_cite_target() const {
+    return r_.scoring == Scoring::teacher_forced ? "surrogate-logit" : "surrogate-prob";
+  }
+
+  // ContextCite: score the ablations (one batch), then fit one surrogate per output token and
+  // one for the whole output on the first 90% and check each on the held-out rest.
+  void context_cite() {
+    const auto& cc = opts_.context_cite;
+    const size_t F = perturber_.size(), O = r_.original.tokens.size(), n = cc.ablations;
+    const auto removed = context_cite_ablations(F, cc);
+    const auto evals = evaluate(removed, 0);
+    std::vector<std::vector<bool>> masks(n, std::vector<bool>(F, true));
+    for (size_t a = 0; a < n; ++a)
+      for (auto u : removed[a]) masks[a][u] = false;
+    const size_t held = std::max<size_t>(1, (n + 9) / 10), train = n - held;
+    std::vector<double> X(train * F);
+    for (size_t a = 0; a < train; ++a)
+      for (size_t u = 0; u < F; ++u) X[a * F + u] = masks[a][u] ? 1.0 : 0.0;
+    auto fit = [&](const std::vector<double>& y) {
+      const auto lf = lasso(X, train, F, std::span(y).first(train), cc.lasso_alpha);
+      SurrogateFit s{lf.weights, lf.intercept, 0};
+      std::vector<double> predicted, actual;
+      for (size_t a = train; a < n; ++a) {
+        double v = lf.intercept;
+        for (size_t u = 0; u < F; ++u) v += masks[a][u] ? lf.weights[u] : 0.0;
+        predicted.push_back(v);
+        actual.push_back(y[a]);
+      }
+      s.held_out_spearman = spearman(predicted, actual);
+      return s;
+    };
+    const bool forced = r_.scoring == Scoring::teacher_forced;
+    for (size_t o = 0; o < O; ++o) {
+      std::vector<double> y(n);
+      for (size_t a = 0; a < n; ++a) y[a] = forced ? logit_of_logprob(evals[a].logprobs[o]) : -evals[a].scores[0][o];
+      auto f = fit(y);
+      for (size_t u = 0; u < F; ++u) r_.matrices[0].at(o, u) = f.weights[u];
+      r_.row_fits.push_back(std::move(f));
+    }
+    if (forced) {
+      std::vector<double> y(n);
+      for (size_t a = 0; a < n; ++a) {
+        double lp = 0;
+        for (double v : evals[a].logprobs) lp += v;
+        y[a] = logit_of_logprob(lp);
+      }
+      r_.sequence_fit = fit(y);
+    }
+    r_.cumulative = column_totals(r_.matrices[0]);
+  }
+
   std::string log_json(const Prompt& original) const {
     JsonWriter w;
     w.begin_object();
@@ -247,9 +336,27 @@ EngineResult run_engine(PerturbationBackend& backend, const Perturber& perturber
 
 void apply_engine_result(EngineResult& er, const EngineOptions& opts, AttributionResult& r) {
   r.method = std::string(algorithm_name(opts.algorithm));
-  r.target = std::string(metric_name(opts.metrics.at(0)));
+  r.target = opts.algorithm == Algorithm::context_cite ? er.matrices.at(0).name : std::string(metric_name(opts.metrics.at(0)));
   r.matrices = std::move(er.matrices);
   r.timings.attribute_ms = er.duration_ms;
+  if (opts.algorithm == Algorithm::context_cite) {
+    std::vector<double> spearman;
+    for (const auto& f : er.row_fits) spearman.push_back(f.held_out_spearman);
+    r.row_stats.emplace_back("held_out_spearman", std::move(spearman));
+    const auto& cc = opts.context_cite;
+    JsonWriter w;
+    w.begin_object().field("ablations", cc.ablations).field("keep_prob", cc.keep_prob);
+    w.field("seed", static_cast<int64_t>(cc.seed)).field("lasso_alpha", cc.lasso_alpha);
+    w.field("held_out", (cc.ablations + 9) / 10);
+    if (er.sequence_fit) {
+      w.key("sequence").begin_object().key("weights").begin_array();
+      for (double v : er.sequence_fit->weights) w.value(v);
+      w.end_array().field("intercept", er.sequence_fit->intercept);
+      w.field("held_out_spearman", er.sequence_fit->held_out_spearman).end_object();
+    }
+    w.end_object();
+    r.extra_json.emplace_back("context_cite", w.take());
+  }
 }
 
 std::string metrics_json(const std::vector<Metric>& metrics) {

@@ -17,10 +17,10 @@
 
 namespace pizza::perturbation {
 
-enum class Algorithm { occlusion, hierarchical };
+enum class Algorithm { occlusion, hierarchical, context_cite };
 enum class Scoring { teacher_forced, free_running };
 
-Algorithm parse_algorithm(std::string_view name);  // "occlusion", "hierarchical"
+Algorithm parse_algorithm(std::string_view name);  // "occlusion", "hierarchical", "context-cite"
 std::string_view algorithm_name(Algorithm a);
 Scoring parse_scoring(std::string_view name);      // "teacher-forced", "free-running"
 std::string_view scoring_name(Scoring s);
@@ -32,6 +32,32 @@ struct HierarchicalOptions {
   std::optional<int> max_depth;            // default: until nothing splits
 };
 
+// ContextCite: `ablations` random masks (each unit kept with probability keep_prob, seeded), a
+// Lasso of the output's score on the masks. Teacher-forced, the score of output token t is the
+// logit of its probability, log p_t - log(1 - p_t); free-running (an API without echo), it is
+// minus the first metric (prob-diff: p_perturbed - p_original). The last ceil(10%) of the
+// ablations are held out to measure the surrogate's fit.
+struct ContextCiteOptions {
+  size_t ablations = 64;
+  double keep_prob = 0.5;
+  uint64_t seed = 0;
+  double lasso_alpha = 0.01;
+};
+// UsageError for values a fit cannot use (fewer than 4 ablations, keep_prob outside (0, 1),
+// a negative or non-finite alpha).
+void check_context_cite(const ContextCiteOptions& o);
+
+// The removed units of each of ContextCite's ablations (ascending), in order; the last
+// ceil(10%) are the held-out ones.
+std::vector<std::vector<size_t>> context_cite_ablations(size_t units, const ContextCiteOptions& o);
+
+// The surrogate of one target (an output token, or the whole output).
+struct SurrogateFit {
+  std::vector<double> weights;  // per unit
+  double intercept = 0;
+  double held_out_spearman = 0;  // of predictions vs scores on the held-out ablations
+};
+
 // PIZZA stops refining when no unit has accumulated more than this (its MIN_MAXIMUM_THRESHOLD).
 inline constexpr double kMinMaximumThreshold = 0.01;
 
@@ -41,6 +67,7 @@ struct EngineOptions {
   std::vector<Metric> metrics{Metric::prob_diff};  // the first one drives hierarchical splits
   bool ignore_output_location = true;
   HierarchicalOptions hierarchical;
+  ContextCiteOptions context_cite;
   const TokenEmbeddings* embeddings = nullptr;  // for the cosine metric
   bool shared_vocab = false;                    // backend ids index `embeddings`
   std::function<void(size_t, size_t)> progress;  // (perturbations done, known so far)
@@ -57,6 +84,7 @@ struct Evaluation {
   Prompt prompt;
   std::string output_text;
   std::vector<std::vector<double>> scores;  // [metric][output token]
+  std::vector<double> logprobs;             // teacher-forced: of each output token
 };
 
 struct EngineResult {
@@ -68,6 +96,10 @@ struct EngineResult {
   std::vector<double> cumulative;
   std::vector<std::vector<std::vector<size_t>>> chunks_by_depth;
   std::vector<Evaluation> evaluations;
+  // ContextCite: one fit per output token (their weights are matrices[0]'s rows) and one for
+  // the whole output (score: logit of the product of the tokens' probabilities).
+  std::vector<SurrogateFit> row_fits;
+  std::optional<SurrogateFit> sequence_fit;
   size_t model_calls = 0;  // prompts sent to the backend, the original included
   double duration_ms = 0;
   std::string experiment_log;  // JSON object

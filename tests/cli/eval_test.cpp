@@ -9,6 +9,7 @@
 #include <map>
 #include <numeric>
 
+#include "cli/brute_force.h"
 #include "cli/cli_helpers.h"
 #include "support/subprocess.h"
 
@@ -17,68 +18,6 @@ using namespace pizza::test;
 namespace {
 
 namespace dom = simdjson::dom;
-
-// Units: five word spans of the prompt; "Once" and the end are never removed, so every
-// perturbed text tokenizes (sentencepiece splits at spaces) exactly as eval's token removal.
-const std::string kPrompt = "Once upon a time there was a little girl";
-const std::vector<std::pair<size_t, size_t>> kSpans{{4, 9}, {9, 11}, {11, 16}, {16, 22}, {22, 26}};
-const std::string kSpansArg = "4:9,9:11,11:16,16:22,22:26";
-const std::string kTarget = " named Lily. She";
-constexpr size_t kU = 5;
-
-std::string cut(const std::vector<size_t>& removed) {
-  std::string out;
-  size_t cursor = 0;
-  for (auto u : removed) {
-    out += kPrompt.substr(cursor, kSpans[u].first - cursor);
-    cursor = kSpans[u].second;
-  }
-  return out + kPrompt.substr(cursor);
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-// Output token probabilities of the target after every subset of the units (bitmask: removed),
-// from one `pizza local --prompts` batch run over the 32 cut texts.
-std::map<unsigned, std::vector<double>> brute_force_probs(const TempDir& dir) {
-  std::string jsonl;
-  for (unsigned mask = 0; mask < (1u << kU); ++mask) {
-    std::vector<size_t> removed;
-    for (size_t u = 0; u < kU; ++u)
-      if (mask & (1u << u)) removed.push_back(u);
-    jsonl += "{\"id\": \"" + std::to_string(mask) + "\", \"prompt\": " + json_string(cut(removed)) +
-             ", \"target_text\": " + json_string(kTarget) + "}\n";
-  }
-  spit(dir / "cut.jsonl", jsonl);
-  auto r = run_cli({"local", "-m", stories_dir(), "--prompts", (dir / "cut.jsonl").string(), "-o",
-                    (dir / "cut.out.jsonl").string(), "-q", "--threads", "1"});
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  std::map<unsigned, std::vector<double>> probs;
-  dom::parser parser;
-  for (const auto& line : lines_of(slurp(dir / "cut.out.jsonl"))) {
-    dom::element doc = parser.parse(line);
-    const auto id = static_cast<unsigned>(std::stoul(std::string(std::string_view(doc["id"]))));
-    std::vector<double> p;
-    for (dom::element o : dom::array(doc["outputs"])) p.push_back(double(o["prob"]));
-    probs[id] = p;
-  }
-  REQUIRE(probs.size() == (1u << kU));
-  return probs;
-}
-
-unsigned mask_of(const std::vector<size_t>& removed) {
-  unsigned m = 0;
-  for (auto u : removed) m |= 1u << u;
-  return m;
-}
 
 double f_of(const std::vector<double>& p) { return std::accumulate(p.begin(), p.end(), 0.0) / static_cast<double>(p.size()); }
 double L_of(const std::vector<double>& p) {

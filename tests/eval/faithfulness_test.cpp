@@ -8,6 +8,7 @@
 #include <set>
 
 #include "eval/faithfulness.h"
+#include "perturbation/surrogate.h"
 #include "util/error.h"
 
 using namespace pizza::eval;
@@ -178,19 +179,19 @@ TEST_CASE("eval: curve points are every k up to 20 units and 21 evenly spaced be
 
 TEST_CASE("eval: Spearman uses average ranks and is 0 for a constant side") {
   const std::vector<double> a{1, 2, 3, 4}, b{10, 20, 30, 40}, c{4, 3, 2, 1}, k{5, 5, 5, 5};
-  CHECK(spearman(a, b) == Approx(1.0).margin(1e-15));
-  CHECK(spearman(a, c) == Approx(-1.0).margin(1e-15));
-  CHECK(spearman(a, k) == 0.0);
+  CHECK(pizza::perturbation::spearman(a, b) == Approx(1.0).margin(1e-15));
+  CHECK(pizza::perturbation::spearman(a, c) == Approx(-1.0).margin(1e-15));
+  CHECK(pizza::perturbation::spearman(a, k) == 0.0);
   // Ties: ranks of {1, 2, 2, 3} are {1, 2.5, 2.5, 4}; against {1, 2, 3, 4}: rho = 0.9486832980505138
   // (Pearson of the rank vectors by hand: 4.5 / sqrt(5 * 4.5)).
   const std::vector<double> t{1, 2, 2, 3};
-  CHECK(spearman(a, t) == Approx(0.9486832980505138).epsilon(1e-12));
+  CHECK(pizza::perturbation::spearman(a, t) == Approx(0.9486832980505138).epsilon(1e-12));
 }
 
 TEST_CASE("eval: masks and random scores are reproducible from the seed") {
-  CHECK(ablation_masks(10, 5, 0.5, 7) == ablation_masks(10, 5, 0.5, 7));
-  CHECK(ablation_masks(10, 5, 0.5, 7) != ablation_masks(10, 5, 0.5, 8));
-  const auto m = ablation_masks(1000, 1, 0.3, 1);
+  CHECK(pizza::perturbation::ablation_masks(10, 5, 0.5, 7) == pizza::perturbation::ablation_masks(10, 5, 0.5, 7));
+  CHECK(pizza::perturbation::ablation_masks(10, 5, 0.5, 7) != pizza::perturbation::ablation_masks(10, 5, 0.5, 8));
+  const auto m = pizza::perturbation::ablation_masks(1000, 1, 0.3, 1);
   const auto kept = std::count(m[0].begin(), m[0].end(), true);
   CHECK(kept > 240);  // binomial(1000, 0.3): mean 300, sd 14.5
   CHECK(kept < 360);
