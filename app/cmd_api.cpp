@@ -28,10 +28,12 @@ using namespace perturbation;
 struct Options {
   ApiClientCliOptions client;
   std::string model, prompt, endpoint = "chat", method = "occlusion";
-  std::string strategy = "delete", replacement, metric = "prob-diff", scoring = "free-running";
-  std::string unit = "word", spans, unit_regex, tokenizer, tokenizer_dir, embeddings;
+  std::string metric = "prob-diff", scoring = "free-running";
+  std::string tokenizer, tokenizer_dir, embeddings;
+  UnitCliOptions unit{"word", "", ""};
+  StrategyCliOptions strategy;
   std::string extra_body, format, output, color = "auto";
-  int64_t max_tokens = 32, nth = 1;
+  int64_t max_tokens = 32;
   int top_logprobs = 20;
   std::optional<int64_t> seed;
   ContextCiteCliOptions context_cite;
@@ -119,13 +121,9 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   eo.ignore_output_location = o.ignore_location;
   eo.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
   eo.context_cite = context_cite_options(o.context_cite, o.seed.value_or(0));
-  StrategySpec strategy;
-  strategy.kind = parse_strategy(o.strategy);
-  strategy.replacement = o.replacement;
-  strategy.n = o.nth;
+  const StrategySpec strategy = strategy_spec(o.strategy);
   if (strategy.kind == Strategy::nth_nearest && o.embeddings.empty())
     throw UsageError("--perturbation nth-nearest needs --embeddings MODEL (a local checkpoint whose embedding table ranks the replacements)");
-  if (strategy.kind == Strategy::fixed && o.replacement.empty()) throw UsageError("--perturbation fixed needs --replacement TEXT");
   for (auto m : eo.metrics)
     if (m == Metric::cosine && o.embeddings.empty())
       throw UsageError("--metric cosine needs --embeddings MODEL (a local checkpoint whose embedding table compares the outputs)");
@@ -139,7 +137,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   if (o.max_tokens <= 0) throw UsageError("--max-tokens must be positive, got " + std::to_string(o.max_tokens));
   if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
   check_api_client_options(o.client);
-  const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
+  const auto unit = parse_unit_options(o.unit);
   output_format(o.format, o.output);  // an unknown --format fails before any request
 
   ModelOptions tokenizer_source;  // no --model: the served model is remote
@@ -230,18 +228,13 @@ void add_api_command(CLI::App& app) {
   add_api_client_options(cmd, o->client);
   cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
   cmd->add_option("--method", o->method, "occlusion, hierarchical or context-cite")->capture_default_str();
-  cmd->add_option("--perturbation,--strategy", o->strategy, "delete, fixed, pad or nth-nearest (with --embeddings)")->capture_default_str();
-  cmd->add_option("--replacement", o->replacement, "Replacement text of --perturbation fixed");
-  cmd->add_option("--n", o->nth, "--perturbation nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
-      ->capture_default_str();
+  add_strategy_options(cmd, o->strategy, "--perturbation");
   cmd->add_option("--embeddings", o->embeddings,
                   "Local model (directory or hub repo id) whose embedding table serves nth-nearest and cosine");
   cmd->add_option("--metric", o->metric,
                   "prob-diff, logprob-diff, cosine (with --embeddings), token-displacement (comma-separated: one matrix each)")
       ->capture_default_str();
-  cmd->add_option("--unit", o->unit, "Input units: word, sentence or token (token needs --tokenizer)")->capture_default_str();
-  cmd->add_option("--spans", o->spans, "Custom units as byte spans of the prompt: a:b,c:d");
-  cmd->add_option("--unit-regex", o->unit_regex, "Custom units: each regex match is a unit");
+  add_unit_options(cmd, o->unit, "Input units: word, sentence or token (token needs --tokenizer)");
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file or directory, or a tiktoken name with --tokenizer-dir");
   cmd->add_option("--tokenizer-dir", o->tokenizer_dir, "Directory holding tiktoken rank files (NAME.tiktoken)");
   cmd->add_option("--scoring", o->scoring, "free-running or teacher-forced (completions endpoint with echo)")->capture_default_str();

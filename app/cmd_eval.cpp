@@ -34,12 +34,9 @@ struct Options {
   size_t ablations = 64;
   double keep_prob = 0.5;
   uint64_t seed = 0;
-  std::string unit = "token", spans, unit_regex, strategy = "delete", replacement;
-  int64_t nth = 1;
-  // Method options, as in `pizza local`.
-  std::string target = "prob", norm = "l1", baseline = "pad", aggregate = "sum";
-  int ig_steps = 32;
-  bool abs = false;
+  UnitCliOptions unit;
+  StrategyCliOptions strategy;
+  GradientCliOptions gradient;  // method options, as in `pizza local`
   std::string format, output, color = "auto";
   bool quiet = false;
 };
@@ -89,27 +86,16 @@ LocalEvalRequest make_request(const Options& o) {
   eval::check_options(req.options);
   if (o.ablations > 100000) throw UsageError("--ablations: at most 100000, got " + std::to_string(o.ablations));
 
-  req.unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
-  req.strategy.kind = perturbation::parse_strategy(o.strategy);
-  req.strategy.replacement = o.replacement;
-  req.strategy.n = o.nth;
-  if (req.strategy.kind == perturbation::Strategy::fixed && o.replacement.empty())
-    throw UsageError("--strategy fixed needs --replacement TEXT");
+  req.unit = parse_unit_options(o.unit);
+  req.strategy = strategy_spec(o.strategy);
   if (remote && req.strategy.kind == perturbation::Strategy::nth_nearest)
     throw UsageError("--strategy nth-nearest needs a local model's embedding table (not available with --base-url)");
   if (remote) check_api_client_options(o.client);
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
   req.max_batch = o.max_batch;
 
-  auto& g = req.gradient;
-  g.target = o.target;
-  g.method_options.norm = o.norm;
-  g.method_options.abs = o.abs;
-  g.method_options.ig_steps = o.ig_steps;
-  g.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
-  g.max_batch = o.max_batch;
-  g.aggregate = parse_aggregate(o.aggregate);
-  find_target(g.target);
+  apply_gradient_options(o.gradient, req.gradient);
+  req.gradient.max_batch = o.max_batch;
   req.perturbation.backend.max_batch = o.max_batch;
   return req;
 }
@@ -166,8 +152,8 @@ void run(const Options& o) {
   report.options = req_template.options;
   report.parameters = {{"max_new_tokens", std::to_string(o.max_new_tokens)},
                        {"max_batch", std::to_string(o.max_batch)},
-                       {"target", "\"" + o.target + "\""},
-                       {"ig_steps", std::to_string(o.ig_steps)}};
+                       {"target", "\"" + o.gradient.target + "\""},
+                       {"ig_steps", std::to_string(o.gradient.ig_steps)}};
 
   // The evaluator of prompt i, by mode.
   std::function<eval::PromptRecord(size_t, const std::function<void(size_t, size_t)>&)> evaluate;
@@ -291,19 +277,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--level", o->level, "sequence (rank by column sums) or token (rank each output token's row)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the LDS masks and the random baseline")->capture_default_str();
-  cmd->add_option("--unit", o->unit, "Input units: token, word or sentence")->capture_default_str();
-  cmd->add_option("--spans", o->spans, "Custom units as byte spans of the prompt: a:b,c:d");
-  cmd->add_option("--unit-regex", o->unit_regex, "Custom units: each regex match is a unit");
-  cmd->add_option("--strategy", o->strategy, "How a unit is removed: delete, fixed, nth-nearest or pad")->capture_default_str();
-  cmd->add_option("--replacement", o->replacement, "Replacement text of --strategy fixed");
-  cmd->add_option("--n", o->nth, "--strategy nth-nearest: rank of the replacement")->capture_default_str();
-  cmd->add_option("--target", o->target, "Gradient methods: prob, logprob, logit or pizza-legacy")->capture_default_str();
-  cmd->add_option("--norm", o->norm, "Saliency norm: l1 or l2")->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
-  cmd->add_flag("--abs", o->abs, "Magnitudes of signed methods");
-  cmd->add_option("--ig-steps", o->ig_steps, "Integrated-gradients steps")->capture_default_str();
-  cmd->add_option("--ig-baseline", o->baseline, "Integrated-gradients baseline: zero or pad")
-      ->check(CLI::IsMember({"zero", "pad"}))->capture_default_str();
-  cmd->add_option("--aggregate", o->aggregate, "Token scores into units: sum, mean, max or absmax")->capture_default_str();
+  add_unit_options(cmd, o->unit, "Input units: token, word or sentence");
+  add_strategy_options(cmd, o->strategy);
+  add_gradient_options(cmd, o->gradient);
   cmd->add_option("--max-batch", o->max_batch, "Rows per backward pass; perturbed prompts per forward pass")
       ->capture_default_str();
   // Black box: --base-url (and --model naming the served model) scores over an OpenAI-compatible

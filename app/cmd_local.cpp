@@ -17,16 +17,17 @@ namespace {
 
 struct Options {
   ModelOptions model;
-  std::string prompt, target_text, method = "saliency", target = "prob", norm = "l1", baseline = "pad";
-  std::string algorithm = "fast", unit = "token", aggregate = "sum", normalize = "none";
-  std::string spans, unit_regex;
+  std::string prompt, target_text, method = "saliency";
+  std::string algorithm = "fast", normalize = "none";
+  UnitCliOptions unit;
+  GradientCliOptions gradient;
+  StrategyCliOptions strategy;
   std::string format, output, color = "auto";
   int64_t max_new_tokens = 16, max_batch = 16;
-  int ig_steps = 32;
-  bool abs = false, skip_special = false, quiet = false;
+  bool skip_special = false, quiet = false;
   // Perturbation methods (occlusion, hierarchical).
-  std::string strategy = "delete", replacement, embeddings, metric = "prob-diff", scoring = "teacher-forced";
-  int64_t nth = 1, top_k = 20;
+  std::string embeddings, metric = "prob-diff", scoring = "teacher-forced";
+  int64_t top_k = 20;
   bool ignore_location = true;
   std::optional<size_t> init_chunk_size, stride;
   std::optional<double> static_threshold;
@@ -70,12 +71,8 @@ PreparedRun prepare_perturbation(const Options& o) {
   req.engine.ignore_output_location = o.ignore_location;
   req.engine.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
   req.engine.context_cite = context_cite_options(o.context_cite, o.seed);
-  req.strategy.kind = perturbation::parse_strategy(o.strategy);
-  req.strategy.replacement = o.replacement;
-  req.strategy.n = o.nth;
-  if (req.strategy.kind == perturbation::Strategy::fixed && o.replacement.empty())
-    throw UsageError("--strategy fixed needs --replacement TEXT");
-  req.unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
+  req.strategy = strategy_spec(o.strategy);
+  req.unit = parse_unit_options(o.unit);
   req.backend.max_batch = o.max_batch;
   req.backend.top_k = o.top_k;
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
@@ -94,20 +91,14 @@ PreparedRun prepare_gradient(const Options& o) {
   if (!o.target_text.empty()) req.target_text = o.target_text;
   req.max_new_tokens = o.max_new_tokens;
   req.method = o.method;
-  req.target = o.target;
-  req.method_options.norm = o.norm;
-  req.method_options.abs = o.abs;
-  req.method_options.ig_steps = o.ig_steps;
-  req.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
+  apply_gradient_options(o.gradient, req);
   req.algorithm = o.algorithm == "reference" ? GradientAlgorithm::reference : GradientAlgorithm::fast;
   req.max_batch = o.max_batch;
-  req.unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
-  req.aggregate = parse_aggregate(o.aggregate);
+  req.unit = parse_unit_options(o.unit);
   req.skip_special = o.skip_special;
   req.normalize = parse_normalize(o.normalize);
   if (!find_gradient_method(req.method))
     throw UsageError("--method: unknown value '" + req.method + "' (expected saliency, input-x-gradient or integrated-gradients)");
-  find_target(req.target);
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
     ProgressBar bar("attributing", !quiet);
     req.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
@@ -138,26 +129,14 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--method", o->method,
                   "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical, context-cite (perturbation)")
       ->capture_default_str();
-  cmd->add_option("--target", o->target, "prob, logprob, logit or pizza-legacy")->capture_default_str();
-  cmd->add_option("--norm", o->norm, "Saliency norm over the hidden dimension: l1 or l2")
-      ->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
-  cmd->add_flag("--abs", o->abs, "Magnitudes of signed methods");
-  cmd->add_option("--ig-steps", o->ig_steps, "Integrated-gradients steps")->capture_default_str();
-  cmd->add_option("--ig-baseline", o->baseline, "Integrated-gradients baseline: zero or pad")
-      ->check(CLI::IsMember({"zero", "pad"}))->capture_default_str();
+  add_gradient_options(cmd, o->gradient);
   cmd->add_option("--algorithm", o->algorithm, "fast (batched) or reference (PIZZA's per-step loop)")
       ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
   cmd->add_option("--max-batch", o->max_batch, "Gradient methods: rows per vectorised backward pass; occlusion: prompts per forward pass")->capture_default_str();
-  cmd->add_option("--unit", o->unit, "Input units: token, word or sentence")->capture_default_str();
-  cmd->add_option("--spans", o->spans, "Custom units as byte spans of the prompt: a:b,c:d");
-  cmd->add_option("--unit-regex", o->unit_regex, "Custom units: each regex match is a unit");
-  cmd->add_option("--aggregate", o->aggregate, "Token scores into units: sum, mean, max or absmax")->capture_default_str();
+  add_unit_options(cmd, o->unit, "Input units: token, word or sentence");
   cmd->add_flag("--skip-special-tokens", o->skip_special, "Hide BOS and other special tokens");
   cmd->add_option("--normalize", o->normalize, "none, row-max or row-sum")->capture_default_str();
-  cmd->add_option("--strategy", o->strategy, "Perturbation: delete, fixed, nth-nearest or pad")->capture_default_str();
-  cmd->add_option("--replacement", o->replacement, "Replacement text of --strategy fixed");
-  cmd->add_option("--n", o->nth, "--strategy nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
-      ->capture_default_str();
+  add_strategy_options(cmd, o->strategy);
   cmd->add_option("--embeddings", o->embeddings, "Embedding table for nth-nearest and cosine: another model (default: the model's)");
   cmd->add_option("--metric", o->metric, "prob-diff, logprob-diff, cosine, token-displacement (comma-separated: one matrix each)")
       ->capture_default_str();

@@ -73,19 +73,65 @@ std::string read_prompt(const std::string& arg) {
   return text;
 }
 
-UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, const std::string& regex) {
-  if (!spans.empty() && !regex.empty()) throw UsageError("--spans and --unit-regex cannot be combined");
+void add_unit_options(CLI::App* cmd, UnitCliOptions& o, const std::string& unit_help) {
+  cmd->add_option("--unit", o.unit, unit_help)->capture_default_str();
+  cmd->add_option("--spans", o.spans, "Custom units as byte spans of the prompt: a:b,c:d");
+  cmd->add_option("--unit-regex", o.regex, "Custom units: each regex match is a unit");
+}
+
+UnitSpec parse_unit_options(const UnitCliOptions& o) {
+  if (!o.spans.empty() && !o.regex.empty()) throw UsageError("--spans and --unit-regex cannot be combined");
   UnitSpec spec;
-  if (!spans.empty()) {
+  if (!o.spans.empty()) {
     spec.kind = UnitKind::spans;
-    spec.spans = parse_spans(spans);
-  } else if (!regex.empty()) {
+    spec.spans = parse_spans(o.spans);
+  } else if (!o.regex.empty()) {
     spec.kind = UnitKind::regex;
-    spec.regex = regex;
+    spec.regex = o.regex;
   } else {
-    spec.kind = parse_unit_kind(unit);
+    spec.kind = parse_unit_kind(o.unit);
   }
   return spec;
+}
+
+void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o, const std::string& aliases) {
+  cmd->add_option(aliases.empty() ? "--strategy" : aliases + ",--strategy", o.strategy,
+                  "How a unit is removed: delete, fixed, nth-nearest or pad")
+      ->capture_default_str();
+  cmd->add_option("--replacement", o.replacement, "Replacement text of --strategy fixed");
+  cmd->add_option("--n", o.nth, "--strategy nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
+      ->capture_default_str();
+}
+
+perturbation::StrategySpec strategy_spec(const StrategyCliOptions& o) {
+  perturbation::StrategySpec spec;
+  spec.kind = perturbation::parse_strategy(o.strategy);
+  spec.replacement = o.replacement;
+  spec.n = o.nth;
+  if (spec.kind == perturbation::Strategy::fixed && o.replacement.empty())
+    throw UsageError("--strategy fixed needs --replacement TEXT");
+  return spec;
+}
+
+void add_gradient_options(CLI::App* cmd, GradientCliOptions& o) {
+  cmd->add_option("--target", o.target, "Gradient methods: prob, logprob, logit or pizza-legacy")->capture_default_str();
+  cmd->add_option("--norm", o.norm, "Saliency norm over the hidden dimension: l1 or l2")
+      ->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
+  cmd->add_flag("--abs", o.abs, "Magnitudes of signed methods");
+  cmd->add_option("--ig-steps", o.ig_steps, "Integrated-gradients steps")->capture_default_str();
+  cmd->add_option("--ig-baseline", o.baseline, "Integrated-gradients baseline: zero or pad")
+      ->check(CLI::IsMember({"zero", "pad"}))->capture_default_str();
+  cmd->add_option("--aggregate", o.aggregate, "Token scores into units: sum, mean, max or absmax")->capture_default_str();
+}
+
+void apply_gradient_options(const GradientCliOptions& o, LocalRequest& req) {
+  req.target = o.target;
+  req.method_options.norm = o.norm;
+  req.method_options.abs = o.abs;
+  req.method_options.ig_steps = o.ig_steps;
+  req.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
+  req.aggregate = parse_aggregate(o.aggregate);
+  find_target(req.target);
 }
 
 std::optional<report::Format> output_format(const std::string& format, const std::string& output) {

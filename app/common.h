@@ -8,8 +8,10 @@
 
 #include "api/client.h"
 #include "hub/hub.h"
+#include "engine/local.h"
 #include "model/model.h"
 #include "perturbation/engine.h"
+#include "perturbation/perturb.h"
 #include "report/report.h"
 #include "units/units.h"
 
@@ -44,8 +46,34 @@ std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts);
 // --prompt TEXT, or '-' for standard input (read whole, as bytes).
 std::string read_prompt(const std::string& arg);
 
-// --unit / --spans / --unit-regex into one spec (custom spans and regex override --unit).
-UnitSpec parse_unit_options(const std::string& unit, const std::string& spans, const std::string& regex);
+// --unit / --spans / --unit-regex: which input units the matrix's columns are.
+struct UnitCliOptions {
+  std::string unit = "token", spans, regex;
+};
+// `unit_help` says which kinds the command takes (an API needs a tokenizer for tokens).
+void add_unit_options(CLI::App* cmd, UnitCliOptions& o, const std::string& unit_help);
+// One spec (custom spans and regex override --unit); UsageError for bad values.
+UnitSpec parse_unit_options(const UnitCliOptions& o);
+
+// --strategy / --replacement / --n: how a perturbation removes a unit.
+struct StrategyCliOptions {
+  std::string strategy = "delete", replacement;
+  int64_t nth = 1;
+};
+// `aliases`: extra names of --strategy (pizza api's --perturbation).
+void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o, const std::string& aliases = "");
+// UsageError for an unknown strategy or fixed without --replacement.
+perturbation::StrategySpec strategy_spec(const StrategyCliOptions& o);
+
+// Gradient methods' options: --target, --norm, --abs, --ig-steps, --ig-baseline, --aggregate.
+struct GradientCliOptions {
+  std::string target = "prob", norm = "l1", baseline = "pad", aggregate = "sum";
+  int ig_steps = 32;
+  bool abs = false;
+};
+void add_gradient_options(CLI::App* cmd, GradientCliOptions& o);
+// Copies them into a request (target, method options, aggregate); UsageError for bad values.
+void apply_gradient_options(const GradientCliOptions& o, LocalRequest& req);
 
 // --format, else the --output file's extension, else table. UsageError for unknown names;
 // InputError when --output cannot be written (checked here, before any work).
