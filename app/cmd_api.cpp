@@ -139,7 +139,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   if (o.max_response_bytes <= 0)
     throw UsageError("--max-response-bytes must be positive, got " + std::to_string(o.max_response_bytes));
   if (!(o.max_wait >= 0) || !std::isfinite(o.max_wait))
-    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number(o.max_wait));
+    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number_text(o.max_wait));
   const auto unit = parse_unit_options(o.unit, o.spans, o.unit_regex);
   output_format(o.format, o.output);  // an unknown --format fails before any request
 

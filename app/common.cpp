@@ -1,5 +1,6 @@
 #include "app/common.h"
 
+#include <cmath>
 #include <iostream>
 #include <iterator>
 
@@ -104,7 +105,15 @@ void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_s
                               std::optional<double>& static_threshold, std::optional<int>& max_depth) {
   cmd->add_option("--init-chunk-size", init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))");
   cmd->add_option("--stride", stride, "Hierarchical: first chunks' stride (default chunk/2)");
-  cmd->add_option("--static-threshold", static_threshold, "Hierarchical: also split chunks scoring above this");
+  // Finite: it is compared with scores and recorded among the result's JSON parameters.
+  const CLI::Validator finite(
+      [](std::string& s) {
+        double v = 0;
+        return CLI::detail::lexical_cast(s, v) && std::isfinite(v) ? std::string() : "must be a finite number, got " + s;
+      },
+      "NUMBER");
+  cmd->add_option("--static-threshold", static_threshold, "Hierarchical: also split chunks scoring above this")
+      ->check(finite);
   cmd->add_option("--max-depth", max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
 }
 

@@ -215,7 +215,7 @@ class Runner {
       w.key("scores").begin_object();
       for (size_t m = 0; m < opts_.metrics.size(); ++m) {
         w.key(metric_name(opts_.metrics[m])).begin_array();
-        for (double v : e.scores[m]) w.value(v);
+        for (double v : e.scores[m]) w.number_or_null(v);
         w.end_array();
       }
       w.end_object();
@@ -223,7 +223,7 @@ class Runner {
     }
     w.end_array();
     w.key("cumulative").begin_array();
-    for (double v : r_.cumulative) w.value(v);
+    for (double v : r_.cumulative) w.number_or_null(v);
     w.end_array();
     w.field("num_llm_calls", r_.model_calls);
     w.field("duration_ms", r_.duration_ms);

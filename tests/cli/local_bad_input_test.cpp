@@ -92,6 +92,11 @@ TEST_CASE("cli: local usage errors exit 2 naming the flag", "[cli][bad-input]") 
   SECTION("unknown target") { check_usage_error(local({"-p", "Once", "-n", "2", "--target", "entropy"}), "entropy"); }
   SECTION("unknown norm") { check_usage_error(local({"-p", "Once", "-n", "2", "--norm", "l3"}), "l3"); }
   SECTION("unknown format") { check_usage_error(local({"-p", "Once", "-n", "2", "--format", "yaml"}), "yaml"); }
+  // It was recorded among the result's JSON parameters, where NaN has no spelling.
+  SECTION("--static-threshold nan") {
+    check_usage_error(local({"-p", "Once", "-n", "2", "--method", "hierarchical", "--static-threshold", "nan"}),
+                      "--static-threshold");
+  }
 }
 
 TEST_CASE("cli: local input errors exit 1 with one clear line", "[cli][bad-input]") {
