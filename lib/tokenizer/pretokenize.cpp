@@ -125,18 +125,22 @@ RegexScratch::~RegexScratch() = default;
 // Bounded matching. Patterns come from tokenizer files, and PCRE2's match limit bounds neither
 // forward scans (a possessive \p{L}++ is not counted) nor the work of one search call over many
 // start positions (the limit restarts at each), so `\p{L}+\d|.` on n letters scanned n^2/2
-// bytes. Instead every attempt is anchored at one start position and sees only a window of the
-// text: it starts kFirstWindow bytes past the start and grows fourfold while the attempt runs
-// into the window's end (PCRE2_PARTIAL_HARD reports that, so a complete match or a no-match
-// inside the window is exactly what the whole text gives). Each attempt is charged its window,
-// and one call may be charged kScanPerByte per byte of its text: real patterns look a few bytes
-// past their match, so only a pattern that rescans the rest of the text from every position
-// runs out. Backtracking inside a window is bounded by a match limit proportional to it.
+// bytes, and `(?:a|a)*c|.` on runs of 16 a's spent 65536 steps at every position. Instead every
+// attempt is anchored at one start position and sees only a window of the text: it starts
+// kFirstWindow bytes past the start and grows fourfold while the attempt runs into the window's
+// end (PCRE2_PARTIAL_HARD reports that, so a complete match or a no-match inside the window is
+// exactly what the whole text gives) or out of steps: an attempt may take kStepsPerWindowByte
+// steps per window byte plus kBaseSteps (fourfold again, once the window holds the rest of the
+// text). Each attempt is charged its window plus its step limit, used or not, and one call may
+// be charged kWorkPerByte per byte of its text. Real patterns look a few bytes past their match
+// and backtrack little (their worst case, a sparse pattern tried at every position, is charged
+// about 220 per byte), so only one that rescans the rest of the text or backtracks far from
+// position after position runs out: linear work, a few microseconds per byte at worst.
 namespace {
 constexpr size_t kFirstWindow = 32;
-constexpr size_t kScanPerByte = 256;
-constexpr uint64_t kStepsPerWindowByte = 64;
-constexpr uint64_t kMinSteps = 100000;
+constexpr uint64_t kStepsPerWindowByte = 4;
+constexpr uint64_t kBaseSteps = 64;
+constexpr uint64_t kWorkPerByte = 1024;
 }  // namespace
 
 template <class F>
@@ -145,7 +149,7 @@ void Regex::each_match(std::string_view text, RegexScratch& scratch, F&& f) cons
   pcre2_match_data* md = scratch.impl_->md.get();
   pcre2_match_context* mctx = scratch.impl_->mctx.get();
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  const uint64_t budget = kScanPerByte * (static_cast<uint64_t>(text.size()) + 1);
+  const uint64_t budget = kWorkPerByte * (static_cast<uint64_t>(text.size()) + 1);
   uint64_t charged = 0;
   auto refuse = [&](const std::string& why) {
     throw InputError(impl_->origin + ": regex '" + pattern_ + "' " + why + " (on a " +
@@ -159,27 +163,30 @@ void Regex::each_match(std::string_view text, RegexScratch& scratch, F&& f) cons
   size_t pos = 0;  // the start position tried next
   while (pos < text.size()) {
     int rc = 0;
-    for (size_t window = kFirstWindow;; window *= 4) {
+    size_t window = kFirstWindow;
+    uint64_t steps = kBaseSteps + kStepsPerWindowByte * window;
+    for (;;) {
       const size_t end = text.size() - pos <= window ? text.size() : pos + window;
-      charged += end - pos;
+      charged += (end - pos) + steps;
       if (charged > budget) {
-        refuse("rescans the text from position after position: more than " +
-               std::to_string(budget) + " bytes scanned by byte offset " + std::to_string(pos));
+        refuse("backtracks or rescans the text from position after position: more than " +
+               std::to_string(kWorkPerByte) + " steps and bytes per byte of the text spent by byte offset " +
+               std::to_string(pos));
       }
       const uint32_t options = PCRE2_NO_UTF_CHECK | (end < text.size() ? PCRE2_PARTIAL_HARD : 0);
-      const uint64_t steps = std::min<uint64_t>(kMinSteps + kStepsPerWindowByte * (end - pos),
-                                                std::numeric_limits<uint32_t>::max());
-      pcre2_set_match_limit(mctx, static_cast<uint32_t>(steps));
+      pcre2_set_match_limit(mctx, static_cast<uint32_t>(std::min<uint64_t>(steps, std::numeric_limits<uint32_t>::max())));
       rc = impl_->jit ? pcre2_jit_match(code, subject, end, pos, options, md, mctx)
                       : pcre2_match(code, subject, end, pos, options, md, mctx);
       const bool exhausted = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT ||
                              rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
-      if (end < text.size() && (rc == PCRE2_ERROR_PARTIAL || exhausted)) continue;
-      if (exhausted) {
-        refuse("backtracks catastrophically: more than " + std::to_string(steps) +
-               " steps at byte offset " + std::to_string(pos) + " (" + pcre2_message(rc) + ")");
+      if (end < text.size() && (rc == PCRE2_ERROR_PARTIAL || exhausted)) {
+        window *= 4;
+        steps = kBaseSteps + kStepsPerWindowByte * window;
+      } else if (exhausted) {
+        steps *= 4;
+      } else {
+        break;
       }
-      break;
     }
     if (rc == PCRE2_ERROR_NOMATCH) {
       pos = next_char(pos);
