@@ -154,7 +154,15 @@ void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_s
                               std::optional<double>& static_threshold, std::optional<int>& max_depth) {
   cmd->add_option("--init-chunk-size", init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))");
   cmd->add_option("--stride", stride, "Hierarchical: first chunks' stride (default chunk/2)");
-  cmd->add_option("--static-threshold", static_threshold, "Hierarchical: also split chunks scoring above this");
+  // Finite: it is compared with scores and recorded among the result's JSON parameters.
+  const CLI::Validator finite(
+      [](std::string& s) {
+        double v = 0;
+        return CLI::detail::lexical_cast(s, v) && std::isfinite(v) ? std::string() : "must be a finite number, got " + s;
+      },
+      "NUMBER");
+  cmd->add_option("--static-threshold", static_threshold, "Hierarchical: also split chunks scoring above this")
+      ->check(finite);
   cmd->add_option("--max-depth", max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
 }
 
@@ -186,7 +194,7 @@ void check_api_client_options(const ApiClientCliOptions& o) {
   if (o.max_response_bytes <= 0)
     throw UsageError("--max-response-bytes must be positive, got " + std::to_string(o.max_response_bytes));
   if (!(o.max_wait >= 0) || !std::isfinite(o.max_wait))
-    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number(o.max_wait));
+    throw UsageError("--max-wait must be a number of seconds >= 0, got " + format_number_text(o.max_wait));
 }
 
 api::ClientOptions api_client_options(const ApiClientCliOptions& o) {

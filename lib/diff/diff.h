@@ -116,7 +116,8 @@ Report compare(const ResultsFile& base, const ResultsFile& fresh, const Options&
 std::string render_text(const Report& report);
 // {same, records_compared, records_differing, differences, atol, rtol, top_k,
 //  findings: [{id, kind, matrix, output_index, output_token, input_index, input_token, old, new}]}
-// where old/new are a number, a string, a token {id, text}, a top-k list [{index, text}] or null.
+// where old/new are a number, a string, a token {id, text}, a top-k list [{index, text}] or null
+// (also for a score that is not finite: older result files hold null and +-1e999 for those).
 std::string render_json(const Report& report);
 
 }  // namespace pizza::diff

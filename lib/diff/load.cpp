@@ -17,8 +17,8 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-// The report writer spells +-infinity as +-1e999 (valid JSON, read as +-inf by most parsers),
-// but simdjson rejects numbers that overflow a double. Outside strings, exactly those two
+// Result files written before results had to be finite spell +-infinity as +-1e999 (and NaN
+// as null); pizza diff still reads them, but simdjson rejects numbers that overflow a double. Outside strings, exactly those two
 // tokens are rewritten as string sentinels of the same length (a quoted U+221E), which
 // read_cell maps back; no schema-valid document contains such a string in a matrix.
 constexpr std::string_view kPosInfToken = "1e999";

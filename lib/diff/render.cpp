@@ -35,7 +35,7 @@ std::string token_text(const OutputToken& t) {
 std::string value_text(const Value& v) {
   struct Visitor {
     std::string operator()(std::monostate) const { return "none"; }
-    std::string operator()(double d) const { return format_number(d); }
+    std::string operator()(double d) const { return format_number_text(d); }
     std::string operator()(const std::string& s) const { return quote_text(s); }
     std::string operator()(const OutputToken& t) const { return token_text(t); }
     std::string operator()(const std::vector<UnitRef>& units) const {
@@ -93,7 +93,8 @@ void write_value(JsonWriter& w, const Value& v) {
   struct Visitor {
     JsonWriter& w;
     void operator()(std::monostate) const { w.null(); }
-    void operator()(double d) const { w.value(d); }
+    // Older result files may hold NaN (null) and infinity (+-1e999): null here.
+    void operator()(double d) const { w.number_or_null(d); }
     void operator()(const std::string& s) const { w.value(s); }
     void operator()(const OutputToken& t) const {
       w.begin_object().key("id");

@@ -9,6 +9,7 @@
 
 #include "perturbation/surrogate.h"
 #include "util/error.h"
+#include "util/json_writer.h"
 #include "util/split.h"
 
 namespace pizza::eval {
@@ -244,8 +245,13 @@ PromptEval evaluate_prompt(std::span<const MethodScores> methods, const Options&
   const auto& sets = table.sets();
   const auto logprobs = score(sets);
   if (logprobs.size() != sets.size()) throw std::logic_error("scorer returned a wrong number of results");
-  for (const auto& lp : logprobs)
+  for (const auto& lp : logprobs) {
     if (lp.size() != R) throw std::logic_error("scorer returned a wrong number of output tokens");
+    for (double v : lp)
+      if (!std::isfinite(v) || v > 0)
+        throw InputError("the model gave log-probability " + format_number_text(v) +
+                         " to an output token after a perturbed prompt: the metrics would not be numbers");
+  }
 
   // f and L of a set for a view.
   auto f_of = [&](size_t set, const View& v) {

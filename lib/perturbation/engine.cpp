@@ -43,9 +43,9 @@ void check_context_cite(const ContextCiteOptions& o) {
     throw UsageError("--ablations must be 4..100000 for context-cite (a fit and a held-out check), got " +
                      std::to_string(o.ablations));
   if (!(o.keep_prob > 0 && o.keep_prob < 1))
-    throw UsageError("--keep-prob must be strictly between 0 and 1, got " + format_number(o.keep_prob));
+    throw UsageError("--keep-prob must be strictly between 0 and 1, got " + format_number_text(o.keep_prob));
   if (!(o.lasso_alpha >= 0) || !std::isfinite(o.lasso_alpha))
-    throw UsageError("--lasso-alpha must be a finite number >= 0, got " + format_number(o.lasso_alpha));
+    throw UsageError("--lasso-alpha must be a finite number >= 0, got " + format_number_text(o.lasso_alpha));
 }
 
 Scoring parse_scoring(std::string_view name) {
@@ -304,7 +304,7 @@ class Runner {
       w.key("scores").begin_object();
       for (size_t m = 0; m < opts_.metrics.size(); ++m) {
         w.key(metric_name(opts_.metrics[m])).begin_array();
-        for (double v : e.scores[m]) w.value(v);
+        for (double v : e.scores[m]) w.number_or_null(v);
         w.end_array();
       }
       w.end_object();
@@ -312,7 +312,7 @@ class Runner {
     }
     w.end_array();
     w.key("cumulative").begin_array();
-    for (double v : r_.cumulative) w.value(v);
+    for (double v : r_.cumulative) w.number_or_null(v);
     w.end_array();
     w.field("num_llm_calls", r_.model_calls);
     w.field("duration_ms", r_.duration_ms);

@@ -62,6 +62,7 @@ void validate(const AttributionResult& r) {
   }
   check_json_values(r.parameters, "parameter");
   check_json_values(r.extra_json, "extra");
+  require_finite(r);
 }
 
 std::vector<Segment> prompt_segments(const AttributionResult& r) {

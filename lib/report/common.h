@@ -13,7 +13,8 @@ namespace pizza::report::detail {
 
 // Throws InputError naming the first inconsistency: no matrix, a matrix whose shape differs
 // from outputs x inputs or whose value count is wrong, a row_stats vector of the wrong length,
-// a span outside the text, a parameter/extra value that is not valid JSON, a duplicate name.
+// a span outside the text, a parameter/extra value that is not valid JSON, a duplicate name,
+// a value that is not finite (require_finite). Every format renders only validated results.
 void validate(const AttributionResult& result);
 
 // The prompt as a sequence of pieces, each either owned by one input unit (unit >= 0) or a

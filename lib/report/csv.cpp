@@ -25,13 +25,8 @@ void append_field(std::string& out, std::string_view field) {
 
 namespace {
 
-// Shortest round-trip decimal; non-finite values as nan / inf / -inf, which strtod and most
-// CSV readers (pandas, R) read back.
-std::string csv_number(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  return format_number(v);
-}
+// Shortest round-trip decimal (validated results hold only finite values).
+std::string csv_number(double v) { return format_number(v); }
 
 std::string id_field(const InputUnit& u) {
   return u.token_ids.size() == 1 ? std::to_string(u.token_ids[0]) : std::string();

@@ -1,5 +1,5 @@
-// The versioned JSON document (schema: lib/report/attribution.schema.json). NaN scores are
-// written as null (JSON has no NaN); infinities as +-1e999, which parsers read as +-inf.
+// The versioned JSON document (schema: lib/report/attribution.schema.json). Every number is
+// finite: render() validates the result (require_finite) before any writer runs.
 #include <cmath>
 
 #include "report/writers.h"

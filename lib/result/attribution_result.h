@@ -85,6 +85,14 @@ struct AttributionResult {
   const ScoreMatrix& matrix() const { return matrices.at(0); }
 };
 
+// Refuses a result holding a value that is not finite: an InputError whose one line names the
+// first bad cell (matrices in order, then row statistics, then output probabilities) by matrix
+// or statistic name, row index and output text, column index and input unit text. NaN or
+// infinity means the model or the arithmetic broke (non-finite weights, an overflow), and a
+// report of it would be read as an attribution. Every writer calls it (report::render), so no
+// engine's result reaches a table, file or batch record without passing it.
+void require_finite(const AttributionResult& result);
+
 // Per-input totals of a matrix: the mean over output rows (PIZZA's total_attribution).
 std::vector<double> column_totals(const ScoreMatrix& m);
 

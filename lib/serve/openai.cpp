@@ -94,11 +94,11 @@ std::optional<double> opt_number(const Fields& f, std::string_view name, double 
   if (!e->is_number() || e->get_double().get(v)) invalid_type(name, "a number", *e);
   const std::string p(name);
   if (v < min)
-    throw ApiError(400, "Invalid '" + p + "': decimal below minimum value. Expected a value >= " + format_number(min) +
-                            ", but got " + format_number(v) + " instead.", p, "decimal_below_min_value");
+    throw ApiError(400, "Invalid '" + p + "': decimal below minimum value. Expected a value >= " + format_number_text(min) +
+                            ", but got " + format_number_text(v) + " instead.", p, "decimal_below_min_value");
   if (v > max)
-    throw ApiError(400, "Invalid '" + p + "': decimal above maximum value. Expected a value <= " + format_number(max) +
-                            ", but got " + format_number(v) + " instead.", p, "decimal_above_max_value");
+    throw ApiError(400, "Invalid '" + p + "': decimal above maximum value. Expected a value <= " + format_number_text(max) +
+                            ", but got " + format_number_text(v) + " instead.", p, "decimal_above_max_value");
   return v;
 }
 

@@ -90,6 +90,16 @@ int32_t checked_id(int64_t id, int64_t max_id, std::string_view origin, std::str
   return static_cast<int32_t>(id);
 }
 
+// `piece`, the spelling of a token in `field`, unless it is longer than any token may be.
+std::string_view checked_piece(std::string_view piece, std::string_view origin, std::string_view field) {
+  if (piece.size() > kMaxTokenBytes) {
+    throw InputError(std::string(origin) + ": field '" + std::string(field) + "': a token is " +
+                     std::to_string(piece.size()) + " bytes long, more than the " +
+                     std::to_string(kMaxTokenBytes) + " a token may have");
+  }
+  return piece;
+}
+
 // A vocabulary entry spelled in GPT-2's byte-to-character alphabet. Entries outside it (added
 // tokens with other characters) keep their spelling as bytes: BPE never produces them.
 void add_vocab_entry(BpeModel& model, std::string_view piece, int32_t id) {
@@ -416,6 +426,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
   const auto added_el = j.member(j.root(), "added_tokens");
   const int64_t max_id = max_token_id(vocab_obj.size() + (added_el ? j.arr(*added_el, "added_tokens").size() : 0));
   for (auto [key, value] : vocab_obj) {
+    checked_piece(key, origin, "model.vocab");
     const int32_t id = checked_id(j.integer(value, "model.vocab"), max_id, origin, key);
     if (byte_level) {
       add_vocab_entry(*spec.model, key, id);
@@ -450,7 +461,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::filesystem::path& p
     for (element a : j.arr(*added, "added_tokens")) {
       auto id_el = j.member(a, "id");
       if (!id_el) j.fail("added_tokens.id", "missing");
-      std::string_view content = j.str_member(a, "content");
+      std::string_view content = checked_piece(j.str_member(a, "content"), origin, "added_tokens.content");
       spec.added.push_back({checked_id(j.integer(*id_el, "added_tokens.id"), max_id, origin, content),
                             std::string(content), j.boolean(a, "special", false)});
     }
@@ -500,6 +511,7 @@ std::unique_ptr<Tokenizer> load_gpt2_vocab_merges(const std::filesystem::path& v
   const object vocab = j.obj(j.root(), "(top level)");
   const int64_t max_id = max_token_id(vocab.size());
   for (auto [key, value] : vocab) {
+    checked_piece(key, vocab_json.string(), "(top level)");
     add_vocab_entry(*spec.model, key, checked_id(j.integer(value, key), max_id, vocab_json.string(), key));
   }
   const std::string merges = read_file(merges_txt);

@@ -41,6 +41,13 @@ struct CharLevelOptions {
 // hostile file, refused before it sizes anything.
 constexpr int64_t max_token_id(size_t tokens) { return 2 * static_cast<int64_t>(tokens) + 1024; }
 
+// The longest token a tokenizer file may define, in bytes. Loading does work per token that
+// grows with the square of its length (tiktoken's merge table is derived from every split point
+// of every token; an added token is compared at every position of the text that starts like
+// it), so one 400 KB token took 15 s. Real vocabularies' longest tokens are a few hundred bytes
+// (128 in cl100k_base and o200k_base, 128 bytes / 256 characters in GPT-2's), far below this.
+inline constexpr size_t kMaxTokenBytes = 4096;
+
 class BpeModel {
  public:
   // Sizes the tables for about `tokens` tokens up front (large vocabularies load faster).

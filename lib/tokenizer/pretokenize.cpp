@@ -3,6 +3,10 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
 #include "util/error.h"
 
 namespace pizza {
@@ -75,14 +79,17 @@ std::string with_unicode_whitespace(std::string_view pattern) {
 }  // namespace
 
 struct Regex::Impl {
+  // Compiled PCRE2_ANCHORED: each_match tries start positions itself (see there).
   std::unique_ptr<pcre2_code, CodeDeleter> code;
   bool jit = false;
+  std::string origin;
 };
 
 Regex::Regex(std::string_view pattern, bool literal, std::string_view origin)
     : impl_(std::make_unique<Impl>()), pattern_(pattern) {
   // PCRE2 rejects UCP together with LITERAL (it has no classes to apply it to).
-  uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+  uint32_t options = PCRE2_UTF | PCRE2_ANCHORED | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+  impl_->origin = origin;
   const std::string compiled = literal ? std::string(pattern) : with_unicode_whitespace(pattern);
   int err = 0;
   PCRE2_SIZE err_off = 0;
@@ -92,8 +99,10 @@ Regex::Regex(std::string_view pattern, bool literal, std::string_view origin)
     throw InputError(std::string(origin) + ": pre-tokenizer regex does not compile at offset " +
                      std::to_string(err_off) + " (" + pcre2_message(err) + "): " + compiled);
   }
-  // JIT is an optimisation only: fall back to the interpreter where it is unavailable.
-  impl_->jit = pcre2_jit_compile(impl_->code.get(), PCRE2_JIT_COMPLETE) == 0;
+  // JIT is an optimisation only: fall back to the interpreter where it is unavailable. Windows
+  // that end before the text does are matched with PCRE2_PARTIAL_HARD (see each_match).
+  impl_->jit =
+      pcre2_jit_compile(impl_->code.get(), PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD) == 0;
 }
 
 Regex::~Regex() = default;
@@ -113,27 +122,82 @@ struct RegexScratch::Impl {
 RegexScratch::RegexScratch() : impl_(std::make_unique<Impl>()) {}
 RegexScratch::~RegexScratch() = default;
 
+// Bounded matching. Patterns come from tokenizer files, and PCRE2's match limit bounds neither
+// forward scans (a possessive \p{L}++ is not counted) nor the work of one search call over many
+// start positions (the limit restarts at each), so `\p{L}+\d|.` on n letters scanned n^2/2
+// bytes, and `(?:a|a)*c|.` on runs of 16 a's spent 65536 steps at every position. Instead every
+// attempt is anchored at one start position and sees only a window of the text: it starts
+// kFirstWindow bytes past the start and grows fourfold while the attempt runs into the window's
+// end (PCRE2_PARTIAL_HARD reports that, so a complete match or a no-match inside the window is
+// exactly what the whole text gives) or out of steps: an attempt may take kStepsPerWindowByte
+// steps per window byte plus kBaseSteps (fourfold again, once the window holds the rest of the
+// text). Each attempt is charged its window plus its step limit, used or not, and one call may
+// be charged kWorkPerByte per byte of its text. Real patterns look a few bytes past their match
+// and backtrack little (their worst case, a sparse pattern tried at every position, is charged
+// about 220 per byte), so only one that rescans the rest of the text or backtracks far from
+// position after position runs out: linear work, a few microseconds per byte at worst.
+namespace {
+constexpr size_t kFirstWindow = 32;
+constexpr uint64_t kStepsPerWindowByte = 4;
+constexpr uint64_t kBaseSteps = 64;
+constexpr uint64_t kWorkPerByte = 1024;
+}  // namespace
+
 template <class F>
 void Regex::each_match(std::string_view text, RegexScratch& scratch, F&& f) const {
   pcre2_code* code = impl_->code.get();
   pcre2_match_data* md = scratch.impl_->md.get();
   pcre2_match_context* mctx = scratch.impl_->mctx.get();
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  size_t pos = 0;  // where the next search starts
+  const uint64_t budget = kWorkPerByte * (static_cast<uint64_t>(text.size()) + 1);
+  uint64_t charged = 0;
+  auto refuse = [&](const std::string& why) {
+    throw InputError(impl_->origin + ": regex '" + pattern_ + "' " + why + " (on a " +
+                     std::to_string(text.size()) + "-byte text); refusing the text");
+  };
+  auto next_char = [&](size_t p) {
+    ++p;
+    while (p < text.size() && (static_cast<unsigned char>(text[p]) & 0xC0) == 0x80) ++p;
+    return p;
+  };
+  size_t pos = 0;  // the start position tried next
   while (pos < text.size()) {
-    int rc = impl_->jit
-                 ? pcre2_jit_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, mctx)
-                 : pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, mctx);
-    if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) {
-      throw InputError("regex failed on the input text (" + pcre2_message(rc) + "): " + pattern_);
+    int rc = 0;
+    size_t window = kFirstWindow;
+    uint64_t steps = kBaseSteps + kStepsPerWindowByte * window;
+    for (;;) {
+      const size_t end = text.size() - pos <= window ? text.size() : pos + window;
+      charged += (end - pos) + steps;
+      if (charged > budget) {
+        refuse("backtracks or rescans the text from position after position: more than " +
+               std::to_string(kWorkPerByte) + " steps and bytes per byte of the text spent by byte offset " +
+               std::to_string(pos));
+      }
+      const uint32_t options = PCRE2_NO_UTF_CHECK | (end < text.size() ? PCRE2_PARTIAL_HARD : 0);
+      pcre2_set_match_limit(mctx, static_cast<uint32_t>(std::min<uint64_t>(steps, std::numeric_limits<uint32_t>::max())));
+      rc = impl_->jit ? pcre2_jit_match(code, subject, end, pos, options, md, mctx)
+                      : pcre2_match(code, subject, end, pos, options, md, mctx);
+      const bool exhausted = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT ||
+                             rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
+      if (end < text.size() && (rc == PCRE2_ERROR_PARTIAL || exhausted)) {
+        window *= 4;
+        steps = kBaseSteps + kStepsPerWindowByte * window;
+      } else if (exhausted) {
+        steps *= 4;
+      } else {
+        break;
+      }
     }
-    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    size_t mb = ov[0], me = ov[1];
-    if (me == mb) {
+    if (rc == PCRE2_ERROR_NOMATCH) {
+      pos = next_char(pos);
+      continue;
+    }
+    if (rc < 0) refuse("failed on the text (" + pcre2_message(rc) + ")");
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    const size_t mb = ov[0], me = ov[1];
+    if (me <= mb) {
       // An empty match splits nothing; step over one UTF-8 character and search on.
-      pos = mb + 1;
-      while (pos < text.size() && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) ++pos;
+      pos = next_char(pos);
       continue;
     }
     f(mb, me);

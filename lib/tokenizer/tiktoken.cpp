@@ -120,6 +120,9 @@ std::unique_ptr<Tokenizer> load_tiktoken(const std::filesystem::path& rank_file,
     if (sp == std::string_view::npos) fail("expected '<base64 token> <rank>'");
     auto bytes = decode_base64(line.substr(0, sp));
     if (!bytes) fail("invalid base64 token '" + std::string(line.substr(0, sp)) + "'");
+    if (bytes->size() > kMaxTokenBytes)
+      fail("token is " + std::to_string(bytes->size()) + " bytes long, more than the " +
+           std::to_string(kMaxTokenBytes) + " a token may have");
     std::string_view rank_text = line.substr(sp + 1);
     int32_t rank = -1;
     auto [end, ec] = std::from_chars(rank_text.data(), rank_text.data() + rank_text.size(), rank);

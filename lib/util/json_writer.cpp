@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
 
 #include "util/utf8.h"
 
@@ -47,10 +48,9 @@ std::string json_escape(std::string_view s) {
 // Shortest round-trip form, adjusted where a JSON parser could misread it: large values come
 // out of to_chars as long integers (-333333333333292150000) that 64-bit-integer parsers such as
 // simdjson reject, and "-0" reads back as integer 0. Those get exponent / decimal form.
+// `v` must be finite.
 template <typename F>
 static std::string shortest(F v) {
-  if (std::isnan(v)) return "null";
-  if (std::isinf(v)) return v > 0 ? "1e999" : "-1e999";
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   (void)ec;  // 64 bytes always suffice
@@ -63,8 +63,28 @@ static std::string shortest(F v) {
   return std::string(buf, end2);
 }
 
-std::string format_number(double d) { return shortest(d); }
-std::string format_number(float f) { return shortest(f); }
+namespace {
+
+template <typename F>
+std::string json_number(F v, std::string_view context) {
+  if (!std::isfinite(v)) {
+    throw std::logic_error("JSON writer: " + format_number_text(static_cast<double>(v)) + " has no JSON form" +
+                           (context.empty() ? std::string() : " (value of \"" + std::string(context) + "\")") +
+                           "; the caller must refuse it or write null");
+  }
+  return shortest(v);
+}
+
+}  // namespace
+
+std::string format_number(double d) { return json_number(d, {}); }
+std::string format_number(float f) { return json_number(f, {}); }
+
+std::string format_number_text(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  return shortest(d);
+}
 
 void JsonWriter::newline() {
   if (indent_ < 0) return;
@@ -116,6 +136,7 @@ JsonWriter& JsonWriter::key(std::string_view k) {
   out_ += json_escape(k);
   out_ += indent_ < 0 ? "\":" : "\": ";
   after_key_ = true;
+  last_key_ = k;
   return *this;
 }
 
@@ -128,16 +149,20 @@ JsonWriter& JsonWriter::value(std::string_view s) {
 }
 
 JsonWriter& JsonWriter::value(double d) {
+  std::string text = json_number(d, last_key_);  // throws before anything is written
   before_value();
-  out_ += format_number(d);
+  out_ += text;
   return *this;
 }
 
 JsonWriter& JsonWriter::value(float f) {
+  std::string text = json_number(f, last_key_);
   before_value();
-  out_ += format_number(f);
+  out_ += text;
   return *this;
 }
+
+JsonWriter& JsonWriter::number_or_null(double d) { return std::isfinite(d) ? value(d) : null(); }
 
 JsonWriter& JsonWriter::value(int64_t i) {
   before_value();

@@ -305,7 +305,7 @@ TEST_CASE("JSONL records match by id, not by order", "[diff]") {
 }
 
 TEST_CASE("null and infinite scores compare exactly", "[diff]") {
-  // The writer spells NaN as null and +-inf as +-1e999 (schema description).
+  // Result files from before results had to be finite spell NaN as null and +-inf as +-1e999.
   const std::string special = "[[null,1e999,-1e999],[0.0625,0.5,0.25]]";
   Files same(record({.matrix = special}), record({.matrix = special}));
   CHECK(same.compare().same());
@@ -320,6 +320,12 @@ TEST_CASE("null and infinite scores compare exactly", "[diff]") {
   CHECK(cells[1].input_index == 2u);
   CHECK(std::get<double>(cells[1].old_value) == -std::numeric_limits<double>::infinity());
   CHECK(changed.compare({.atol = 1e300, .top_k = 0}).records[0].differences == 2);
+  // The JSON report writes them as null: -1e999 is no JSON number a strict parser accepts.
+  const std::string json = pizza::diff::render_json(r);
+  CHECK(json.find("1e999") == std::string::npos);
+  CHECK(json.find("\"old\": null") != std::string::npos);
+  simdjson::dom::parser json_parser;
+  CHECK_FALSE(json_parser.parse(json).error());
 
   // "1e999" inside a string stays text; as a number where text belongs it is an error.
   auto text = pizza::diff::parse_results(R"({"id":"x","error":"1e999 [1e999, -1e999]"})", "t.jsonl");

@@ -49,6 +49,13 @@ TEST_CASE("JSON validates against the committed schema", "[json]") {
                                    " > " + pizza::test::shell_quote(broken.string()))
               .exit_code == 0);
   CHECK(validate_with_schema(broken).exit_code != 0);
+
+  // Scores are numbers, never null: a result holding NaN is refused before it is written.
+  auto with_null = dir / "null.json";
+  REQUIRE(pizza::test::run_command("jq '.matrix[0][0] = null' " + pizza::test::shell_quote(path.string()) +
+                                   " > " + pizza::test::shell_quote(with_null.string()))
+              .exit_code == 0);
+  CHECK(validate_with_schema(with_null).exit_code != 0);
 }
 
 TEST_CASE("JSON with several matrices and row stats validates", "[json]") {

@@ -1,5 +1,6 @@
 // Byte-level BPE on tiny hand-written tokenizer files, where every expected id is worked out
 // by hand, plus the errors bad files and bad input must raise.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <string>
@@ -8,6 +9,7 @@
 #include "support/paths.h"
 #include "test_util.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/bpe_model.h"
 #include "tokenizer/pretokenize.h"
 #include "util/error.h"
 
@@ -227,4 +229,93 @@ TEST_CASE("bpe: pre-tokenizer regexes split as the Rust engines do", "[bpe]") {
   lit.split("a.b", 0, ranges, scratch);
   REQUIRE(ranges.size() == 3);
   CHECK((ranges[1].begin == 1 && ranges[1].end == 2));
+}
+
+TEST_CASE("bpe: a token longer than any real one is refused by every loader", "[bpe]") {
+  // tiktoken's merge table is derived from every split point of every token, so loading took
+  // time quadratic in one token's length: a 400 KB token in a rank file took 15 s.
+  pizza::test::TempDir dir;
+  const std::string huge(64 * 1024, 'a');
+  const std::string at_limit(pizza::kMaxTokenBytes, 'a');
+  auto base64 = [](const std::string& bytes) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    for (size_t i = 0; i < bytes.size(); i += 3) {
+      uint32_t v = 0;
+      const size_t n = std::min<size_t>(3, bytes.size() - i);
+      for (size_t k = 0; k < 3; ++k)
+        v = (v << 8) | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
+      for (size_t k = 0; k < 4; ++k) out += k <= n ? kAlphabet[(v >> (18 - 6 * k)) & 63] : '=';
+    }
+    return out;
+  };
+  std::string byte_ranks;
+  for (unsigned b = 0; b < 256; ++b)
+    byte_ranks += base64(std::string(1, static_cast<char>(b))) + " " + std::to_string(b) + "\n";
+  const auto ranks = (dir / "long.tiktoken").string();
+  write(ranks, byte_ranks + base64(huge) + " 256\n");
+  CHECK_THAT(input_error([&] { pizza::load_tiktoken(ranks, "cl100k_base"); }),
+             Contains(ranks + ":257") && Contains("65536 bytes long"));
+  // A token as long as the limit still loads (and is found whole: tiktoken ignores merges).
+  write(ranks, byte_ranks + base64(at_limit) + " 256\n");
+  CHECK(ids_of(pizza::load_tiktoken(ranks, "cl100k_base")->encode(at_limit)) == std::vector<int32_t>{256});
+
+  const auto json = (dir / "tokenizer.json").string();
+  write(json, R"({"model":{"type":"BPE","vocab":{"a":0,)" + json_string(huge) + ":1}}}");
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(json); }),
+             Contains(json) && Contains("model.vocab") && Contains("65536 bytes long"));
+  write(json, R"({"added_tokens":[{"id":1,"content":)" + json_string(huge) +
+                  R"(,"special":true}],"model":{"type":"BPE","vocab":{"a":0},"merges":[]}})");
+  CHECK_THAT(input_error([&] { pizza::load_hf_tokenizer_json(json); }),
+             Contains(json) && Contains("added_tokens.content"));
+  const auto vocab = (dir / "vocab.json").string();
+  write(vocab, R"({"a":0,)" + json_string(huge) + ":1}");
+  write(dir / "merges.txt", "");
+  CHECK_THAT(input_error([&] { pizza::load_gpt2_vocab_merges(vocab, dir / "merges.txt"); }),
+             Contains(vocab) && Contains("65536 bytes long"));
+}
+
+TEST_CASE("bpe: a pre-tokenizer regex that rescans the rest of the text is refused naming the file", "[bpe]") {
+  // PCRE2's match limit restarts at every call and every start position and does not count
+  // possessive scans, so \p{L}+\d|. (which scans to the end of a run of letters from every
+  // letter before matching one) took time quadratic in the text: 6 s on 100 KB, 24 s on 200 KB.
+  pizza::test::TempDir dir;
+  const auto json = (dir / "tokenizer.json").string();
+  write(json, R"({"pre_tokenizer":{"type":"Sequence","pretokenizers":[)"
+              R"({"type":"Split","pattern":{"Regex":"\\p{L}+\\d|."},"behavior":"Isolated","invert":false},)"
+              R"({"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]},)"
+              R"("model":{"type":"BPE","vocab":)" + vocab_json() + R"(,"merges":["b c","a b","a bc","a a"]}})");
+  auto tok = pizza::load_hf_tokenizer_json(json);
+  // Short texts, and digits that end the letter run early, are fine.
+  CHECK(ids_of(tok->encode("ab1c", {.add_special_tokens = false})) == std::vector<int32_t>{256, '1', 'c'});
+  const std::string letters(100 * 1000, 'x');
+  CHECK_THAT(input_error([&] { tok->encode(letters, {.add_special_tokens = false}); }),
+             Contains(json) && Contains("\\p{L}+\\d|.") && Contains("100000-byte text"));
+
+  // Exponential backtracking is refused with the same context (PCRE2's own limit used to stop
+  // it with a message naming neither file nor pattern)...
+  pizza::Regex nested("(?:a+)+$|b", false, "nested.json");
+  pizza::RegexScratch scratch;
+  std::vector<pizza::ByteRange> ranges;
+  CHECK_THAT(input_error([&] { nested.split(std::string(64, 'a') + "b", 0, ranges, scratch); }),
+             Contains("nested.json") && Contains("backtracks"));
+  // ... and so is bounded backtracking repeated at every position, which PCRE2's per-call limit
+  // let through: 2^16 steps at each of 100000 positions took over 15 s.
+  pizza::Regex repeated("(?:a|a)*c|.", false, "repeated.json");
+  std::string runs;
+  while (runs.size() < 100 * 1000) runs += std::string(16, 'a') + "x";
+  CHECK_THAT(input_error([&] { repeated.split(runs, 0, ranges, scratch); }),
+             Contains("repeated.json") && Contains("position after position"));
+
+  // Real patterns on long runs need only a few bytes scanned per byte: a megabyte of spaces,
+  // of letters or of digits splits as before.
+  pizza::Regex cl100k(pizza::pretokenize_patterns::kCl100k, false, "cl100k");
+  for (const char c : {' ', 'x', '7', '\n'}) {
+    ranges.clear();
+    const std::string run = std::string(1 << 20, c) + "!";
+    cl100k.split(run, 0, ranges, scratch);
+    CHECK(ranges.size() >= 2);
+    CHECK(ranges.back().end == run.size());
+  }
 }
