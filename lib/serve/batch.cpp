@@ -160,8 +160,11 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
   return out;
 }
 
-BatchQueue::BatchQueue(const LanguageModel& lm, int max_batch)
-    : lm_(lm), max_batch_(static_cast<size_t>(std::max(1, max_batch))), worker_([this] { work(); }) {}
+BatchQueue::BatchQueue(const LanguageModel& lm, int max_batch, int max_queue)
+    : lm_(lm),
+      max_batch_(static_cast<size_t>(std::max(1, max_batch))),
+      max_queue_(static_cast<size_t>(std::max(1, max_queue))),
+      worker_([this] { work(); }) {}
 
 BatchQueue::~BatchQueue() {
   {
@@ -177,7 +180,10 @@ std::future<GenerationResult> BatchQueue::submit(GenerationRequest request) {
   auto fut = p.promise.get_future();
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) throw InputError("the server is shutting down");
+    if (stopping_) throw Unavailable("server_shutting_down", "the server is shutting down");
+    if (queue_.size() >= max_queue_)
+      throw Unavailable("server_overloaded", "the server is busy: its queue is full (" + std::to_string(queue_.size()) +
+                                                 " requests wait, --max-queue); retry later");
     queue_.push_back(std::move(p));
   }
   cv_.notify_one();

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,19 +48,30 @@ struct GenerationResult {
   std::vector<std::optional<TokenLogprob>> prompt_logprobs;  // per prompt token; the first has none
 };
 
+// The server cannot take or finish a request now (its queue is full, or it is shutting down);
+// the client may retry later, elsewhere or once the server is back (HTTP 503).
+class Unavailable : public std::runtime_error {
+ public:
+  Unavailable(std::string code, const std::string& message) : std::runtime_error(message), code(std::move(code)) {}
+  std::string code;  // "server_overloaded" or "server_shutting_down"
+};
+
 // Runs the requests as one batch. Each row's result equals running it alone up to float
 // rounding of the padded batch; a sampled row depends only on its own seed.
 std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const GenerationRequest> requests);
 
 // Serialises access to the model: submit() queues a request; one worker thread takes up to
-// max_batch queued requests at a time and runs them with run_batch.
+// max_batch queued requests at a time and runs them with run_batch. At most max_queue requests
+// wait beyond the batch that runs: a burst larger than that is refused at once (Unavailable)
+// rather than left waiting for minutes.
 class BatchQueue {
  public:
-  BatchQueue(const LanguageModel& lm, int max_batch);
+  BatchQueue(const LanguageModel& lm, int max_batch, int max_queue);
   ~BatchQueue();  // finishes every queued request, then joins the worker
   BatchQueue(const BatchQueue&) = delete;
   BatchQueue& operator=(const BatchQueue&) = delete;
 
+  // Unavailable when max_queue requests already wait.
   std::future<GenerationResult> submit(GenerationRequest request);
   // The most requests run together so far (observability, and proof in tests that batching happens).
   size_t largest_batch() const { return largest_batch_; }
@@ -72,7 +84,7 @@ class BatchQueue {
   void work();
 
   const LanguageModel& lm_;
-  size_t max_batch_;
+  size_t max_batch_, max_queue_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
