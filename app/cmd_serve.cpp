@@ -1,5 +1,5 @@
 // `pizza serve`: the OpenAI-compatible HTTP server (lib/serve) with graceful shutdown on
-// SIGINT/SIGTERM.
+// SIGINT/SIGTERM (a second signal exits at once).
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "app/commands.h"
@@ -25,8 +27,8 @@ namespace {
 // they are.
 int g_shutdown_pipe = -1;
 
-extern "C" void on_shutdown_signal(int) {
-  const char byte = 1;
+extern "C" void on_shutdown_signal(int sig) {
+  const char byte = static_cast<char>(sig);  // which signal: a second one exits with 128 + it
   [[maybe_unused]] auto n = ::write(g_shutdown_pipe, &byte, 1);  // async-signal-safe
 }
 
@@ -55,13 +57,14 @@ class ShutdownSignals {
   ShutdownSignals(const ShutdownSignals&) = delete;
   ShutdownSignals& operator=(const ShutdownSignals&) = delete;
 
-  // True once a signal arrived; false when asked to stop first.
-  bool wait(const std::stop_token& st) const {
+  // The next signal's number; nullopt when asked to stop first.
+  std::optional<int> next(const std::stop_token& st) const {
     while (!st.stop_requested()) {
       pollfd p{fds_[0], POLLIN, 0};
-      if (::poll(&p, 1, 200) > 0) return true;
+      char sig = 0;
+      if (::poll(&p, 1, 200) > 0 && ::read(fds_[0], &sig, 1) == 1) return sig;
     }
-    return false;
+    return std::nullopt;
   }
 
  private:
@@ -88,7 +91,7 @@ void add_serve_command(CLI::App& app) {
     int max_batch = 8;
     int max_queue = 64;
     int max_connections = 256;
-    double header_timeout = 10, body_timeout = 60;
+    double header_timeout = 10, body_timeout = 60, shutdown_timeout = 30;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/models)");
@@ -109,6 +112,9 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--body-timeout", opts->body_timeout, "Seconds a request body may take to arrive after its headers (then 408)")
       ->capture_default_str();
+  cmd->add_option("--shutdown-timeout", opts->shutdown_timeout,
+                  "Seconds requests in flight get after SIGINT/SIGTERM before their generations are cancelled")
+      ->capture_default_str();
   cmd->callback([opts] {
     if (opts->max_queue < 1 || opts->max_queue > 1'000'000)
       throw UsageError("--max-queue must be 1..1000000, got " + std::to_string(opts->max_queue));
@@ -125,6 +131,7 @@ void add_serve_command(CLI::App& app) {
     so.max_connections = static_cast<size_t>(opts->max_connections);
     so.header_timeout = seconds_option("--header-timeout", opts->header_timeout);
     so.body_timeout = seconds_option("--body-timeout", opts->body_timeout);
+    so.shutdown_timeout = seconds_option("--shutdown-timeout", opts->shutdown_timeout);
     if (!opts->chat_template.empty()) so.chat_template = serve::parse_chat_template(opts->chat_template);
 
     auto lm = load_model(opts->model);
@@ -135,12 +142,19 @@ void add_serve_command(CLI::App& app) {
     std::cerr << "pizza serve: listening on " << server.url() << std::endl;
     // jthread: on any exit from here its destructor asks the watcher to stop and joins it.
     std::jthread watcher([&](std::stop_token st) {
-      if (signals.wait(st)) {
-        std::cerr << "pizza serve: shutting down (finishing requests in flight)" << std::endl;
-        server.stop();
+      if (!signals.next(st)) return;
+      std::cerr << "pizza serve: shutting down (finishing requests in flight, for at most " << opts->shutdown_timeout
+                << " s; a second signal exits at once)" << std::endl;
+      server.stop();
+      if (auto sig = signals.next(st)) {
+        // The user asked twice: no destructors, no waiting on anything (connections just close).
+        std::cerr << "pizza serve: second signal, exiting at once" << std::endl;
+        std::_Exit(128 + *sig);
       }
     });
     server.run();
+    if (server.shutdown_timed_out())
+      std::cerr << "pizza serve: cancelled the requests still in flight after " << opts->shutdown_timeout << " s" << std::endl;
   });
 }
 

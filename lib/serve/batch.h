@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,8 +58,10 @@ class Unavailable : public std::runtime_error {
 };
 
 // Runs the requests as one batch. Each row's result equals running it alone up to float
-// rounding of the padded batch; a sampled row depends only on its own seed.
-std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const GenerationRequest> requests);
+// rounding of the padded batch; a sampled row depends only on its own seed. Once `cancel` is
+// requested the batch stops before its next token and throws Unavailable.
+std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const GenerationRequest> requests,
+                                        std::stop_token cancel = {});
 
 // Serialises access to the model: submit() queues a request; one worker thread takes up to
 // max_batch queued requests at a time and runs them with run_batch. At most max_queue requests
@@ -71,8 +74,11 @@ class BatchQueue {
   BatchQueue(const BatchQueue&) = delete;
   BatchQueue& operator=(const BatchQueue&) = delete;
 
-  // Unavailable when max_queue requests already wait.
+  // Unavailable when max_queue requests already wait or after cancel().
   std::future<GenerationResult> submit(GenerationRequest request);
+  // Stops the running batch before its next token and fails it and every queued request with
+  // Unavailable; later submits fail the same way. Thread-safe and idempotent.
+  void cancel();
   // The most requests run together so far (observability, and proof in tests that batching happens).
   size_t largest_batch() const { return largest_batch_; }
 
@@ -89,6 +95,7 @@ class BatchQueue {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  std::stop_source cancel_;  // requested by cancel(); the running batch checks it between tokens
   std::atomic<size_t> largest_batch_{0};
   std::thread worker_;  // last: started after the state above exists
 };

@@ -10,6 +10,8 @@
 #include <ctime>
 #include <mutex>
 #include <random>
+#include <stop_token>
+#include <thread>
 
 #include "serve/batch.h"
 #include "serve/connections.h"
@@ -117,6 +119,19 @@ struct Server::Impl {
     if (listen_socket >= 0) ::listen(listen_socket, SOMAXCONN);
   }
 
+  // The grace period after stop(): once shutdown_timeout passes with run() still serving,
+  // requests still being received are dropped and generations cancelled between tokens.
+  void start_shutdown_clock() {
+    shutdown_clock = std::jthread([this](std::stop_token st) {
+      std::unique_lock lock(mutex);
+      if (cv.wait_for(lock, st, opts.shutdown_timeout, [&] { return !running; }) || st.stop_requested()) return;
+      timed_out = true;
+      lock.unlock();
+      http.abort();
+      queue.cancel();
+    });
+  }
+
   ServeOptions opts;
   ServedModel model;
   BatchQueue queue;
@@ -127,8 +142,10 @@ struct Server::Impl {
   std::atomic<uint64_t> counter{0};
 
   std::mutex mutex;
-  std::condition_variable cv;
+  std::condition_variable_any cv;
   bool stop_requested = false, running = false, http_stopped = false;
+  std::atomic<bool> timed_out{false};
+  std::jthread shutdown_clock;  // last: destroyed (stopped and joined) before what it uses
 };
 
 Server::Server(const LanguageModel& lm, ServeOptions opts) : impl_(std::make_unique<Impl>(lm, std::move(opts))) {
@@ -179,7 +196,10 @@ void Server::stop() {
     impl_->http_stopped = true;
     impl_->http.drain();
     impl_->http.stop();
+    impl_->start_shutdown_clock();
   }
 }
+
+bool Server::shutdown_timed_out() const { return impl_->timed_out; }
 
 }  // namespace pizza::serve

@@ -27,6 +27,9 @@ struct ServeOptions {
   // within body_timeout of the headers' end, however slowly the bytes trickle in (else 408).
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{60'000};
+  // After stop(), requests in flight have this long to finish; then generations are cancelled
+  // between tokens and their clients answered 503.
+  std::chrono::milliseconds shutdown_timeout{30'000};
 };
 
 class Server {
@@ -44,11 +47,14 @@ class Server {
   ChatTemplate chat_template() const;
   size_t largest_batch() const;  // the most requests answered by one batch so far
 
-  // Serves until stop() (blocking). Requests accepted before stop() are answered.
+  // Serves until stop() (blocking). Requests accepted before stop() are answered: with their
+  // result when it comes within shutdown_timeout, else with a 503 (generation cancelled).
   void run();
-  // Stops accepting connections (and closes idle ones); run() returns once every connection is
-  // done. Thread-safe and idempotent; may be called before, during or after run().
+  // Stops accepting connections and starts the shutdown_timeout clock; run() returns once every
+  // connection is done. Thread-safe and idempotent; may be called before, during or after run().
   void stop();
+  // Whether shutdown_timeout ran out and requests still in flight were cancelled.
+  bool shutdown_timed_out() const;
 
  private:
   struct Impl;

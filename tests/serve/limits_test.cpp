@@ -193,7 +193,7 @@ TEST_CASE("connections over the connection bound get 503 with Retry-After at onc
 TEST_CASE("pizza serve refuses limits that are not positive") {
   const auto model = test::shared("models/stories260K").string();
   for (const auto& [option, value] : std::vector<std::pair<std::string, std::string>>{
-           {"--header-timeout", "0"}, {"--body-timeout", "-1"}, {"--max-queue", "0"},
+           {"--header-timeout", "0"}, {"--body-timeout", "-1"}, {"--shutdown-timeout", "0"}, {"--max-queue", "0"},
            {"--max-connections", "-5"}}) {
     auto res = test::run_cli({"serve", "--model", model, "--port", "0", option, value});
     INFO(option << " " << value << ": " << res.err);
