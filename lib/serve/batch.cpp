@@ -75,7 +75,8 @@ std::vector<std::optional<TokenLogprob>> prompt_logprobs(const torch::Tensor& ro
 
 }  // namespace
 
-std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const GenerationRequest> requests) {
+std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const GenerationRequest> requests,
+                                        std::stop_token cancel) {
   torch::NoGradGuard no_grad;
   const auto& model = lm.model();
   const auto& tok = lm.tokenizer();
@@ -122,6 +123,10 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
   }
   std::vector<int64_t> next(B, 0);
   for (int64_t step = 0; step < steps; ++step) {
+    // Between tokens, the one point where a batch can stop without leaving the model mid-call.
+    if (cancel.stop_requested())
+      throw Unavailable("server_shutting_down",
+                        "the server is shutting down: the generation was cancelled after " + std::to_string(step) + " tokens");
     if (step > 0) logits = model.forward(model.embed(torch::tensor(next, torch::kLong).view({-1, 1}).to(dev)), fo);
     auto last = logits.squeeze(1);                      // [B,V]
     auto greedy = last.argmax(-1).to(torch::kCPU);      // as greedy_generate picks
@@ -160,8 +165,11 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
   return out;
 }
 
-BatchQueue::BatchQueue(const LanguageModel& lm, int max_batch)
-    : lm_(lm), max_batch_(static_cast<size_t>(std::max(1, max_batch))), worker_([this] { work(); }) {}
+BatchQueue::BatchQueue(const LanguageModel& lm, int max_batch, int max_queue)
+    : lm_(lm),
+      max_batch_(static_cast<size_t>(std::max(1, max_batch))),
+      max_queue_(static_cast<size_t>(std::max(1, max_queue))),
+      worker_([this] { work(); }) {}
 
 BatchQueue::~BatchQueue() {
   {
@@ -177,11 +185,26 @@ std::future<GenerationResult> BatchQueue::submit(GenerationRequest request) {
   auto fut = p.promise.get_future();
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) throw InputError("the server is shutting down");
+    if (stopping_ || cancel_.stop_requested()) throw Unavailable("server_shutting_down", "the server is shutting down");
+    if (queue_.size() >= max_queue_)
+      throw Unavailable("server_overloaded", "the server is busy: its queue is full (" + std::to_string(queue_.size()) +
+                                                 " requests wait, --max-queue); retry later");
     queue_.push_back(std::move(p));
   }
   cv_.notify_one();
   return fut;
+}
+
+void BatchQueue::cancel() {
+  std::deque<Pending> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    cancel_.request_stop();
+    dropped.swap(queue_);
+  }
+  const auto why = std::make_exception_ptr(
+      Unavailable("server_shutting_down", "the server is shutting down: the request was cancelled before it started"));
+  for (auto& p : dropped) p.promise.set_exception(why);
 }
 
 void BatchQueue::work() {
@@ -200,7 +223,7 @@ void BatchQueue::work() {
     std::vector<GenerationRequest> requests;
     for (auto& p : batch) requests.push_back(std::move(p.request));
     try {
-      auto results = run_batch(lm_, requests);
+      auto results = run_batch(lm_, requests, cancel_.get_token());
       for (size_t i = 0; i < batch.size(); ++i) batch[i].promise.set_value(std::move(results[i]));
     } catch (...) {
       for (auto& p : batch) p.promise.set_exception(std::current_exception());

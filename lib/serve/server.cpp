@@ -10,8 +10,11 @@
 #include <ctime>
 #include <mutex>
 #include <random>
+#include <stop_token>
+#include <thread>
 
 #include "serve/batch.h"
+#include "serve/connections.h"
 #include "serve/openai.h"
 #include "util/error.h"
 
@@ -45,7 +48,8 @@ struct Server::Impl {
         model{lm, opts.served_model_name.empty() ? lm.path().filename().string() : opts.served_model_name,
               opts.chat_template.value_or(default_chat_template(lm)), fingerprint(lm),
               static_cast<int64_t>(std::time(nullptr)), max_prompt_bytes(lm)},
-        queue(lm, opts.max_batch),
+        queue(lm, opts.max_batch, opts.max_queue),
+        http(ConnectionLimits{opts.header_timeout, opts.body_timeout, opts.max_connections}),
         id_prefix(std::random_device{}()) {}
 
   void handle(Endpoint ep, const httplib::Request& req, httplib::Response& res) {
@@ -56,6 +60,9 @@ struct Server::Impl {
       res.set_content(response_body(api, result, model, id, static_cast<int64_t>(std::time(nullptr))), "application/json");
     } catch (const ApiError& e) {
       reply_error(res, e);
+    } catch (const Unavailable& e) {
+      res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
+      reply_error(res, ApiError(503, first_line(e.what()), "", e.code, "server_error"));
     } catch (const InputError& e) {
       reply_error(res, ApiError(400, first_line(e.what())));
     } catch (const std::exception& e) {
@@ -91,10 +98,6 @@ struct Server::Impl {
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
       listen_socket = sock;
     });
-    // Enough handler threads that a full batch can be waiting while the next one queues; the
-    // server owns the pool it gets from this factory.
-    const size_t threads = static_cast<size_t>(std::max(16, 2 * opts.max_batch));
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // A body can hold at most what the context can: the longest prompt that fits, six bytes per
     // byte if every one is \u-escaped, plus room for the other fields (bigger bodies get 413).
     http.set_payload_max_length(std::min(size_t{64} << 20, 6 * model.max_prompt_bytes + (size_t{1} << 20)));
@@ -116,18 +119,33 @@ struct Server::Impl {
     if (listen_socket >= 0) ::listen(listen_socket, SOMAXCONN);
   }
 
+  // The grace period after stop(): once shutdown_timeout passes with run() still serving,
+  // requests still being received are dropped and generations cancelled between tokens.
+  void start_shutdown_clock() {
+    shutdown_clock = std::jthread([this](std::stop_token st) {
+      std::unique_lock lock(mutex);
+      if (cv.wait_for(lock, st, opts.shutdown_timeout, [&] { return !running; }) || st.stop_requested()) return;
+      timed_out = true;
+      lock.unlock();
+      http.abort();
+      queue.cancel();
+    });
+  }
+
   ServeOptions opts;
   ServedModel model;
   BatchQueue queue;
-  httplib::Server http;  // after queue: destroyed first, once no handler waits on the queue
+  HttpServer http;  // after queue: destroyed first, once no handler waits on the queue
   int port = -1;
   socket_t listen_socket = -1;  // the listening socket (owned by http)
   uint64_t id_prefix;
   std::atomic<uint64_t> counter{0};
 
   std::mutex mutex;
-  std::condition_variable cv;
+  std::condition_variable_any cv;
   bool stop_requested = false, running = false, http_stopped = false;
+  std::atomic<bool> timed_out{false};
+  std::jthread shutdown_clock;  // last: destroyed (stopped and joined) before what it uses
 };
 
 Server::Server(const LanguageModel& lm, ServeOptions opts) : impl_(std::make_unique<Impl>(lm, std::move(opts))) {
@@ -154,7 +172,7 @@ void Server::run() {
     impl_->running = true;
   }
   // Returns once stop() closed the listening socket and every handler thread has finished.
-  const bool ok = impl_->http.listen_after_bind();
+  const bool ok = impl_->http.serve();
   bool stopped = false;
   {
     std::lock_guard lock(impl_->mutex);
@@ -176,8 +194,12 @@ void Server::stop() {
   }
   if (impl_->running && !impl_->http_stopped) {
     impl_->http_stopped = true;
+    impl_->http.drain();
     impl_->http.stop();
+    impl_->start_shutdown_clock();
   }
 }
+
+bool Server::shutdown_timed_out() const { return impl_->timed_out; }
 
 }  // namespace pizza::serve

@@ -1,9 +1,11 @@
 // `pizza serve`: an OpenAI-compatible HTTP server (POST /v1/chat/completions, POST
-// /v1/completions, GET /v1/models) on the local engine. Handler threads parse and validate
-// requests and wait; one BatchQueue worker runs the queued requests in batches.
+// /v1/completions, GET /v1/models) on the local engine. Connection threads (serve/connections.h)
+// receive requests under deadlines, parse and validate them and wait; one BatchQueue worker runs
+// the queued requests in batches.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +21,15 @@ struct ServeOptions {
   std::string served_model_name;              // default: the model directory's name
   std::optional<ChatTemplate> chat_template;  // default: default_chat_template(lm)
   int max_batch = 8;                          // requests run together in one batch
+  int max_queue = 64;                         // requests waiting beyond the running batch; more get 503
+  size_t max_connections = 256;               // connections open at once; more get 503
+  // A request's line and headers must arrive within header_timeout of its first byte, its body
+  // within body_timeout of the headers' end, however slowly the bytes trickle in (else 408).
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{60'000};
+  // After stop(), requests in flight have this long to finish; then generations are cancelled
+  // between tokens and their clients answered 503.
+  std::chrono::milliseconds shutdown_timeout{30'000};
 };
 
 class Server {
@@ -36,10 +47,14 @@ class Server {
   ChatTemplate chat_template() const;
   size_t largest_batch() const;  // the most requests answered by one batch so far
 
-  // Serves until stop() (blocking). Requests accepted before stop() are answered.
+  // Serves until stop() (blocking). Requests accepted before stop() are answered: with their
+  // result when it comes within shutdown_timeout, else with a 503 (generation cancelled).
   void run();
-  // Thread-safe and idempotent; may be called before, during or after run().
+  // Stops accepting connections and starts the shutdown_timeout clock; run() returns once every
+  // connection is done. Thread-safe and idempotent; may be called before, during or after run().
   void stop();
+  // Whether shutdown_timeout ran out and requests still in flight were cancelled.
+  bool shutdown_timed_out() const;
 
  private:
   struct Impl;

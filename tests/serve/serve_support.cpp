@@ -28,8 +28,8 @@ namespace {
 
 // No Catch assertions here: these are called from several threads at once.
 HttpReply reply(const httplib::Result& res) {
-  if (!res) return {-1, "HTTP error: " + httplib::to_string(res.error())};
-  return {res->status, res->body};
+  if (!res) return {-1, "HTTP error: " + httplib::to_string(res.error()), {}};
+  return {res->status, res->body, res->headers};
 }
 
 }  // namespace

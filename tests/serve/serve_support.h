@@ -40,6 +40,12 @@ class RunningServer {
 struct HttpReply {
   int status = 0;
   std::string body;
+  httplib::Headers headers;
+  // "" when absent.
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
 };
 HttpReply post(int port, const std::string& path, const std::string& body);
 HttpReply get(int port, const std::string& path);

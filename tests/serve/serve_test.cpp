@@ -7,9 +7,12 @@
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <future>
 #include <map>
 #include <set>
+#include <stop_token>
+#include <thread>
 
 #include "model/generate.h"
 #include "serve/batch.h"
@@ -341,6 +344,27 @@ void check_mixed_batch(const LanguageModel& lm_ref, double margin) {
 }
 
 }  // namespace
+
+TEST_CASE("run_batch stops between tokens once cancelled") {
+  auto lm = test::load_stories();
+  serve::GenerationRequest r;
+  r.prompt = encode(*lm, "Once upon a time");
+  r.max_tokens = 500;
+  const std::vector<serve::GenerationRequest> reqs(32, r);  // seconds of work
+  std::stop_source stop;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    stop.request_stop();
+  });
+  try {
+    serve::run_batch(*lm, reqs, stop.get_token());
+    FAIL("the batch ran to its end");
+  } catch (const serve::Unavailable& e) {
+    CHECK(e.code == "server_shutting_down");
+    CHECK_THAT(e.what(), Catch::Contains("the generation was cancelled after"));
+  }
+  canceller.join();
+}
 
 TEST_CASE("50 concurrent requests are each answered as when sent alone") {
   auto lm = test::load_stories();
