@@ -34,6 +34,14 @@ void check_error(const std::string& body, const std::string& code) {
   if (c.is_string()) CHECK(std::string_view(c) == code);
 }
 
+// A request cut off by a read deadline: 408 request_timeout, then the server closes.
+void check_timed_out(RawConnection& conn) {
+  INFO("received: " << conn.received());
+  CHECK_THAT(conn.received(), Catch::StartsWith("HTTP/1.1 408 "));
+  CHECK(conn.wait_closed(0ms));
+  check_error(conn.body(), "request_timeout");
+}
+
 // A request that has sent its line and sends one more header line every `every`, on its own
 // thread, until the server answers or closes, `limit` passes, or finish() is called.
 class TricklingHeaders {
@@ -101,11 +109,7 @@ TEST_CASE("headers trickling in past the header deadline get 408 and the connect
   for (int i = 0; i < 16; ++i) slow.push_back(std::make_unique<TricklingHeaders>(srv.port(), 2s, 60s));
   for (auto& s : slow) {
     s->join();  // expected: 3 s (60 s at most)
-    auto& conn = s->connection();
-    INFO("received: " << conn.received());
-    CHECK_THAT(conn.received(), Catch::StartsWith("HTTP/1.1 408 "));
-    CHECK(conn.wait_closed(0ms));
-    check_error(conn.body(), "request_timeout");
+    check_timed_out(s->connection());
   }
 }
 
@@ -124,10 +128,7 @@ TEST_CASE("a body trickling in past the body deadline gets 408 and the connectio
     if (conn.wait_closed(1s) || !conn.send(body.substr(i, 1))) break;
   }
   conn.wait_closed(30s);
-  INFO("received: " << conn.received());
-  CHECK_THAT(conn.received(), Catch::StartsWith("HTTP/1.1 408 "));
-  CHECK(conn.wait_closed(0ms));
-  check_error(conn.body(), "request_timeout");
+  check_timed_out(conn);
 }
 
 TEST_CASE("requests over the queue bound get 503 with Retry-After") {
