@@ -32,7 +32,7 @@ struct Options {
   std::string unit = "token", spans, unit_regex, strategy = "delete", replacement;
   int64_t nth = 1;
   // Method options, as in `pizza local`.
-  std::string target = "prob", norm = "l1", baseline = "pad", aggregate = "sum";
+  std::string target, norm = "l1", baseline = "pad", aggregate = "sum";
   int ig_steps = 32;
   bool abs = false;
   std::string format, output, color = "auto";
@@ -91,7 +91,7 @@ LocalEvalRequest make_request(const Options& o) {
   g.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
   g.max_batch = o.max_batch;
   g.aggregate = parse_aggregate(o.aggregate);
-  find_target(g.target);
+  if (!g.target.empty()) find_target(g.target);
   req.perturbation.backend.max_batch = o.max_batch;
   return req;
 }
@@ -149,7 +149,7 @@ void run(const Options& o) {
   report.run = run_info(*lm);
   report.parameters = {{"max_new_tokens", std::to_string(o.max_new_tokens)},
                        {"max_batch", std::to_string(o.max_batch)},
-                       {"target", "\"" + o.target + "\""},
+                       {"target", "\"" + (o.target.empty() ? std::string("default") : o.target) + "\""},
                        {"ig_steps", std::to_string(o.ig_steps)}};
 
   const size_t n = o.results.empty() ? prompts.size() : groups.size();
@@ -218,7 +218,7 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--target-text", o->target_text, "Explain this continuation instead of generating (teacher forcing)");
   cmd->add_option("--methods", o->methods,
-                  "Comma-separated methods (default: saliency, input-x-gradient, integrated-gradients, occlusion, "
+                  "Comma-separated methods (default: saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp, occlusion, "
                   "hierarchical, random; with --results: the files' methods + random)");
   cmd->add_option("--metrics", o->metrics, "deletion, insertion, abpc, topk, lds (comma-separated)")->capture_default_str();
   cmd->add_option("--k", o->k, "Top-k drop: values of k (comma-separated; k above the unit count removes every unit)")
@@ -234,7 +234,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--strategy", o->strategy, "How a unit is removed: delete, fixed, nth-nearest or pad")->capture_default_str();
   cmd->add_option("--replacement", o->replacement, "Replacement text of --strategy fixed");
   cmd->add_option("--n", o->nth, "--strategy nth-nearest: rank of the replacement")->capture_default_str();
-  cmd->add_option("--target", o->target, "Gradient methods: prob, logprob, logit or pizza-legacy")->capture_default_str();
+  cmd->add_option("--target", o->target,
+                  "Gradient methods: prob, logprob, logit or pizza-legacy (default: each method's own, prob; logit for "
+                  "attnlrp and cp-lrp)");
   cmd->add_option("--norm", o->norm, "Saliency norm: l1 or l2")->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
   cmd->add_flag("--abs", o->abs, "Magnitudes of signed methods");
   cmd->add_option("--ig-steps", o->ig_steps, "Integrated-gradients steps")->capture_default_str();

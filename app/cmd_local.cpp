@@ -17,7 +17,7 @@ namespace {
 
 struct Options {
   ModelOptions model;
-  std::string prompt, target_text, method = "saliency", target = "prob", norm = "l1", baseline = "pad";
+  std::string prompt, target_text, method = "saliency", target, norm = "l1", baseline = "pad";
   std::string algorithm = "fast", unit = "token", aggregate = "sum", normalize = "none";
   std::string spans, unit_regex;
   std::string format, output, color = "auto";
@@ -103,8 +103,10 @@ PreparedRun prepare_gradient(const Options& o) {
   req.skip_special = o.skip_special;
   req.normalize = parse_normalize(o.normalize);
   if (!find_gradient_method(req.method))
-    throw UsageError("--method: unknown value '" + req.method + "' (expected saliency, input-x-gradient or integrated-gradients)");
-  find_target(req.target);
+    throw UsageError("--method: unknown value '" + req.method +
+                     "' (expected saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp, occlusion or "
+                     "hierarchical)");
+  if (!req.target.empty()) find_target(req.target);
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
     ProgressBar bar("attributing", !quiet);
     req.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
@@ -132,9 +134,11 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--max-new-tokens,-n", o->max_new_tokens, "Tokens to generate greedily")->capture_default_str();
   cmd->add_option("--target-text", o->target_text, "Attribute this continuation instead of generating (teacher forcing)");
   cmd->add_option("--method", o->method,
-                  "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical (perturbation)")
+                  "saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp (gradients) or occlusion, "
+                  "hierarchical (perturbation)")
       ->capture_default_str();
-  cmd->add_option("--target", o->target, "prob, logprob, logit or pizza-legacy")->capture_default_str();
+  cmd->add_option("--target", o->target,
+                  "prob, logprob, logit or pizza-legacy (default: prob; logit for attnlrp and cp-lrp)");
   cmd->add_option("--norm", o->norm, "Saliency norm over the hidden dimension: l1 or l2")
       ->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
   cmd->add_flag("--abs", o->abs, "Magnitudes of signed methods");
