@@ -181,24 +181,30 @@ TEST_CASE("LRP methods default to the logit target and are registered", "[attrib
   CHECK(find_gradient_method("saliency")->default_target == "prob");
 }
 
-// One fixture of each norm and activation kind: RMSNorm + SiLU gate (llama), (1+w) RMSNorm +
-// GeGLU tanh + soft-capping + sandwich norms + sliding window (gemma2_sw8), LayerNorm + GELU +
-// learned positions + biases (gpt2), LayerNorm + parallel residual + partial rotary (gpt_neox),
-// fused gate/up (phi3). Rows finite, fast == reference in float64 (1e-9 of the row maximum:
-// the same rounding argument as gradient_test.cpp), and exact conservation where the family is
-// bias-free and has no final soft-cap.
-TEST_CASE("LRP methods on every norm and activation kind: fast equals reference and bias-free families conserve",
+// Every supported fixture architecture (every norm and activation kind, MoE, q/k norms, clipped
+// qkv, interleaved rotary, soft-capping, sliding windows, parallel residuals): rows finite and
+// not all zero, fast == reference in float64 (1e-9 of the row maximum: the same rounding
+// argument as gradient_test.cpp), and CP-LRP conserves exactly where the model is linear in the
+// embeddings once its probabilities, gates and norm scales are constants: no biases, no learned
+// positions, no final soft-cap, no routers, no clamp.
+TEST_CASE("LRP methods on every fixture architecture: fast equals reference and bias-free families conserve",
           "[attribution][lrp][fixtures]") {
-  const std::map<std::string, bool> kFixtures = {
-      {"llama", true}, {"phi3", true}, {"gemma", true}, {"gemma2_sw8", false}, {"gpt2", false}, {"gpt_neox", false}};
-  for (const auto& [name, conserves] : kFixtures) {
+  const auto& supported = supported_model_types();
+  size_t checked = 0, conserving = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::shared("fixtures"))) {
+    if (!entry.is_directory() || !std::filesystem::exists(entry.path() / "config.json")) continue;
+    const auto cfg = load_model_config(entry.path());
+    if (std::find(supported.begin(), supported.end(), cfg.model_type) == supported.end()) continue;
+    const bool conserves = !cfg.attention_bias && !cfg.attention_out_bias && !cfg.mlp_bias && !cfg.norm_bias &&
+                           !cfg.lm_head_bias && cfg.positions == PositionKind::rope && !cfg.final_logit_softcap &&
+                           cfg.num_experts == 0 && !cfg.clip_qkv;
+    const auto name = entry.path().filename().string();
     DYNAMIC_SECTION(name) {
-      const auto dir = test::shared("fixtures") / name;
-      test::ReferenceTensors ref(dir / "reference.safetensors");
-      auto lm = LanguageModel::load_weights(dir, test::cpu_runtime("float64"));
+      test::ReferenceTensors ref(entry.path() / "reference.safetensors");
+      auto lm = LanguageModel::load_weights(entry.path(), test::cpu_runtime("float64"));
       const auto prompt = to_vector(ref["input_ids"]), outputs = to_vector(ref["greedy_ids"]);
       for (const char* method : {"attnlrp", "cp-lrp"}) {
-        INFO(name << " " << method);
+        INFO(name << " " << method << (conserves ? " (bias-free)" : ""));
         auto fast = run(lm->model(), prompt, outputs, method, GradientAlgorithm::fast, "logit", 3, 2);
         auto reference = run(lm->model(), prompt, outputs, method, GradientAlgorithm::reference);
         CHECK(fast.scores.isfinite().all().item<bool>());
@@ -209,5 +215,9 @@ TEST_CASE("LRP methods on every norm and activation kind: fast equals reference 
             CHECK(std::fabs(fast.conservation_gap[t]) < 1e-9 * std::max(1.0, std::fabs(fast.target_values[t])));
       }
     }
+    ++checked;
+    if (conserves) ++conserving;
   }
+  CHECK(checked >= 15);   // the fixtures README lists 20 architectures
+  CHECK(conserving >= 3);  // llama, mistral, phi3, gemma, ... at least
 }
