@@ -152,7 +152,7 @@ void run(const Options& o) {
   report.options = req_template.options;
   report.parameters = {{"max_new_tokens", std::to_string(o.max_new_tokens)},
                        {"max_batch", std::to_string(o.max_batch)},
-                       {"target", "\"" + o.gradient.target + "\""},
+                       {"target", "\"" + (o.gradient.target.empty() ? std::string("default") : o.gradient.target) + "\""},
                        {"ig_steps", std::to_string(o.gradient.ig_steps)}};
 
   // The evaluator of prompt i, by mode.

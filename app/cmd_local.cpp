@@ -98,7 +98,9 @@ PreparedRun prepare_gradient(const Options& o) {
   req.skip_special = o.skip_special;
   req.normalize = parse_normalize(o.normalize);
   if (!find_gradient_method(req.method))
-    throw UsageError("--method: unknown value '" + req.method + "' (expected saliency, input-x-gradient or integrated-gradients)");
+    throw UsageError("--method: unknown value '" + req.method +
+                     "' (expected saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp, occlusion, "
+                     "hierarchical or context-cite)");
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
     ProgressBar bar("attributing", !quiet);
     req.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };

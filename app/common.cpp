@@ -114,7 +114,9 @@ perturbation::StrategySpec strategy_spec(const StrategyCliOptions& o) {
 }
 
 void add_gradient_options(CLI::App* cmd, GradientCliOptions& o) {
-  cmd->add_option("--target", o.target, "Gradient methods: prob, logprob, logit or pizza-legacy")->capture_default_str();
+  cmd->add_option("--target", o.target,
+                  "Gradient methods: prob, logprob, logit or pizza-legacy (default: each method's own, prob; logit for "
+                  "attnlrp and cp-lrp)");
   cmd->add_option("--norm", o.norm, "Saliency norm over the hidden dimension: l1 or l2")
       ->check(CLI::IsMember({"l1", "l2"}))->capture_default_str();
   cmd->add_flag("--abs", o.abs, "Magnitudes of signed methods");
@@ -131,7 +133,7 @@ void apply_gradient_options(const GradientCliOptions& o, LocalRequest& req) {
   req.method_options.ig_steps = o.ig_steps;
   req.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
   req.aggregate = parse_aggregate(o.aggregate);
-  find_target(req.target);
+  if (!req.target.empty()) find_target(req.target);
 }
 
 std::optional<report::Format> output_format(const std::string& format, const std::string& output) {

@@ -67,7 +67,8 @@ perturbation::StrategySpec strategy_spec(const StrategyCliOptions& o);
 
 // Gradient methods' options: --target, --norm, --abs, --ig-steps, --ig-baseline, --aggregate.
 struct GradientCliOptions {
-  std::string target = "prob", norm = "l1", baseline = "pad", aggregate = "sum";
+  std::string target;  // empty: each method's own (prob; logit for attnlrp and cp-lrp)
+  std::string norm = "l1", baseline = "pad", aggregate = "sum";
   int ig_steps = 32;
   bool abs = false;
 };

@@ -84,6 +84,14 @@ class Engine {
         out.completeness_gap.push_back(out.scores[t].sum().item<double>() - (out.target_values[i] - out.baseline_values[i]));
       }
     }
+    if (req_.method->rules != Relevance::gradient) {
+      // From the signed relevance, whatever --abs reports.
+      for (int64_t t = 0; t < N_; ++t) {
+        const auto L = P_ + t;
+        const double total = (x64.slice(0, 0, L) * acc_[t].slice(0, 0, L)).sum().item<double>();
+        out.conservation_gap.push_back(total - out.target_values[static_cast<size_t>(t)]);
+      }
+    }
     return out;
   }
 
@@ -184,15 +192,16 @@ class Engine {
         target_values_.emplace(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
       }
     };
+    ForwardOptions fo;
+    fo.relevance = req_.method->rules;
     if (req_.target->needs_all_positions) {
       // Every row needs the logits of its whole prefix: one (broadcast) copy per row.
-      auto logits = model_.forward(embeds);  // [A, L, V]
+      auto logits = model_.forward(embeds, fo);  // [A, L, V]
       auto per_row = logits.unsqueeze(1).expand({A, N_, logits.size(1), logits.size(2)}).reshape({A * N_, logits.size(1), logits.size(2)});
       auto values = req_.target->fn(per_row, first.repeat({A}), tokens).view({A, N_});
       record(values);
       return {values, torch::ones_like(values)};
     }
-    ForwardOptions fo;
     fo.logit_positions = first.view({1, N_}).expand({A, N_});
     fo.final_hidden_only = true;
     auto h = model_.forward(embeds, fo);  // [A, N, D]
@@ -214,10 +223,11 @@ class Engine {
     auto pos = long_tensor({L - 1}, x_.device());
     auto token = tokens_.slice(0, t, t + 1);
     torch::Tensor value;
+    ForwardOptions fo;
+    fo.relevance = req_.method->rules;
     if (req_.target->needs_all_positions) {
-      value = req_.target->fn(model_.forward(embeds), pos, token);
+      value = req_.target->fn(model_.forward(embeds, fo), pos, token);
     } else {
-      ForwardOptions fo;
       fo.logit_positions = pos;  // logits only where the target is read: [1, 1, V]
       value = req_.target->fn(model_.forward(embeds, fo), torch::zeros_like(pos), token);
     }

@@ -51,6 +51,8 @@ struct GradientAttribution {
   std::vector<double> target_values;     // f(x) per row
   std::vector<double> baseline_values;   // f(baseline) per row (baseline methods only)
   std::vector<double> completeness_gap;  // sum(scores) - (f(x) - f(baseline)) (baseline methods only)
+  // LRP methods: sum over positions of signed relevance - f(x) (before --abs).
+  std::vector<double> conservation_gap;
   size_t passes = 0;                     // forward+backward passes run
 };
 

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "model/relevance.h"
+
 namespace pizza {
 
 enum class Baseline { zero, pad };
@@ -33,12 +35,19 @@ struct GradientMethod {
   // x, baseline [L, D]; grad = accumulated gradient [L, D] -> scores [L].
   torch::Tensor (*reduce)(const torch::Tensor& x, const torch::Tensor& baseline, const torch::Tensor& grad,
                           const MethodOptions&);
+  // The backward rules the gradient is taken under: LRP methods are input x gradient under
+  // their relevance rules, and report the conservation gap sum(relevance) - f(x) per row.
+  Relevance rules = Relevance::gradient;
+  // The target when none is asked for.
+  std::string_view default_target = "prob";
 };
 
 // The methods of methods/*.cpp.
 GradientMethod saliency_method();
 GradientMethod input_x_gradient_method();
 GradientMethod integrated_gradients_method();
+GradientMethod attnlrp_method();
+GradientMethod cp_lrp_method();
 
 const std::vector<GradientMethod>& gradient_methods();
 // nullptr when the name is not a gradient method.
@@ -46,5 +55,10 @@ const GradientMethod* find_gradient_method(std::string_view name);
 
 // The single gradient point of methods that use the input itself.
 std::vector<std::pair<double, double>> input_point(const MethodOptions&);
+
+// Sum over the hidden dimension of x * grad (signed, or magnitudes with --abs): the reduction of
+// input x gradient and of the LRP methods.
+torch::Tensor input_times_gradient(const torch::Tensor& x, const torch::Tensor& baseline, const torch::Tensor& grad,
+                                   const MethodOptions& options);
 
 }  // namespace pizza

@@ -184,7 +184,7 @@ void apply_units(const LanguageModel& lm, const TokenizedRun& run, const UnitSpe
 AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest& req) {
   const auto* method = find_gradient_method(req.method);
   if (!method) throw UsageError("--method: '" + req.method + "' is not a gradient method");
-  const auto& target = find_target(req.target);
+  const auto& target = find_target(req.target.empty() ? method->default_target : req.target);
   if (req.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(req.max_batch));
 
   auto run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens, req.output_ids);
@@ -221,6 +221,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
     r.row_stats.emplace_back("baseline_value", ga.baseline_values);
     r.row_stats.emplace_back("completeness_gap", ga.completeness_gap);
   }
+  if (method->rules != Relevance::gradient) r.row_stats.emplace_back("conservation_gap", ga.conservation_gap);
 
   const auto& o = req.method_options;
   r.parameters = {

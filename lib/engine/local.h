@@ -24,7 +24,7 @@ struct LocalRequest {
   std::optional<std::vector<int64_t>> output_ids;
   int64_t max_new_tokens = 16;
   std::string method = "saliency";
-  std::string target = "prob";
+  std::string target;  // empty: the method's default (prob; logit for the LRP methods)
   MethodOptions method_options;
   GradientAlgorithm algorithm = GradientAlgorithm::fast;
   int64_t max_batch = 16;

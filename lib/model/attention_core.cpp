@@ -43,9 +43,10 @@ CoreForward core_forward(const torch::Tensor& q, const torch::Tensor& k, const t
 struct AttentionCore : torch::autograd::Function<AttentionCore> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& mask, double scale,
-                               std::optional<double> softcap) {
+                               std::optional<double> softcap, Relevance rules) {
     auto f = core_forward(q, k, v, mask, scale, softcap);
     ctx->save_for_backward({group_queries(q, k.size(1)), k, v, f.probs, f.probs_c, f.capped});
+    ctx->saved_data["rules"] = static_cast<int64_t>(rules);
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["softcap"] = softcap ? *softcap : 0.0;
     return f.out;
@@ -61,6 +62,8 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     // probs is [B, G, R, T, S]: R query heads per kv head, T queries.
     const auto B = k.size(0), G = k.size(1), S = k.size(2), hd = k.size(3), R = probs.size(2), T = probs.size(3);
     const auto H = G * R;
+    const auto rules = static_cast<Relevance>(ctx->saved_data["rules"].toInt());
+    const torch::Tensor none;
 
     auto [g, level] = unbatch(grads[0]);  // [N, B, H, T, hd]
     const auto N = g.size(0);
@@ -70,6 +73,9 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     auto dv = torch::matmul(probs_c.transpose(2, 3), go.permute({1, 2, 3, 0, 4}).reshape({B, G, R * T, N * hd}))
                   .view({B, G, S, N, hd})
                   .permute({3, 0, 1, 2, 4});
+    // CP-LRP: the probabilities are constants, so out = P v is linear in v and nothing reaches q
+    // and k (no need to compute it).
+    if (rules == Relevance::cp_lrp) return {none, none, rebatch(dv, level), none, none, none, none};
     // dP[n] = dO[n] V^T: the N grad outputs stacked as rows.
     auto dp = torch::matmul(go.permute({1, 2, 0, 3, 4}).reshape({B, G, N * R * T, hd}), v.transpose(2, 3))
                   .view({B, G, N, R, T, S});
@@ -78,7 +84,10 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     auto dpc = dp.to(probs.scalar_type());
     auto ds = (p * (dpc - (dpc * p).sum(-1, /*keepdim=*/true))).to(qg.scalar_type());
     if (softcap != 0.0) ds = ds * (1 - capped.square()).view({B, G, 1, R, T, S});
-    ds = ds * scale;
+    // AttnLRP's uniform rule on the two bilinear products: q k^T splits its relevance between q
+    // and k, and P v between P and v; so q and k receive 1/2 * 1/2 of their gradient (folded
+    // into the scale here) and v 1/2.
+    ds = ds * (rules == Relevance::attnlrp ? scale * 0.25 : scale);
     // dQ[n] = dS[n] K (rows stacked); dK[n] = dS[n]^T Q (each dS[n] transposed, then stacked).
     auto dq = torch::matmul(ds.reshape({B, G, N * R * T, S}), k)
                   .view({B, G, N, R, T, hd})
@@ -87,18 +96,19 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     auto dk = torch::matmul(ds.view({B, G, N, R * T, S}).transpose(3, 4).reshape({B, G, N * S, R * T}), qg)
                   .view({B, G, N, S, hd})
                   .permute({2, 0, 1, 3, 4});
-    return {rebatch(dq, level), rebatch(dk, level), rebatch(dv, level), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
+    if (rules == Relevance::attnlrp) dv = dv * 0.5;
+    return {rebatch(dq, level), rebatch(dk, level), rebatch(dv, level), none, none, none, none};
   }
 };
 
 }  // namespace
 
 torch::Tensor attention_core(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& mask, double scale, std::optional<double> softcap) {
+                             const torch::Tensor& mask, double scale, std::optional<double> softcap,
+                             Relevance rules) {
   const bool grad = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   if (!grad) return core_forward(q, k, v, mask, scale, softcap).out;
-  return AttentionCore::apply(q, k, v, mask, scale, softcap);
+  return AttentionCore::apply(q, k, v, mask, scale, softcap, rules);
 }
 
 }  // namespace pizza

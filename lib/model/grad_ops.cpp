@@ -54,6 +54,37 @@ struct Silu : torch::autograd::Function<Silu> {
   }
 };
 
+// The dtype relevance factors are computed in: float32 at least (lxt normalises in float32, and
+// bfloat16's 8 bits would make act(x) / x visibly wrong near 0).
+torch::ScalarType rule_dtype(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+
+// act(x) / (x + 1e-10) in the rule dtype: the identity rule's factor, which turns x * gradient
+// into act(x) * incoming gradient. 1e-10 is lxt's epsilon (kept so float64 results match the
+// authors' rules to rounding); where x + 1e-10 is exactly 0 the factor is the ratio's limit at 0,
+// act'(0), instead of a division by zero.
+torch::Tensor identity_ratio(Activation a, const torch::Tensor& x) {
+  const auto xc = x.to(rule_dtype(x));
+  const auto den = xc + 1e-10;
+  const auto zero = den == 0;
+  const double slope_at_zero = a == Activation::relu ? 0.0 : 0.5;  // SiLU and every GELU: 1/2
+  return (activation(a, xc) / den.masked_fill(zero, 1.0)).masked_fill(zero, slope_at_zero);
+}
+
+// The identity rule on an elementwise activation: forward act(x), backward g * act(x) / x.
+struct IdentityRule : torch::autograd::Function<IdentityRule> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, Activation a) {
+    ctx->save_for_backward({identity_ratio(a, x)});
+    ctx->saved_data["input_dtype"] = static_cast<int64_t>(x.scalar_type());
+    return activation(a, x);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto in = static_cast<torch::ScalarType>(ctx->saved_data["input_dtype"].toInt());
+    return {(grads[0] * ctx->get_saved_variables()[0]).to(in), torch::Tensor()};
+  }
+};
+
 torch::Tensor rotate(const torch::Tensor& x, bool interleaved) {
   if (interleaved) {
     // reshape, not unflatten/flatten: vmap has no batching rule for those.
@@ -90,28 +121,40 @@ struct Rotary : torch::autograd::Function<Rotary> {
 };
 
 struct GatedActivation : torch::autograd::Function<GatedActivation> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_up, Activation a) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_up, Activation a, Relevance rules) {
     auto halves = gate_up.chunk(2, -1);
     const auto &gate = halves[0], &up = halves[1];
-    // act'(gate) by autograd on the unbatched gate (cheap next to the vectorised backward, and
-    // exact for every activation the configs name).
-    torch::Tensor act, slope;
-    {
-      torch::AutoGradMode on(true);
-      auto g = gate.detach().requires_grad_(true);
-      auto y = activation(a, g);
-      slope = torch::autograd::grad({y}, {g}, {torch::ones_like(y)})[0];
-      act = y.detach();
+    torch::Tensor act = activation(a, gate.detach()), d_gate, d_up;
+    switch (rules) {
+      case Relevance::gradient: {
+        // act'(gate) by autograd on the unbatched gate (cheap next to the vectorised backward,
+        // and exact for every activation the configs name).
+        torch::AutoGradMode on(true);
+        auto g = gate.detach().requires_grad_(true);
+        auto y = activation(a, g);
+        d_gate = torch::autograd::grad({y}, {g}, {torch::ones_like(y)})[0] * up;
+        d_up = act;
+        break;
+      }
+      case Relevance::attnlrp:
+        // Uniform rule on the product (each factor gets half), identity rule on act.
+        d_gate = (identity_ratio(a, gate) * up.to(rule_dtype(gate)) * 0.5).to(gate.scalar_type());
+        d_up = act * 0.5;
+        break;
+      case Relevance::cp_lrp:  // the gate branch is a constant
+        d_gate = torch::zeros_like(act);
+        d_up = act;
+        break;
     }
-    // d out / d [gate | up] = [act'(gate) * up | act(gate)], kept as [..., 2, I].
-    ctx->save_for_backward({torch::stack({slope * up, act}, -2)});
+    // d out / d [gate | up], kept as [..., 2, I].
+    ctx->save_for_backward({torch::stack({d_gate, d_up}, -2)});
     return act * up;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto& g = grads[0];
     auto sizes = g.sizes().vec();  // logical sizes (under vmap, without the batch dimension)
     sizes.back() *= 2;
-    return {(g.unsqueeze(-2) * ctx->get_saved_variables()[0]).reshape(sizes), torch::Tensor()};
+    return {(g.unsqueeze(-2) * ctx->get_saved_variables()[0]).reshape(sizes), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -133,10 +176,11 @@ torch::Tensor rms_scale(const RmsNormParts& p, const torch::Tensor& x, const tor
 
 struct RmsNorm : torch::autograd::Function<RmsNorm> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, double eps,
-                               bool one_plus) {
+                               bool one_plus, bool constant_scale) {
     auto p = rms_parts(x, eps);
     ctx->save_for_backward({p.h, p.r, weight});
     ctx->saved_data["one_plus"] = one_plus;
+    ctx->saved_data["constant_scale"] = constant_scale;
     ctx->saved_data["input_dtype"] = static_cast<int64_t>(x.scalar_type());
     return rms_scale(p, x, weight, one_plus);
   }
@@ -152,10 +196,41 @@ struct RmsNorm : torch::autograd::Function<RmsNorm> {
     // (addcmul has no vmap rule: computed on the physical gradient [N, ...].)
     auto [g, level] = unbatch(grads[0]);
     g = g.to(h.scalar_type());
+    const auto in = static_cast<torch::ScalarType>(ctx->saved_data["input_dtype"].toInt());
+    const torch::Tensor none;
+    // LRP: 1 / rms(x) is a constant, so only the first term remains (lxt's stop-gradient).
+    if (ctx->saved_data["constant_scale"].toBool()) return {rebatch((g * (r * scale)).to(in), level), none, none, none, none};
     auto dot = (g * (h * scale)).sum(-1, /*keepdim=*/true);
     auto gx = torch::addcmul(g * (r * scale), h * (r / static_cast<double>(h.size(-1))), dot, -1);
+    return {rebatch(gx.to(in), level), none, none, none, none};
+  }
+};
+
+// The affine parameters of a LayerNorm, either possibly undefined (autograd's apply() refuses
+// undefined tensor arguments; wrapped, they pass as a constant).
+struct Affine {
+  torch::Tensor weight, bias;
+};
+
+// LayerNorm under LRP rules: forward as torch::layer_norm, backward with the standard deviation
+// constant. y = (x - mean(x)) * s with s = weight / std(x) fixed: dx = c - mean(c), c = s g.
+struct LayerNormLrp : torch::autograd::Function<LayerNormLrp> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const Affine& affine, double eps) {
+    const auto &weight = affine.weight, &bias = affine.bias;
+    const auto xc = x.to(rule_dtype(x));
+    auto s = torch::rsqrt(xc.var(-1, /*unbiased=*/false, /*keepdim=*/true) + eps);
+    if (weight.defined()) s = s * weight.to(xc.scalar_type());
+    ctx->save_for_backward({s});
+    ctx->saved_data["input_dtype"] = static_cast<int64_t>(x.scalar_type());
+    return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables()[0];
     const auto in = static_cast<torch::ScalarType>(ctx->saved_data["input_dtype"].toInt());
-    return {rebatch(gx.to(in), level), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    auto [g, level] = unbatch(grads[0]);
+    auto c = g.to(s.scalar_type()) * s;
+    auto gx = c - c.sum(-1, /*keepdim=*/true) / static_cast<double>(c.size(-1));
+    return {rebatch(gx.to(in), level), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -202,12 +277,20 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
   return Rotary::apply(x, cos, sin, interleaved);
 }
 
-torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus) {
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps, bool one_plus,
+                       Relevance rules) {
   if (!differentiable(x)) return rms_scale(rms_parts(x, eps), x, weight, one_plus);
-  return RmsNorm::apply(x, weight, eps, one_plus);
+  return RmsNorm::apply(x, weight, eps, one_plus, rules != Relevance::gradient);
 }
 
-torch::Tensor activation(Activation a, const torch::Tensor& x) {
+torch::Tensor layer_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                         Relevance rules) {
+  if (rules == Relevance::gradient || !differentiable(x)) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+  return LayerNormLrp::apply(x, Affine{weight, bias}, eps);
+}
+
+torch::Tensor activation(Activation a, const torch::Tensor& x, Relevance rules) {
+  if (rules != Relevance::gradient && differentiable(x)) return IdentityRule::apply(x, a);
   switch (a) {
     case Activation::silu: return pizza::silu(x);
     case Activation::gelu_exact: return torch::gelu(x);
@@ -217,12 +300,12 @@ torch::Tensor activation(Activation a, const torch::Tensor& x) {
   return x;
 }
 
-torch::Tensor gated_activation(const torch::Tensor& gate_up, Activation a) {
+torch::Tensor gated_activation(const torch::Tensor& gate_up, Activation a, Relevance rules) {
   if (!differentiable(gate_up)) {
     auto halves = gate_up.chunk(2, -1);
     return activation(a, halves[0]) * halves[1];
   }
-  return GatedActivation::apply(gate_up, a);
+  return GatedActivation::apply(gate_up, a, rules);
 }
 
 torch::Tensor silu(const torch::Tensor& x) {

@@ -102,12 +102,12 @@ Norm::Norm(NormKind kind, double eps, torch::Tensor weight, torch::Tensor bias)
   if (bias_.defined()) register_parameter("bias", bias_, false);
 }
 
-torch::Tensor Norm::forward(const torch::Tensor& x) const {
+torch::Tensor Norm::forward(const torch::Tensor& x, Relevance rules) const {
   if (kind_ == NormKind::layer) {
     // weight/bias may be undefined: LayerNorm without bias (Cohere) or without any (OLMo).
-    return torch::layer_norm(x, {x.size(-1)}, weight_, bias_, eps_);
+    return layer_norm(x, weight_, bias_, eps_, rules);
   }
-  return rms_norm(x, weight_, eps_, kind_ == NormKind::rms_one_plus);
+  return rms_norm(x, weight_, eps_, kind_ == NormKind::rms_one_plus, rules);
 }
 
 Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p) : cfg_(cfg), layer_(layer) {
@@ -130,7 +130,7 @@ Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p
 }
 
 torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                 const torch::Tensor& mask, KVCache* cache) const {
+                                 const torch::Tensor& mask, KVCache* cache, Relevance rules) const {
   const auto B = x.size(0), T = x.size(1), H = cfg_.num_heads, KVH = cfg_.num_kv_heads, hd = cfg_.head_dim;
   auto qkv = qkv_->forward(x).split({H * hd, KVH * hd, KVH * hd}, -1);
   auto q = qkv[0], k = qkv[1], v = qkv[2];
@@ -141,8 +141,8 @@ torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& co
     v = v.clamp(-c, c);
   }
   if (q_norm_) {
-    q = q_norm_->forward(q);
-    k = k_norm_->forward(k);
+    q = q_norm_->forward(q, rules);
+    k = k_norm_->forward(k, rules);
   }
   q = q.view({B, T, H, hd}).transpose(1, 2);
   k = k.view({B, T, KVH, hd}).transpose(1, 2);
@@ -162,7 +162,7 @@ torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& co
     cv = v;
   }
   const double scale = cfg_.attention_scale.value_or(1.0 / std::sqrt(static_cast<double>(hd)));
-  auto out = attention_core(q, k, v, mask, scale, cfg_.attn_logit_softcap).transpose(1, 2).reshape({B, T, H * hd});
+  auto out = attention_core(q, k, v, mask, scale, cfg_.attn_logit_softcap, rules).transpose(1, 2).reshape({B, T, H * hd});
   return o_->forward(out);
 }
 
@@ -184,9 +184,9 @@ MLP::MLP(const ModelConfig& cfg, const std::string& prefix, int64_t I, const Par
   register_module("down", down_);
 }
 
-torch::Tensor MLP::forward(const torch::Tensor& x) const {
-  if (gated_) return down_->forward(gated_activation(up_->forward(x), act_));
-  return down_->forward(activation(act_, up_->forward(x)));
+torch::Tensor MLP::forward(const torch::Tensor& x, Relevance rules) const {
+  if (gated_) return down_->forward(gated_activation(up_->forward(x), act_, rules));
+  return down_->forward(activation(act_, up_->forward(x), rules));
 }
 
 SparseMoE::SparseMoE(const ModelConfig& cfg, int64_t layer, const ParamSource& p)
@@ -207,7 +207,7 @@ SparseMoE::SparseMoE(const ModelConfig& cfg, int64_t layer, const ParamSource& p
   }
 }
 
-torch::Tensor SparseMoE::forward(const torch::Tensor& x) const {
+torch::Tensor SparseMoE::forward(const torch::Tensor& x, Relevance rules) const {
   const auto shape = x.sizes().vec();
   auto flat = x.reshape({-1, x.size(-1)});  // [N, D]
   auto probs = torch::softmax(router_->forward(flat), -1, torch::kFloat32);
@@ -222,9 +222,9 @@ torch::Tensor SparseMoE::forward(const torch::Tensor& x) const {
     auto rows = hit.any(-1).nonzero().squeeze(-1);
     if (rows.numel() == 0) continue;
     auto w = (weights * hit.to(weights.scalar_type())).sum(-1).index_select(0, rows).unsqueeze(-1);
-    out = out.index_add(0, rows, experts_[e]->forward(flat.index_select(0, rows)) * w);
+    out = out.index_add(0, rows, experts_[e]->forward(flat.index_select(0, rows), rules) * w);
   }
-  if (shared_) out = out + torch::sigmoid(shared_gate_->forward(flat)) * shared_->forward(flat);
+  if (shared_) out = out + torch::sigmoid(shared_gate_->forward(flat)) * shared_->forward(flat, rules);
   return out.view(shape);
 }
 
@@ -253,19 +253,19 @@ DecoderLayer::DecoderLayer(const ModelConfig& cfg, int64_t layer, const ParamSou
 }
 
 torch::Tensor DecoderLayer::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                    const torch::Tensor& mask, KVCache* cache) const {
+                                    const torch::Tensor& mask, KVCache* cache, Relevance rules) const {
   const double rm = cfg_.residual_multiplier;
-  auto h = attn_norm_ ? attn_norm_->forward(x) : x;
-  auto a = attn_->forward(h, cos, sin, mask, cache);
-  if (attn_out_norm_) a = attn_out_norm_->forward(a);
+  auto h = attn_norm_ ? attn_norm_->forward(x, rules) : x;
+  auto a = attn_->forward(h, cos, sin, mask, cache, rules);
+  if (attn_out_norm_) a = attn_out_norm_->forward(a, rules);
   if (cfg_.parallel_residual) {
     // GPT-NeoX uses a second norm for the MLP branch; Phi/Cohere/StableLM feed both branches h.
-    auto m = feed_forward(mlp_norm_ ? mlp_norm_->forward(x) : h);
+    auto m = feed_forward(mlp_norm_ ? mlp_norm_->forward(x, rules) : h, rules);
     return x + a + m;
   }
   auto y = rm == 1.0 ? x + a : x + a * rm;
-  auto m = feed_forward(mlp_norm_ ? mlp_norm_->forward(y) : y);
-  if (mlp_out_norm_) m = mlp_out_norm_->forward(m);
+  auto m = feed_forward(mlp_norm_ ? mlp_norm_->forward(y, rules) : y, rules);
+  if (mlp_out_norm_) m = mlp_out_norm_->forward(m, rules);
   return rm == 1.0 ? y + m : y + m * rm;
 }
 
@@ -388,9 +388,9 @@ torch::Tensor Transformer::forward(const torch::Tensor& inputs_embeds, const For
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (opts.hidden_states) opts.hidden_states->push_back(h);
     const bool sw = cfg_.layer_uses_sliding_window(static_cast<int64_t>(i));
-    h = layers_[i]->forward(h, cos, sin, sw ? window_mask : full_mask, opts.cache);
+    h = layers_[i]->forward(h, cos, sin, sw ? window_mask : full_mask, opts.cache, opts.relevance);
   }
-  h = final_norm_->forward(h);
+  h = final_norm_->forward(h, opts.relevance);
   if (opts.hidden_states) opts.hidden_states->push_back(h);
   if (opts.last_only) h = h.slice(1, T - 1, T);
   if (opts.logit_positions.defined()) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checkpoint/model_config.h"
+#include "model/relevance.h"
 #include "model/weights.h"
 
 namespace pizza {
@@ -41,6 +42,8 @@ struct ForwardOptions {
   // Stop before the vocabulary projection: return the final (normed) hidden states that
   // project() turns into logits.
   bool final_hidden_only = false;
+  // The backward rules the pass records (forward values are the same under every rule).
+  Relevance relevance = Relevance::gradient;
 };
 
 class Linear : public torch::nn::Module {
@@ -53,7 +56,7 @@ class Linear : public torch::nn::Module {
 class Norm : public torch::nn::Module {
  public:
   Norm(NormKind kind, double eps, torch::Tensor weight, torch::Tensor bias);
-  torch::Tensor forward(const torch::Tensor& x) const;
+  torch::Tensor forward(const torch::Tensor& x, Relevance rules = Relevance::gradient) const;
 
  private:
   NormKind kind_;
@@ -66,7 +69,7 @@ class Attention : public torch::nn::Module {
   Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
   // x [B,T,D]; cos/sin [B,T,rot]; mask [B,1,T,S] additive. Appends to cache layer when given.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KVCache* cache) const;
+                        const torch::Tensor& mask, KVCache* cache, Relevance rules) const;
 
  private:
   const ModelConfig& cfg_;
@@ -82,7 +85,7 @@ class MLP : public torch::nn::Module {
   MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
   // prefix: canonical module prefix ("layers.3.mlp"); intermediate: its hidden width.
   MLP(const ModelConfig& cfg, const std::string& prefix, int64_t intermediate, const ParamSource& params);
-  torch::Tensor forward(const torch::Tensor& x) const;
+  torch::Tensor forward(const torch::Tensor& x, Relevance rules) const;
 
  private:
   Activation act_;
@@ -95,7 +98,9 @@ class MLP : public torch::nn::Module {
 class SparseMoE : public torch::nn::Module {
  public:
   SparseMoE(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
-  torch::Tensor forward(const torch::Tensor& x) const;
+  // The router (softmax, top-k and the shared expert's sigmoid gate) keeps its ordinary backward
+  // under relevance rules; the experts take them.
+  torch::Tensor forward(const torch::Tensor& x, Relevance rules) const;
 
  private:
   int64_t top_k_;
@@ -109,10 +114,12 @@ class DecoderLayer : public torch::nn::Module {
  public:
   DecoderLayer(const ModelConfig& cfg, int64_t layer, const ParamSource& params);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KVCache* cache) const;
+                        const torch::Tensor& mask, KVCache* cache, Relevance rules) const;
 
  private:
-  torch::Tensor feed_forward(const torch::Tensor& x) const { return moe_ ? moe_->forward(x) : mlp_->forward(x); }
+  torch::Tensor feed_forward(const torch::Tensor& x, Relevance rules) const {
+    return moe_ ? moe_->forward(x, rules) : mlp_->forward(x, rules);
+  }
 
   const ModelConfig& cfg_;
   // Any of the norms may be absent: pre-norms (OLMo2 has none; Phi-style parallel blocks share

@@ -112,6 +112,10 @@ Perturber::Replacement Perturber::replacement_for(const TokenUnit& unit) const {
   return r;
 }
 
+namespace {
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+}  // namespace
+
 Prompt Perturber::perturb(std::span<const size_t> unit_indices) const {
   std::vector<bool> selected(units_.units.size(), false);
   for (auto u : unit_indices) selected.at(u) = true;
@@ -119,17 +123,42 @@ Prompt Perturber::perturb(std::span<const size_t> unit_indices) const {
   // Text: units are disjoint byte spans; replace the selected ones in text order.
   std::vector<size_t> order(unit_indices.begin(), unit_indices.end());
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return units_.units[a].span < units_.units[b].span; });
+  //
+  // A deleted unit takes only its own bytes, and the text around the cut must not gain
+  // whitespace the unit did not own: deleting the first word of "Once upon" must give "upon",
+  // not " upon" (a server that tokenizes text, such as llama.cpp's, would read an extra "▁"
+  // token that token-level deletion never has), and deleting "upon" from "Once upon a" as a
+  // regex unit must not leave two spaces. So at each deletion the whitespace that then starts
+  // the text, doubles the whitespace before the cut, or ends the text is dropped.
   Prompt p;
   size_t cursor = 0;
   bool all_ids = !units_.tokens.empty();
+  bool after_deletion = false;  // the next original bytes follow a deleted unit
+  auto append_original = [&](size_t from, size_t to) {
+    if (after_deletion && from < to) {
+      const bool left_space = p.text.empty() || is_space(p.text.back());
+      if (left_space)
+        while (from < to && is_space(units_.text[from])) ++from;
+      if (from < to) after_deletion = false;
+    }
+    p.text.append(units_.text, from, to - from);
+  };
   for (auto u : order) {
     const auto& span = units_.units[u].span;
-    p.text.append(units_.text, cursor, span.first - cursor);
-    p.text += replacements_[u].text;
+    append_original(cursor, span.first);
+    const auto& rep = replacements_[u].text;
+    if (rep.empty()) {
+      after_deletion = true;
+    } else {
+      p.text += rep;
+      after_deletion = false;
+    }
     cursor = span.second;
     all_ids = all_ids && replacements_[u].ids.has_value();
   }
-  p.text.append(units_.text, cursor);
+  append_original(cursor, units_.text.size());
+  if (after_deletion)  // the text ended in deleted units: no trailing whitespace they left
+    while (!p.text.empty() && is_space(p.text.back())) p.text.pop_back();
 
   // Ids: the prompt's tokens with each selected unit's tokens swapped for its replacement
   // (units' tokens are contiguous: a token belongs to the unit holding its first byte).

@@ -4,7 +4,8 @@
 // Prints both times, their ratio, the attribution phase's achieved GFLOP/s (matmul FLOPs of
 // the forward + input-only backward actually run), and this machine's sgemm GFLOP/s; for
 // context also the rate at which the replicate-the-sequence formulation's work gets done, and
-// the time of the work PIZZA itself does per generated token.
+// the time of the work PIZZA itself does per generated token; and AttnLRP (the same fast
+// algorithm under relevance rules, logit target) next to saliency, interleaved with it.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -102,12 +103,19 @@ int main(int argc, char** argv) {
     req.algorithm = a;
     return seconds([&] { attribute_gradients(lm->model(), req); });
   };
+  GradientRequest lrp = req;
+  lrp.method = find_gradient_method("attnlrp");
+  lrp.target = &find_target(lrp.method->default_target);
+  lrp.algorithm = GradientAlgorithm::fast;
+  auto time_lrp = [&] { return seconds([&] { attribute_gradients(lm->model(), lrp); }); };
   time_one(GradientAlgorithm::reference);  // warm-up (allocator, threads)
   time_one(GradientAlgorithm::fast);
-  double t_ref = 1e300, t_fast = 1e300;
+  time_lrp();
+  double t_ref = 1e300, t_fast = 1e300, t_lrp = 1e300;
   for (int i = 0; i < reps; ++i) {
     t_ref = std::min(t_ref, time_one(GradientAlgorithm::reference));
     t_fast = std::min(t_fast, time_one(GradientAlgorithm::fast));
+    t_lrp = std::min(t_lrp, time_lrp());
   }
   const double t_pizza = seconds([&] { pizza_step_work(const_cast<Transformer&>(lm->model()), prompt, outputs, *req.target); });
 
@@ -128,6 +136,8 @@ int main(int argc, char** argv) {
   std::printf("reference (PIZZA per-row loop):          %8.3f s\n", t_ref);
   std::printf("fast (one forward, vectorised backward): %8.3f s\n", t_fast);
   std::printf("ratio reference/fast:                    %8.2f  (goal >= 4)\n", t_ref / t_fast);
+  std::printf("attnlrp/logit (fast):                    %8.3f s\n", t_lrp);
+  std::printf("ratio attnlrp/saliency (fast):           %8.2f  (goal ~1: one backward per row each)\n", t_lrp / t_fast);
   std::printf("PIZZA's own per-token work (one run):     %8.3f s  (%.1fx fast; full-vocabulary logits at every\n"
               "  position, weight gradients, generate()'s extra forward: what the reference leaves out)\n",
               t_pizza, t_pizza / t_fast);

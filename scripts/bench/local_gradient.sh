@@ -3,7 +3,8 @@
 # 135M-shape Llama (hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536, vocab
 # 32000), 32-token prompt, 16 new tokens. Prints both times, the ratio, the attribution
 # phase's GFLOP/s and the machine's sgemm GFLOP/s (best of 5 interleaved runs each), and for
-# context the time of PIZZA's own per-token work.
+# context the time of PIZZA's own per-token work; and attnlrp (logit target) next to fast
+# saliency, timed interleaved with it, with their ratio.
 # Usage: scripts/bench/local_gradient.sh [build-dir] [threads] [repetitions]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"

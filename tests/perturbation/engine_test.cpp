@@ -117,7 +117,8 @@ TEST_CASE("hierarchical perturbation reproduces PIZZA step by step") {
   // Calls: greedy original + scored original + 5 + 3 + 2 perturbations.
   CHECK(r.model_calls == 12);
   REQUIRE(fake.calls.size() == 5);
-  CHECK(fake.calls[2] == std::vector<std::string>{" d e f g h", "a f g h", "a b c h", "a b c d e", "a b c d e f g"});
+  // Cutting the first units leaves no leading space (" d" owned it only after "c").
+  CHECK(fake.calls[2] == std::vector<std::string>{"d e f g h", "a f g h", "a b c h", "a b c d e", "a b c d e f g"});
   CHECK(r.experiment_log.find("\"masked_text\":\" b |  c\"") != std::string::npos);
   CHECK(r.experiment_log.find("\"num_llm_calls\":12") != std::string::npos);
 }
@@ -235,7 +236,8 @@ TEST_CASE("perturber rebuilds text and token ids") {
   CHECK(p.text == "Once a time");
   CHECK(p.token_ids == std::vector<int32_t>{1, 10, 12, 13});
   p = del.perturb(std::vector<size_t>{3, 0});
-  CHECK(p.text == " upon a");
+  // The first word's deletion leaves no leading space: " upon" owned it only after "Once".
+  CHECK(p.text == "upon a");
   CHECK(p.token_ids == std::vector<int32_t>{1, 11, 12});
   CHECK(del.masked_text(std::vector<size_t>{3, 0}) == "Once |  time");
 
@@ -247,6 +249,33 @@ TEST_CASE("perturber rebuilds text and token ids") {
   p = fx.perturb(std::vector<size_t>{2});
   CHECK(p.text == "Once upon X time");
   CHECK_FALSE(p.token_ids.has_value());  // no tokenizer to encode " X"
+}
+
+TEST_CASE("deleting text never leaves whitespace the unit did not own") {
+  // Regex units hold words without their spaces: cuts must not double or strand whitespace,
+  // which a server tokenizing like llama.cpp's would read as extra "▁" tokens.
+  UnitSpec regex;
+  regex.kind = UnitKind::regex;
+  regex.regex = "\\w+";
+  const auto units = make_units("Once upon  a time.\nThe end", {}, regex);
+  REQUIRE(units.units.size() == 6);  // Once upon a time The end
+  Perturber del(units, {}, nullptr, nullptr, false, std::nullopt);
+  CHECK(del.perturb(std::vector<size_t>{0}).text == "upon  a time.\nThe end");
+  CHECK(del.perturb(std::vector<size_t>{1}).text == "Once a time.\nThe end");
+  CHECK(del.perturb(std::vector<size_t>{1, 2}).text == "Once time.\nThe end");
+  CHECK(del.perturb(std::vector<size_t>{5}).text == "Once upon  a time.\nThe");
+  CHECK(del.perturb(std::vector<size_t>{4, 5}).text == "Once upon  a time.");
+  CHECK(del.perturb(std::vector<size_t>{0, 1, 2, 3, 4, 5}).text == ".");
+  // Whitespace the user wrote between kept units is untouched (the double space above).
+  CHECK(del.perturb(std::vector<size_t>{}).text == "Once upon  a time.\nThe end");
+  // Sentence units own the whitespace before them: deleting the first leaves none in front.
+  UnitSpec sentences;
+  sentences.kind = UnitKind::sentence;
+  const auto su = make_units("One. Two. Three.", {}, sentences);
+  Perturber sdel(su, {}, nullptr, nullptr, false, std::nullopt);
+  CHECK(sdel.perturb(std::vector<size_t>{0}).text == "Two. Three.");
+  CHECK(sdel.perturb(std::vector<size_t>{1}).text == "One. Three.");
+  CHECK(sdel.perturb(std::vector<size_t>{2}).text == "One. Two.");
 }
 
 TEST_CASE("bad units and options are clear errors") {

@@ -6,10 +6,7 @@ namespace pizza {
 
 GradientMethod input_x_gradient_method() {
   return {"input-x-gradient", "sum over hidden of embedding x gradient (signed; --abs for magnitudes)", false,
-          input_point, [](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor& grad, const MethodOptions& o) {
-            auto s = (x * grad).sum(-1);
-            return o.abs ? s.abs() : s;
-          }};
+          input_point, input_times_gradient};
 }
 
 }  // namespace pizza
