@@ -96,7 +96,7 @@ UnitSpec parse_unit_options(const UnitCliOptions& o) {
 
 void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o, const std::string& aliases) {
   cmd->add_option(aliases.empty() ? "--strategy" : aliases + ",--strategy", o.strategy,
-                  "How a unit is removed: delete, fixed, nth-nearest or pad")
+                  "How a unit is removed: delete, fixed, nth-nearest, pad or mask (local: out of attention)")
       ->capture_default_str();
   cmd->add_option("--replacement", o.replacement, "Replacement text of --strategy fixed");
   cmd->add_option("--n", o.nth, "--strategy nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")

@@ -99,7 +99,16 @@ std::vector<Completion> HttpBackend::send(std::span<const CompletionRequest> req
   return out;
 }
 
+namespace {
+// A server sees text only: it cannot mask tokens out of attention.
+void refuse_masks(std::span<const Prompt> prompts) {
+  for (const auto& p : prompts)
+    if (p.attention_mask) throw UsageError("--strategy mask works on a local model only (a server sees text, not attention)");
+}
+}  // namespace
+
 std::vector<Generation> HttpBackend::complete(std::span<const Prompt> prompts) {
+  refuse_masks(prompts);
   std::vector<CompletionRequest> requests;
   for (const auto& p : prompts) requests.push_back(completion_request(options_, p.text));
   std::vector<Generation> out;
@@ -115,6 +124,7 @@ std::vector<Generation> HttpBackend::complete(std::span<const Prompt> prompts) {
 
 std::vector<std::vector<double>> HttpBackend::score(std::span<const Prompt> prompts, const Generation& output) {
   if (!options_.teacher_forced) throw UsageError("teacher-forced scoring needs --scoring teacher-forced");
+  refuse_masks(prompts);
   std::vector<CompletionRequest> requests;
   for (const auto& p : prompts) requests.push_back(scoring_request(options_, p.text, output.text));
   const auto completions = send(requests);

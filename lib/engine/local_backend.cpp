@@ -39,7 +39,11 @@ std::vector<PGeneration> LocalBackend::complete(std::span<const Prompt> prompts)
   const auto B = static_cast<size_t>(opts_.max_batch);
   for (size_t start = 0; start < prompts.size(); start += B) {
     std::vector<std::vector<int64_t>> batch;
-    for (size_t i = start; i < std::min(prompts.size(), start + B); ++i) batch.push_back(ids_of(prompts[i]));
+    for (size_t i = start; i < std::min(prompts.size(), start + B); ++i) {
+      if (prompts[i].attention_mask)
+        throw UsageError("--strategy mask scores the original output teacher-forced; it cannot generate (use --scoring teacher-forced)");
+      batch.push_back(ids_of(prompts[i]));
+    }
     for (auto& g : complete_batch(batch)) out.push_back(std::move(g));
   }
   return out;
@@ -123,16 +127,27 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
 
   // Each prompt shares its first `shared` tokens with the reference; at least one prompt
   // token is recomputed so the logits predicting the first output token exist.
+  // --strategy mask: a masked token stays (its position too) but no later token attends to it;
+  // the shared prefix ends before the first masked token.
   struct Item {
     size_t index;
     std::vector<int64_t> ids;
     int64_t shared;
+    std::vector<bool> keep;  // empty: every token attended
   };
   std::vector<Item> items;
+  bool any_mask = false;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    Item it{i, ids_of(prompts[i]), 0};
+    Item it{i, ids_of(prompts[i]), 0, {}};
+    if (const auto& m = prompts[i].attention_mask) {
+      if (m->size() != it.ids.size()) throw std::logic_error("attention mask and token ids differ in length");
+      it.keep = *m;
+      any_mask = true;
+    }
     const auto limit = std::min(it.ids.size() - 1, reference_.size());
-    while (static_cast<size_t>(it.shared) < limit && it.ids[static_cast<size_t>(it.shared)] == reference_[static_cast<size_t>(it.shared)])
+    auto kept = [&](size_t j) { return it.keep.empty() || it.keep[j]; };
+    while (static_cast<size_t>(it.shared) < limit && it.ids[static_cast<size_t>(it.shared)] == reference_[static_cast<size_t>(it.shared)] &&
+           kept(static_cast<size_t>(it.shared)))
       ++it.shared;
     items.push_back(std::move(it));
   }
@@ -152,12 +167,17 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
     for (const auto& it : batch) T = std::max<int64_t>(T, static_cast<int64_t>(it.ids.size()) - L + O - 1);
     auto ids = torch::zeros({rows, T}, torch::kLong);
     auto pos = torch::zeros({rows, O}, torch::kLong);  // where each output token is predicted
+    auto keep = torch::ones({rows, T}, torch::kBool);
     auto ia = ids.accessor<int64_t, 2>();
     auto pa = pos.accessor<int64_t, 2>();
+    auto ka = keep.accessor<bool, 2>();
     for (int64_t b = 0; b < rows; ++b) {
       const auto& it = batch[static_cast<size_t>(b)];
       int64_t t = 0;
-      for (size_t j = static_cast<size_t>(L); j < it.ids.size(); ++j) ia[b][t++] = it.ids[j];
+      for (size_t j = static_cast<size_t>(L); j < it.ids.size(); ++j) {
+        if (!it.keep.empty()) ka[b][t] = it.keep[j];
+        ia[b][t++] = it.ids[j];
+      }
       const int64_t last_prompt = t - 1;
       for (int64_t j = 0; j + 1 < O; ++j) ia[b][t++] = out_ids[static_cast<size_t>(j)];
       for (int64_t j = 0; j < O; ++j) pa[b][j] = last_prompt + j;
@@ -173,6 +193,12 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
     ForwardOptions fo;
     fo.cache = &cache;
     fo.logit_positions = pos;  // the vocabulary projection only where output tokens are predicted
+    if (any_mask) {
+      // Masked tokens keep their slots: positions are the slots (the default would count only
+      // attended tokens, as for padding).
+      fo.attention_mask = keep;
+      fo.positions = torch::arange(L, L + T, torch::kLong).view({1, T}).expand({rows, T});
+    }
     auto logits = model.forward(model.embed(ids), fo);  // [rows, O, V]
     ++forward_passes_;
     auto lp = torch::log_softmax(logits.to(torch::kFloat64), -1);

@@ -21,6 +21,9 @@ namespace pizza::perturbation {
 struct Prompt {
   std::string text;
   std::optional<std::vector<int32_t>> token_ids;
+  // --strategy mask: one flag per token id, false = masked out of attention (the token keeps
+  // its position). Only a local backend can honour it; others must refuse such a prompt.
+  std::optional<std::vector<bool>> attention_mask;
 };
 
 struct TopLogprob {

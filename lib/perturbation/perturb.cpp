@@ -11,7 +11,8 @@ Strategy parse_strategy(std::string_view name) {
   if (name == "fixed") return Strategy::fixed;
   if (name == "nth-nearest") return Strategy::nth_nearest;
   if (name == "pad") return Strategy::pad;
-  throw UsageError("--strategy: unknown value '" + std::string(name) + "' (expected delete, fixed, nth-nearest or pad)");
+  if (name == "mask") return Strategy::mask;
+  throw UsageError("--strategy: unknown value '" + std::string(name) + "' (expected delete, fixed, nth-nearest, pad or mask)");
 }
 
 std::string_view strategy_name(Strategy s) {
@@ -20,6 +21,7 @@ std::string_view strategy_name(Strategy s) {
     case Strategy::fixed: return "fixed";
     case Strategy::nth_nearest: return "nth-nearest";
     case Strategy::pad: return "pad";
+    case Strategy::mask: return "mask";
   }
   return "?";
 }
@@ -72,6 +74,11 @@ Perturber::Replacement Perturber::replacement_for(const TokenUnit& unit) const {
   switch (spec_.kind) {
     case Strategy::remove:
       if (has_tokens) r.ids.emplace();
+      return r;
+    case Strategy::mask:
+      // The text (for logs) reads as deleted; the ids stay and perturb() masks them.
+      if (!has_tokens) throw UsageError("--strategy mask needs the model's tokens: it works on a local model only");
+      r.ids.emplace();
       return r;
     case Strategy::fixed:
       r.text = spec_.replacement;
@@ -159,6 +166,19 @@ Prompt Perturber::perturb(std::span<const size_t> unit_indices) const {
   append_original(cursor, units_.text.size());
   if (after_deletion)  // the text ended in deleted units: no trailing whitespace they left
     while (!p.text.empty() && is_space(p.text.back())) p.text.pop_back();
+
+  if (spec_.kind == Strategy::mask) {
+    std::vector<int32_t> ids;
+    std::vector<bool> keep;
+    for (size_t t = 0; t < units_.tokens.size(); ++t) {
+      const int u = unit_of_token_[t];
+      ids.push_back(units_.tokens[t].id);
+      keep.push_back(u < 0 || !selected[static_cast<size_t>(u)]);
+    }
+    p.token_ids = std::move(ids);
+    p.attention_mask = std::move(keep);
+    return p;
+  }
 
   // Ids: the prompt's tokens with each selected unit's tokens swapped for its replacement
   // (units' tokens are contiguous: a token belongs to the unit holding its first byte).

@@ -16,7 +16,9 @@
 
 namespace pizza::perturbation {
 
-enum class Strategy { remove, fixed, nth_nearest, pad };  // remove is the CLI's "delete"
+// remove is the CLI's "delete". mask keeps every token in place and masks the unit's tokens out
+// of attention (positions do not shift); only a local model can run it.
+enum class Strategy { remove, fixed, nth_nearest, pad, mask };
 
 struct StrategySpec {
   Strategy kind = Strategy::remove;
@@ -24,7 +26,7 @@ struct StrategySpec {
   int64_t n = 1;            // nth-nearest: 0 = the token itself, -1 = the farthest
 };
 
-// "delete", "fixed", "nth-nearest", "pad"; UsageError otherwise.
+// "delete", "fixed", "nth-nearest", "pad", "mask"; UsageError otherwise.
 Strategy parse_strategy(std::string_view name);
 std::string_view strategy_name(Strategy s);
 

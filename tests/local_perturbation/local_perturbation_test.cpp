@@ -189,3 +189,55 @@ TEST_CASE("bad perturbation input is a clear error from the CLI") {
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("experiment_log") != std::string::npos);
 }
+
+TEST_CASE("strategy mask equals a forward pass with a hand-built attention mask") {
+  // Float64: the batched, prefix-sharing backend and one uncached forward differ only by
+  // summation order (~1e-15 relative), so 1e-10 on log-probabilities is an exact claim.
+  const auto lm = load_stories("float64");
+  const auto& tok = lm->tokenizer();
+  const auto enc = tok.encode(kPrompt);
+  std::vector<int64_t> ids;
+  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  UnitSpec words;
+  words.kind = UnitKind::word;
+  const auto units = make_units(kPrompt, enc.tokens, words);
+  Perturber masker(units, {Strategy::mask, "", 0}, &tok, nullptr, false, std::nullopt);
+  LocalBackend backend(*lm, ids, {});
+  std::vector<int32_t> out_ids{371, 260, 263};  // any three tokens: teacher forcing scores them as given
+  Generation output;
+  for (auto id : out_ids) output.tokens.push_back({tok.token_bytes(id), id, 0, {}});
+  const std::vector<std::vector<size_t>> sets{{0}, {3}, {2, 5, 6}, {}};
+  std::vector<Prompt> prompts;
+  for (const auto& s : sets) prompts.push_back(masker.perturb(s));
+  const auto got = backend.score(prompts, output);
+
+  for (size_t k = 0; k < sets.size(); ++k) {
+    // By hand: every token in place, keys of the masked units' tokens switched off,
+    // positions 0..n-1 as in the original.
+    torch::NoGradGuard ng;
+    std::vector<int64_t> seq = ids;
+    for (size_t i = 0; i + 1 < out_ids.size(); ++i) seq.push_back(out_ids[i]);
+    const auto n = static_cast<int64_t>(seq.size());
+    auto keep = torch::ones({1, n}, torch::kBool);
+    for (auto u : sets[k])
+      for (auto t : units.units[u].tokens) keep[0][static_cast<int64_t>(t)] = false;
+    ForwardOptions fo;
+    fo.attention_mask = keep;
+    fo.positions = torch::arange(0, n, torch::kLong).view({1, n});
+    auto logits = lm->model().forward(lm->model().embed(torch::tensor(seq, torch::kLong).view({1, -1})), fo)[0];
+    auto lp = torch::log_softmax(logits.to(torch::kFloat64), -1);
+    REQUIRE(got[k].size() == out_ids.size());
+    for (size_t i = 0; i < out_ids.size(); ++i) {
+      const double want = lp[static_cast<int64_t>(ids.size() - 1 + i)][out_ids[i]].item<double>();
+      CHECK(got[k][i] == Approx(want).margin(1e-10));
+    }
+  }
+  // Masking changes the scores (unlike nothing masked), and keeps positions: masking unit 3
+  // differs from deleting it.
+  CHECK(std::fabs(got[1][0] - got[3][0]) > 1e-6);
+  Perturber deleter(units, {}, &tok, nullptr, false, std::nullopt);
+  const auto deleted = backend.score(std::vector<Prompt>{deleter.perturb(std::vector<size_t>{3})}, output);
+  CHECK(std::fabs(deleted[0][0] - got[1][0]) > 1e-9);
+  // A text-only backend or generation refuses masked prompts.
+  CHECK_THROWS_AS(backend.complete(std::span(prompts.data(), 1)), UsageError);
+}
