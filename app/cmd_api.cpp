@@ -204,7 +204,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
       {"model_calls", std::to_string(er.model_calls)},
   };
   if (strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(strategy.replacement));
-  if (strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("n", std::to_string(strategy.n));
+  if (strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("nth", std::to_string(strategy.n));
   if (!o.embeddings.empty()) r.parameters.emplace_back("embeddings", json_string(o.embeddings));
   const auto& info = backend.info();
   JsonWriter server;

@@ -69,6 +69,12 @@ std::string read_prompt(const std::string& arg) {
   }
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   if (std::cin.bad()) throw InputError("cannot read the prompt from standard input");
+  // `echo "..." | pizza ... -p -` ends the text with a newline the user did not mean as part of
+  // the prompt: strip one (\n or \r\n), as shells strip it from $(...).
+  if (!text.empty() && text.back() == '\n') {
+    text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+  }
   require_utf8(text, "--prompt - (standard input)");
   return text;
 }
@@ -99,7 +105,8 @@ void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o, const std::strin
                   "How a unit is removed: delete, fixed, nth-nearest, pad or mask (local: out of attention)")
       ->capture_default_str();
   cmd->add_option("--replacement", o.replacement, "Replacement text of --strategy fixed");
-  cmd->add_option("--n", o.nth, "--strategy nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
+  // Not "--n": a batch record or TOML key "n" reads as a count, never as this rank.
+  cmd->add_option("--nth", o.nth, "--strategy nth-nearest: rank of the replacement (0 = itself, -1 = farthest)")
       ->capture_default_str();
 }
 

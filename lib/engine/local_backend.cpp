@@ -265,7 +265,7 @@ int32_t LocalEmbeddings::nth_nearest(int32_t id, int64_t n) const {
   const auto count = allowed.sum().item<int64_t>();
   const int64_t k = n >= 0 ? n + 1 : -n;
   if (k > count)
-    throw InputError("--n " + std::to_string(n) + " is beyond the " + std::to_string(count) +
+    throw InputError("--nth " + std::to_string(n) + " is beyond the " + std::to_string(count) +
                      " candidate tokens for token " + std::to_string(id) + " ('" + tokenizer_.piece(id) + "')");
   const double inf = std::numeric_limits<double>::infinity();
   // A partial sort: only the k best (or worst) entries are ordered.

@@ -50,7 +50,7 @@ EmbeddingChoice choose_embeddings(const LanguageModel& source, const Tokenizer* 
                    (!id_limit || c.table->rows() <= *id_limit);
   const int64_t n = strategy.n;
   if (strategy.kind == Strategy::nth_nearest && (n >= c.table->rows() || -n > c.table->rows()))
-    throw InputError("--n " + std::to_string(n) + " is beyond the vocabulary (" + std::to_string(c.table->rows()) + " tokens)");
+    throw InputError("--nth " + std::to_string(n) + " is beyond the vocabulary (" + std::to_string(c.table->rows()) + " tokens)");
   return c;
 }
 
@@ -114,7 +114,7 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
       {"forward_passes", std::to_string(backend.forward_passes())},
   };
   if (req.strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(req.strategy.replacement));
-  if (req.strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("n", std::to_string(req.strategy.n));
+  if (req.strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("nth", std::to_string(req.strategy.n));
   if (scoring == Scoring::free_running) {
     r.parameters.emplace_back("top_k", std::to_string(bo.top_k));
     r.parameters.emplace_back("ignore_output_location", eo.ignore_output_location ? "true" : "false");

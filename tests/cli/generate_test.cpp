@@ -57,6 +57,10 @@ TEST_CASE("cli: generate --prompt - reads standard input", "[cli][generate]") {
   auto from_arg = generate({"--prompt", "Once upon a time", "-n", "20"});
   check_once_upon_a_time(from_arg);
   CHECK(from_stdin.out == from_arg.out);
+  // echo's newline is not part of the prompt: one trailing newline is stripped (only one).
+  CHECK(generate({"--prompt", "-", "-n", "20"}, "Once upon a time\n").out == from_arg.out);
+  CHECK(generate({"--prompt", "-", "-n", "20"}, "Once upon a time\r\n").out == from_arg.out);
+  CHECK(generate({"--prompt", "-", "-n", "20"}, "Once upon a time\n\n").out != from_arg.out);
 }
 
 TEST_CASE("cli: generate --threads 1 works", "[cli][generate]") {

@@ -178,7 +178,11 @@ TEST_CASE("bad perturbation input is a clear error from the CLI") {
   CHECK(r.err.find("overlap") != std::string::npos);
   r = run({"--spans", "0:400"});
   CHECK(r.exit_code == 1);
-  r = run({"--strategy", "nth-nearest", "--n", "512"});
+  r = run({"--strategy", "nth-nearest", "--nth", "512"});
+  CHECK(r.exit_code == 1);
+  r = run({"--strategy", "nth-nearest", "--n", "512"});  // the old spelling is gone
+  CHECK(r.exit_code == 2);
+  r = run({"--strategy", "nth-nearest", "--nth", "512"});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("beyond the vocabulary") != std::string::npos);
   r = run({"--metric", "cosine"});  // needs free-running
