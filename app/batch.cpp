@@ -1,6 +1,8 @@
 #include "app/batch.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <iostream>
 
 #include "report/report.h"
@@ -24,7 +26,7 @@ class TomlConfig : public CLI::ConfigTOML {
 
 // Options that shape the whole run: the model is loaded once and the output is one file.
 const std::vector<std::string> kWholeRun = {"model", "tokenizer", "tokenizer-dir", "hf-token-file", "offline",
-                                            "no-download", "threads", "device", "dtype", "prompts", "resume",
+                                            "no-download", "threads", "device", "dtype", "prompts", "resume", "retry-failed", "force",
                                             "shard", "output", "format", "color", "quiet", "config", "help"};
 
 std::string option_key(std::string key) {
@@ -63,7 +65,14 @@ std::shared_ptr<BatchMode> BatchMode::add(CLI::App* cmd, CLI::Option* prompt, st
   cmd->add_flag("--resume", m->resume_, "Batch: keep the records already in --output and do the rest")
       ->needs(prompts)
       ->needs(m->output_);
-  cmd->add_option("--shard", m->shard_, "Batch: process only records whose index % n == i (i/n)")->needs(prompts);
+  auto* resume = cmd->get_option("--resume");
+  cmd->add_flag("--retry-failed", m->retry_failed_, "Batch, with --resume: run the records that failed again")->needs(resume);
+  cmd->add_flag("--force", m->force_, "Batch, with --resume: append even if the output was made with other run parameters")
+      ->needs(resume);
+  cmd->add_option("--shard", m->shard_,
+                  "Batch: process only records whose index % n == i (i/n); auto or auto/n: i (and n) from a "
+                  "Slurm array or Kubernetes Indexed Job")
+      ->needs(prompts);
   // Exactly one of --prompt / --prompts (either may come from a config file).
   prompt->required(false);
   auto* input = cmd->add_option_group("input", "The prompt, or a file of prompts");
@@ -81,7 +90,15 @@ BatchJob BatchMode::prepare() const {
   job.config_.output = output_->as<std::string>();
   if (!job.config_.output.empty()) check_writable(job.config_.output);  // before the model load
   job.config_.resume = resume_;
-  if (!shard_.empty()) job.config_.shard = batch::parse_shard(shard_);
+  if (!shard_.empty()) {
+    const batch::EnvLookup env = [](std::string_view name) -> std::optional<std::string> {
+      const char* v = std::getenv(std::string(name).c_str());
+      return v ? std::optional<std::string>(v) : std::nullopt;
+    };
+    job.config_.shard = batch::parse_shard(shard_, env);
+  }
+  job.config_.force = force_;
+  job.config_.retry_failed = retry_failed_;
   job.config_.progress = !quiet_->as<bool>();
   job.records_ = batch::load_prompts(prompts_);
   return job;

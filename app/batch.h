@@ -1,6 +1,6 @@
 // Batch mode and config files for the subcommands: the CLI side of lib/batch.
 //
-// Batch mode adds --prompts FILE, --resume and --shard i/n to a subcommand and reuses its
+// Batch mode adds --prompts FILE, --resume (with --retry-failed, --force) and --shard to a subcommand and reuses its
 // --output/--format/--quiet. Each record may override the subcommand's own options by name
 // ("max_new_tokens": 8 sets --max-new-tokens): the override is applied through the CLI11 option
 // itself (same parsing and validators as the command line) onto a copy of the options struct, so
@@ -66,7 +66,7 @@ class BatchMode {
   CLI::Option* quiet_ = nullptr;
   std::vector<std::string> whole_run_;
   std::string prompts_, shard_;
-  bool resume_ = false;
+  bool resume_ = false, retry_failed_ = false, force_ = false;
   // Storage for --output/--format/--quiet when the subcommand has none of its own.
   std::string output_path_, format_name_;
   bool quiet_flag_ = false;

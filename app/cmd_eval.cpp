@@ -228,7 +228,7 @@ void run(const Options& o) {
       if (n == 1) throw;
       // One bad prompt fails alone; the others are still evaluated (exit status 1 at the end).
       rec = {};
-      rec.prompt = o.results.empty() ? prompts[i].prompt : groups[i].front().record->prompt;
+      rec.prompt = o.results.empty() ? prompts[i].prompt : groups[i].front().record->result.text;
       rec.error = e.what();
       ++failed;
     }

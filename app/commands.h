@@ -11,6 +11,7 @@ void add_tokenize_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
 void add_local_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
+void add_render_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_api_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

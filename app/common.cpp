@@ -175,10 +175,13 @@ void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_s
   cmd->add_option("--max-depth", max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
 }
 
+report::ColorMode color_mode(const std::string& color) {
+  return color == "always" ? report::ColorMode::always : color == "never" ? report::ColorMode::never : report::ColorMode::auto_;
+}
+
 void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,
                   const std::string& color) {
-  auto mode = color == "always" ? report::ColorMode::always : color == "never" ? report::ColorMode::never : report::ColorMode::auto_;
-  report::write(result, format, output, report::detect_render_options(mode));
+  report::write(result, format, output, report::detect_render_options(color_mode(color)));
 }
 
 void add_api_client_options(CLI::App* cmd, ApiClientCliOptions& o) {

@@ -114,6 +114,9 @@ void add_context_cite_options(CLI::App* cmd, ContextCiteCliOptions& o);
 // The engine's options, checked (UsageError for values a fit cannot use).
 perturbation::ContextCiteOptions context_cite_options(const ContextCiteCliOptions& o, int64_t seed);
 
+// --color auto|always|never (already checked by the option's validator).
+report::ColorMode color_mode(const std::string& color);
+
 // Writes a result to stdout or --output (atomically) with --color auto|always|never.
 void write_result(const AttributionResult& result, std::optional<report::Format> format, const std::string& output,
                   const std::string& color);

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   pizza::app::add_api_command(app);
   pizza::app::add_eval_command(app);
   pizza::app::add_diff_command(app);
+  pizza::app::add_render_command(app);
   pizza::app::add_doctor_command(app);
 
   try {

@@ -69,6 +69,52 @@ ResumeState prepare_resume(const std::filesystem::path& path) {
   return state;
 }
 
+namespace {
+
+// Calls fn(id, line) for each complete line that is a JSON object with a string "id".
+template <class Fn>
+void for_each_record(const std::string& content, Fn&& fn) {
+  simdjson::dom::parser parser;
+  size_t begin = 0;
+  while (begin < content.size()) {
+    size_t end = content.find('\n', begin);
+    if (end == std::string::npos) end = content.size();
+    const std::string_view line(content.data() + begin, end - begin);
+    begin = end + 1;
+    simdjson::dom::element doc;
+    std::string_view id;
+    if (line.empty() || parser.parse(line.data(), line.size()).get(doc) || doc["id"].get(id)) continue;
+    fn(id, line);
+  }
+}
+
+}  // namespace
+
+size_t remove_records(const std::filesystem::path& path, const std::set<std::string>& ids) {
+  if (ids.empty()) return 0;
+  const std::string content = read_file(path);
+  std::string kept;
+  size_t removed = 0;
+  for_each_record(content, [&](std::string_view id, std::string_view line) {
+    if (ids.contains(std::string(id))) {
+      ++removed;
+    } else {
+      kept.append(line).push_back('\n');
+    }
+  });
+  write_file_atomic(path, kept);
+  return removed;
+}
+
+std::map<std::string, std::string> read_records(const std::filesystem::path& path, const std::set<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  if (ids.empty()) return out;
+  for_each_record(read_file(path), [&](std::string_view id, std::string_view line) {
+    if (ids.contains(std::string(id))) out.emplace(std::string(id), std::string(line));
+  });
+  return out;
+}
+
 LineSink::LineSink(const std::filesystem::path& path, bool append) : name_(path.string()) {
   if (path.empty()) {
     name_ = "standard output";

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -30,6 +31,13 @@ struct ResumeState {
 // lines. A missing file is an empty state; a complete line that is not a JSON object with a
 // string "id" is an InputError naming the file and line (it is not our output: refuse to append).
 ResumeState prepare_resume(const std::filesystem::path& path);
+
+// Rewrites the output without the lines of `ids` (atomically: a crash leaves the old file or
+// the new one), for --retry-failed. Returns the number of lines removed.
+size_t remove_records(const std::filesystem::path& path, const std::set<std::string>& ids);
+
+// The complete lines of `path` whose id is in `ids`, by id (for the --resume parameter check).
+std::map<std::string, std::string> read_records(const std::filesystem::path& path, const std::set<std::string>& ids);
 
 // Appends lines to a file (created if missing; truncated first unless `append`) or, for an
 // empty path, to standard output. Each write_line is one write of the whole line and its

@@ -12,6 +12,7 @@
 #include "util/file.h"
 #include "util/utf8.h"
 #include "util/json_writer.h"
+#include "util/json_compact.h"
 
 namespace pizza::batch {
 
@@ -44,14 +45,6 @@ std::string lower_extension(const std::filesystem::path& path) {
   return ext;
 }
 
-// Compact JSON text of a value (numbers through format_number so they read back exactly).
-std::string compact(simdjson::dom::element e) {
-  if (e.is_int64()) return std::to_string(int64_t(e.get_int64()));
-  if (e.is_uint64()) return std::to_string(uint64_t(e.get_uint64()));
-  if (e.is_double()) return format_number(double(e.get_double()));
-  return simdjson::minify(e);
-}
-
 Record parse_jsonl_record(simdjson::dom::parser& parser, std::string_view line, size_t line_no, std::string_view source) {
   simdjson::dom::element doc;
   if (auto err = parser.parse(line.data(), line.size()).get(doc))
@@ -71,7 +64,7 @@ Record parse_jsonl_record(simdjson::dom::parser& parser, std::string_view line, 
       if (v.is_string()) {
         rec.id = std::string(std::string_view(v.get_string()));
       } else if (v.is_int64() || v.is_uint64()) {
-        rec.id = compact(v);  // ids 7 and "7" are the same record
+        rec.id = compact_json(v);  // ids 7 and "7" are the same record
       } else {
         fail(source, line_no, "\"id\" must be a string or an integer");
       }
@@ -85,7 +78,7 @@ Record parse_jsonl_record(simdjson::dom::parser& parser, std::string_view line, 
       if (!v.is_string()) fail(source, line_no, "\"target_text\" must be a string");
       rec.target_text = std::string(std::string_view(v.get_string()));
     } else {
-      rec.overrides.emplace_back(std::string(key), compact(v));
+      rec.overrides.emplace_back(std::string(key), compact_json(v));
     }
   }
   if (!have_prompt) fail(source, line_no, "missing \"prompt\"");
@@ -152,7 +145,7 @@ std::vector<std::string> json_to_cli_values(std::string_view key, std::string_vi
       case simdjson::dom::element_type::BOOL: return bool(v.get_bool()) ? "true" : "false";
       case simdjson::dom::element_type::INT64:
       case simdjson::dom::element_type::UINT64:
-      case simdjson::dom::element_type::DOUBLE: return compact(v);
+      case simdjson::dom::element_type::DOUBLE: return compact_json(v);
       default:
         throw InputError("override \"" + std::string(key) +
                          "\": expected a string, number, boolean or array of them, got " + simdjson::minify(v));

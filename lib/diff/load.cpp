@@ -10,6 +10,7 @@
 #include "diff/diff.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json_compact.h"
 
 namespace pizza::diff {
 
@@ -152,6 +153,72 @@ std::string read_id(const Reader& rd, dom::element e) {
   rd.fail("id", "expected a string or an integer");
 }
 
+// Numbers of a row_stats vector: like matrix cells, older files may hold null or +-1e999.
+std::vector<double> read_numbers(const Reader& rd, dom::element e, const std::string& path) {
+  std::vector<double> out;
+  size_t i = 0;
+  for (dom::element x : rd.array(e, path)) out.push_back(rd.cell(x, path + "[" + std::to_string(i++) + "]"));
+  return out;
+}
+
+// An object of raw JSON values (parameters, extra), kept in file order as the writer emits them.
+std::vector<std::pair<std::string, std::string>> read_raw_object(const Reader& rd, dom::element e,
+                                                                 const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto [key, value] : rd.object(e, path)) out.emplace_back(std::string(key), compact_json(value));
+  return out;
+}
+
+double read_number(const Reader& rd, dom::element e, const std::string& path) {
+  double v = 0;
+  if (e.get(v) != simdjson::SUCCESS) rd.fail(path, "expected a number");
+  return v;
+}
+
+InputUnit read_input(const Reader& rd, dom::element unit, const std::string& path) {
+  dom::object obj = rd.object(unit, path);
+  InputUnit u;
+  u.text = rd.string(rd.member(obj, path + ".text", "text"), path + ".text");
+  dom::element f;
+  if (obj["span"].get(f) == simdjson::SUCCESS) {
+    int64_t be[2] = {0, 0};
+    size_t n = 0;
+    for (dom::element x : rd.array(f, path + ".span")) {
+      if (n < 2) be[n] = rd.integer(x, path + ".span");
+      ++n;
+    }
+    if (n != 2 || be[0] < 0 || be[1] < be[0]) rd.fail(path + ".span", "expected [begin, end], a byte range");
+    u.begin = static_cast<size_t>(be[0]);
+    u.end = static_cast<size_t>(be[1]);
+  }
+  if (obj["token_ids"].get(f) == simdjson::SUCCESS) {
+    for (dom::element x : rd.array(f, path + ".token_ids")) {
+      const int64_t v = rd.integer(x, path + ".token_ids");
+      if (v < 0 || v > std::numeric_limits<int32_t>::max()) rd.fail(path + ".token_ids", "out of range");
+      u.token_ids.push_back(static_cast<int32_t>(v));
+    }
+  }
+  bool flag = false;
+  if (obj["special"].get(flag) == simdjson::SUCCESS) u.special = flag;
+  if (obj["generated"].get(flag) == simdjson::SUCCESS) u.generated = flag;
+  return u;
+}
+
+OutputToken read_output(const Reader& rd, dom::element tok, const std::string& path) {
+  dom::object obj = rd.object(tok, path);
+  OutputToken t;
+  t.text = rd.string(rd.member(obj, path + ".text", "text"), path + ".text");
+  dom::element id = rd.member(obj, path + ".id", "id");
+  if (!id.is_null()) {
+    const int64_t v = rd.integer(id, path + ".id");
+    if (v < 0 || v > std::numeric_limits<int32_t>::max()) rd.fail(path + ".id", "out of range");
+    t.id = static_cast<int32_t>(v);
+  }
+  dom::element prob;
+  if (obj["prob"].get(prob) == simdjson::SUCCESS && !prob.is_null()) t.prob = read_number(rd, prob, path + ".prob");
+  return t;
+}
+
 // `id_required`: JSONL records are matched by id; a single document may go without.
 Record read_record(dom::element root, const Reader& rd, size_t line, bool id_required) {
   Record rec;
@@ -175,58 +242,57 @@ Record read_record(dom::element root, const Reader& rd, size_t line, bool id_req
     rd.fail("schema_version", "is " + std::to_string(version) + ", pizza diff reads version " +
                                   std::to_string(kSchemaVersion));
 
+  AttributionResult& r = rec.result;
   size_t i = 0;
-  for (dom::element unit : rd.array(rd.member(doc, "inputs", "inputs"), "inputs")) {
-    const std::string path = "inputs[" + std::to_string(i++) + "]";
-    dom::object obj = rd.object(unit, path);
-    rec.inputs.push_back(rd.string(rd.member(obj, path + ".text", "text"), path + ".text"));
-    InputUnit u;
-    u.text = rec.inputs.back();
-    dom::element f;
-    if (obj["span"].get(f) == simdjson::SUCCESS) {
-      int64_t be[2] = {0, 0};
-      size_t n = 0;
-      for (dom::element x : rd.array(f, path + ".span")) {
-        if (n < 2) be[n] = rd.integer(x, path + ".span");
-        ++n;
-      }
-      if (n != 2 || be[0] < 0 || be[1] < be[0]) rd.fail(path + ".span", "expected [begin, end], a byte range");
-      u.begin = static_cast<size_t>(be[0]);
-      u.end = static_cast<size_t>(be[1]);
-    }
-    bool flag = false;
-    if (obj["special"].get(flag) == simdjson::SUCCESS) u.special = flag;
-    if (obj["generated"].get(flag) == simdjson::SUCCESS) u.generated = flag;
-    rec.units.push_back(std::move(u));
-  }
-  // What identifies the run (optional for diff, which compares only the matrices).
-  if (doc["prompt"].get(e) == simdjson::SUCCESS) rec.prompt = rd.string(e, "prompt");
-  if (doc["output_text"].get(e) == simdjson::SUCCESS) rec.output_text = rd.string(e, "output_text");
-  if (doc["method"].get(e) == simdjson::SUCCESS) rec.method = rd.string(e, "method");
-  if (doc["model"]["path"].get(e) == simdjson::SUCCESS) rec.model_path = rd.string(e, "model.path");
+  for (dom::element unit : rd.array(rd.member(doc, "inputs", "inputs"), "inputs"))
+    r.inputs.push_back(read_input(rd, unit, "inputs[" + std::to_string(i++) + "]"));
   size_t o = 0;
-  for (dom::element tok : rd.array(rd.member(doc, "outputs", "outputs"), "outputs")) {
-    const std::string path = "outputs[" + std::to_string(o++) + "]";
-    dom::object obj = rd.object(tok, path);
-    OutputToken t;
-    t.text = rd.string(rd.member(obj, path + ".text", "text"), path + ".text");
-    dom::element id = rd.member(obj, path + ".id", "id");
-    if (!id.is_null()) {
-      const int64_t v = rd.integer(id, path + ".id");
-      if (v < 0 || v > std::numeric_limits<int32_t>::max()) rd.fail(path + ".id", "out of range");
-      t.id = static_cast<int32_t>(v);
-    }
-    rec.outputs.push_back(std::move(t));
+  for (dom::element tok : rd.array(rd.member(doc, "outputs", "outputs"), "outputs"))
+    r.outputs.push_back(read_output(rd, tok, "outputs[" + std::to_string(o++) + "]"));
+
+  // What describes the run: optional here (diff compares the matrices), shown by render.
+  const auto text = [&](std::string_view key, std::string& out) {
+    if (doc[key].get(e) == simdjson::SUCCESS) out = rd.string(e, std::string(key));
+  };
+  text("prompt", r.text);
+  text("output_text", r.output_text);
+  text("engine", r.engine);
+  text("method", r.method);
+  text("target", r.target);
+  text("unit", r.unit);
+  if (doc["tool"]["version"].get(e) == simdjson::SUCCESS) r.tool_version = rd.string(e, "tool.version");
+  if (doc["model"]["path"].get(e) == simdjson::SUCCESS) r.model_path = rd.string(e, "model.path");
+  if (doc["model"]["model_type"].get(e) == simdjson::SUCCESS) r.model_type = rd.string(e, "model.model_type");
+  if (doc["parameters"].get(e) == simdjson::SUCCESS) r.parameters = read_raw_object(rd, e, "parameters");
+  if (doc["extra"].get(e) == simdjson::SUCCESS) r.extra_json = read_raw_object(rd, e, "extra");
+  if (doc["row_stats"].get(e) == simdjson::SUCCESS)
+    for (auto [name, values] : rd.object(e, "row_stats"))
+      r.row_stats.emplace_back(std::string(name), read_numbers(rd, values, "row_stats." + std::string(name)));
+  if (doc["timings"].get(e) == simdjson::SUCCESS) {
+    const auto timing = [&](std::string_view key, double& out) {
+      dom::element t;
+      if (e[key].get(t) == simdjson::SUCCESS) out = read_number(rd, t, "timings." + std::string(key));
+    };
+    timing("load_ms", r.timings.load_ms);
+    timing("generate_ms", r.timings.generate_ms);
+    timing("attribute_ms", r.timings.attribute_ms);
+  }
+  if (doc["run"].get(e) == simdjson::SUCCESS) {
+    dom::element f;
+    if (e["device"].get(f) == simdjson::SUCCESS) r.run.device = rd.string(f, "run.device");
+    if (e["dtype"].get(f) == simdjson::SUCCESS) r.run.dtype = rd.string(f, "run.dtype");
+    if (e["blas"].get(f) == simdjson::SUCCESS) r.run.blas = rd.string(f, "run.blas");
+    if (e["threads"].get(f) == simdjson::SUCCESS) r.run.threads = static_cast<int>(rd.integer(f, "run.threads"));
   }
 
-  const size_t rows = rec.outputs.size(), cols = rec.inputs.size();
+  const size_t rows = r.outputs.size(), cols = r.inputs.size();
   std::string primary = rd.string(rd.member(doc, "matrix_name", "matrix_name"), "matrix_name");
-  rec.matrices.push_back(rd.matrix(rd.member(doc, "matrix", "matrix"), "matrix", primary, rows, cols));
+  r.matrices.push_back(rd.matrix(rd.member(doc, "matrix", "matrix"), "matrix", primary, rows, cols));
   if (doc["matrices"].get(e) == simdjson::SUCCESS) {
     // "matrices" repeats the primary metric; it was read above from "matrix".
     for (auto [name, m] : rd.object(e, "matrices")) {
       if (name == primary) continue;
-      rec.matrices.push_back(rd.matrix(m, "matrices." + std::string(name), std::string(name), rows, cols));
+      r.matrices.push_back(rd.matrix(m, "matrices." + std::string(name), std::string(name), rows, cols));
     }
   }
   return rec;

@@ -62,6 +62,8 @@ std::string describe(const Finding& f, const Options& opt) {
       return std::holds_alternative<std::monostate>(f.new_value) ? "missing in new" : "missing in base";
     case Kind::error_changed:
       return "error: " + old_to_new(f);
+    case Kind::failed:
+      return "failed in both runs (--allow-failed accepts this): " + old_to_new(f);
     case Kind::input_count:
       return "input units: " + old_to_new(f);
     case Kind::input_text:
@@ -77,11 +79,15 @@ std::string describe(const Finding& f, const Options& opt) {
       const double o = std::get<double>(f.old_value), n = std::get<double>(f.new_value);
       std::string s = "score [" + f.matrix + "] " + output_label(f) + " \u00d7 input " +
                       std::to_string(*f.input_index) + " " + quote_text(f.input_token) + ": " + old_to_new(f);
+      const Tolerance tol = opt.tolerance_for(f.matrix);
       if (std::isfinite(o) && std::isfinite(n))
-        s += " (diff " + short_number(n - o) + ", tolerance " +
-             short_number(opt.atol + opt.rtol * std::fabs(o)) + ")";
+        s += " (diff " + short_number(n - o) + ", tolerance " + short_number(tol.atol + tol.rtol * std::fabs(o)) + ")";
       return s;
     }
+    case Kind::spearman:
+      return "spearman [" + f.matrix + "] " + (f.output_index ? output_label(f) : std::string("totals")) +
+             ": rank correlation " + short_number(std::get<double>(f.new_value)) + " < " +
+             short_number(opt.min_spearman.value_or(0));
     case Kind::top_k:
       return "top-" + std::to_string(std::get<std::vector<UnitRef>>(f.old_value).size()) + " [" +
              f.matrix + "] " + output_label(f) + ": " + old_to_new(f);
@@ -132,6 +138,16 @@ std::optional<std::string> non_empty(const std::string& s) {
 
 std::string render_text(const Report& report) {
   std::string out;
+  if (!report.parameter_changes.empty()) {
+    out += "run parameters changed (context, not findings):\n";
+    for (const ParameterChange& c : report.parameter_changes) {
+      out += "  " + c.field + ": " + (c.old_value.empty() ? "none" : c.old_value) + " \u2192 " +
+             (c.new_value.empty() ? "none" : c.new_value);
+      if (report.records_compared > 1)
+        out += " (" + count(c.records, "record") + (c.records > 1 ? ", first " : " ") + quote_text(c.first_id) + ")";
+      out += "\n";
+    }
+  }
   for (const RecordDiff& rec : report.records) {
     out += record_label(rec.id) + ":\n";
     for (const Finding& f : rec.findings) out += "  " + describe(f, report.options) + "\n";
@@ -139,8 +155,13 @@ std::string render_text(const Report& report) {
       out += "  \u2026 " + std::to_string(rec.differences - rec.findings.size()) + " more\n";
   }
   const auto& o = report.options;
-  const std::string settings = " (atol " + short_number(o.atol) + ", rtol " + short_number(o.rtol) +
-                               ", top-k " + std::to_string(o.top_k) + ")";
+  std::string settings = " (atol " + short_number(o.tolerance.atol);
+  for (const auto& [name, v] : o.atol_by_matrix) settings += ", atol " + name + "=" + short_number(v);
+  settings += ", rtol " + short_number(o.tolerance.rtol);
+  for (const auto& [name, v] : o.rtol_by_matrix) settings += ", rtol " + name + "=" + short_number(v);
+  settings += ", top-k " + std::to_string(o.top_k);
+  if (o.min_spearman) settings += ", min-spearman " + short_number(*o.min_spearman);
+  settings += ")";
   if (report.same()) {
     out += "diff: no differences in " + count(report.records_compared, "record") + settings + "\n";
   } else {
@@ -158,8 +179,26 @@ std::string render_json(const Report& report) {
   w.field("records_compared", report.records_compared);
   w.field("records_differing", report.records.size());
   w.field("differences", report.differences());
-  w.field("atol", report.options.atol).field("rtol", report.options.rtol);
-  w.field("top_k", report.options.top_k);
+  const Options& o = report.options;
+  w.field("atol", o.tolerance.atol).field("rtol", o.tolerance.rtol);
+  for (const auto& [key, by] : {std::pair{"atol_by_matrix", &o.atol_by_matrix}, std::pair{"rtol_by_matrix", &o.rtol_by_matrix}}) {
+    w.key(key).begin_object();
+    for (const auto& [name, v] : *by) w.field(name, v);
+    w.end_object();
+  }
+  w.field("top_k", o.top_k);
+  optional_field(w, "min_spearman", o.min_spearman);
+  w.key("parameter_changes").begin_array();
+  for (const ParameterChange& c : report.parameter_changes) {
+    w.begin_object().field("field", c.field);
+    // The values are JSON text as the files hold them; absent is null.
+    w.key("old");
+    if (c.old_value.empty()) w.null(); else w.raw(c.old_value);
+    w.key("new");
+    if (c.new_value.empty()) w.null(); else w.raw(c.new_value);
+    w.field("records", c.records).field("first_id", c.first_id).end_object();
+  }
+  w.end_array();
   w.key("findings").begin_array();
   for (const RecordDiff& rec : report.records) {
     for (const Finding& f : rec.findings) {

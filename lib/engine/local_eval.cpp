@@ -178,7 +178,7 @@ std::vector<std::vector<SavedAttribution>> group_saved_results(const std::vector
   std::map<std::string, std::vector<size_t>> files_of_method;
   for (size_t f = 0; f < files.size(); ++f)
     for (const auto& rec : files[f].records) {
-      auto& v = files_of_method[rec.method];
+      auto& v = files_of_method[rec.result.method];
       if (std::find(v.begin(), v.end(), f) == v.end()) v.push_back(f);
     }
   std::vector<std::string> prompts;
@@ -186,19 +186,19 @@ std::vector<std::vector<SavedAttribution>> group_saved_results(const std::vector
   for (size_t f = 0; f < files.size(); ++f) {
     for (const auto& rec : files[f].records) {
       if (rec.error) continue;  // a failed batch record: nothing to evaluate
-      if (rec.method.empty()) throw InputError(files[f].name + ": a record has no \"method\"");
-      std::string label = rec.method;
-      if (files_of_method[rec.method].size() > 1)
+      if (rec.result.method.empty()) throw InputError(files[f].name + ": a record has no \"method\"");
+      std::string label = rec.result.method;
+      if (files_of_method[rec.result.method].size() > 1)
         label += " (" + std::filesystem::path(files[f].name).filename().string() + ")";
-      const auto it = std::find(prompts.begin(), prompts.end(), rec.prompt);
+      const auto it = std::find(prompts.begin(), prompts.end(), rec.result.text);
       const size_t g = static_cast<size_t>(it - prompts.begin());
       if (it == prompts.end()) {
-        prompts.push_back(rec.prompt);
+        prompts.push_back(rec.result.text);
         groups.emplace_back();
       }
       for (const auto& s : groups[g])
         if (s.label == label)
-          throw InputError(files[f].name + ": two " + label + " results for the prompt \"" + rec.prompt.substr(0, 40) + "\"");
+          throw InputError(files[f].name + ": two " + label + " results for the prompt \"" + rec.result.text.substr(0, 40) + "\"");
       groups[g].push_back({label, &rec});
     }
   }
@@ -210,30 +210,30 @@ eval::PromptRecord evaluate_saved(const LanguageModel& lm, const LocalEvalReques
   if (saved.empty()) throw InputError("no saved attribution to evaluate");
   const auto& tok = lm.tokenizer();
   const diff::Record& first = *saved.front().record;
-  const std::string& prompt = first.prompt;
+  const std::string& prompt = first.result.text;
   const std::string who = saved.front().label;
 
   // The explained output: the file's token ids when it has them (checked against the model's
   // vocabulary), else its text tokenized as `pizza local --target-text` would.
   std::optional<std::vector<int64_t>> ids;
-  bool all_ids = !first.outputs.empty();
-  for (const auto& t : first.outputs) all_ids = all_ids && t.id >= 0;
+  bool all_ids = !first.result.outputs.empty();
+  for (const auto& t : first.result.outputs) all_ids = all_ids && t.id >= 0;
   if (all_ids) {
     ids.emplace();
-    for (const auto& t : first.outputs) {
+    for (const auto& t : first.result.outputs) {
       if (t.id >= tok.vocab_size() || (!tok.is_special(t.id) && tok.token_bytes(t.id) != t.text))
         throw InputError(who + ": output token " + std::to_string(t.id) + " '" + t.text +
                          "' is not that token of this model's tokenizer (the results were made with another model)");
       ids->push_back(t.id);
     }
   }
-  const auto run = prepare_run(lm, prompt, first.output_text, 1, ids);
+  const auto run = prepare_run(lm, prompt, first.result.output_text, 1, ids);
   const size_t R = run.output_ids.size();
 
   // Units: the file's non-special, non-output columns, by byte span.
   UnitSpec unit;
   unit.kind = UnitKind::spans;
-  for (const auto& u : first.units)
+  for (const auto& u : first.result.inputs)
     if (!u.special && !u.generated) unit.spans.emplace_back(u.begin, u.end);
   if (unit.spans.empty()) throw InputError(who + ": the result has no prompt unit to evaluate");
   auto scoring = make_scoring(lm, req, run, prompt, unit);
@@ -242,14 +242,14 @@ eval::PromptRecord evaluate_saved(const LanguageModel& lm, const LocalEvalReques
   std::vector<eval::MethodScores> methods;
   for (const auto& s : saved) {
     const diff::Record& rec = *s.record;
-    if (rec.output_text != first.output_text)
+    if (rec.result.output_text != first.result.output_text)
       throw InputError(s.label + ": explains another output than " + who + " for the same prompt");
     eval::MethodScores ms;
     ms.method = s.label;
     ms.rows = R;
     ms.units = U;
-    const ScoreMatrix& m = rec.matrices.at(0);
-    auto matrix = unit_matrix(rec.units, m, scoring->units, s.label);
+    const ScoreMatrix& m = rec.result.matrices.at(0);
+    auto matrix = unit_matrix(rec.result.inputs, m, scoring->units, s.label);
     if (m.rows != R) {
       // Another tokenization of the output (a server's tokens): only the sequence level, which
       // needs each unit's total, can be scored; spread the totals over the model's rows.

@@ -1,4 +1,5 @@
 // Long-format CSV (RFC 4180): one record per (output, input) pair, CRLF line endings.
+#include <algorithm>
 #include <cmath>
 
 #include "report/writers.h"
@@ -34,15 +35,28 @@ std::string id_field(const InputUnit& u) {
 
 }  // namespace
 
-std::string render_csv(const AttributionResult& r) {
-  const bool with_metric = r.matrices.size() > 1;
-  std::string out;
+namespace {
+
+std::string csv_header(bool with_id, bool with_metric) {
+  std::string out = with_id ? "id," : "";
   if (with_metric) out += "metric,";
-  out += "output_index,output_token,output_id,input_index,input_token,input_id,score\r\n";
+  return out + "output_index,output_token,output_id,input_index,input_token,input_id,score\r\n";
+}
+
+}  // namespace
+
+// `metric` is a column when any result of the file has several matrices; a batch with a
+// single-metric record and a multi-metric one keeps one header.
+std::string render_csv_rows(const AttributionResult& r, const std::string* id, bool with_metric) {
+  std::string out;
   for (const ScoreMatrix& m : r.matrices) {
     for (size_t o = 0; o < m.rows; ++o) {
       const OutputToken& tok = r.outputs[o];
       std::string row_prefix;
+      if (id) {
+        append_field(row_prefix, *id);
+        row_prefix += ',';
+      }
       if (with_metric) {
         append_field(row_prefix, m.name);
         row_prefix += ',';
@@ -60,6 +74,21 @@ std::string render_csv(const AttributionResult& r) {
       }
     }
   }
+  return out;
+}
+
+std::string render_csv(const AttributionResult& r) {
+  const bool with_metric = r.matrices.size() > 1;
+  return csv_header(false, with_metric) + render_csv_rows(r, nullptr, with_metric);
+}
+
+std::string render_csv_batch(std::span<const BatchRecord> records) {
+  const bool with_metric = std::any_of(records.begin(), records.end(), [](const BatchRecord& b) {
+    return b.result != nullptr && b.result->matrices.size() > 1;
+  });
+  std::string out = csv_header(true, with_metric);
+  for (const BatchRecord& b : records)
+    if (b.result) out += render_csv_rows(*b.result, &b.id, with_metric);
   return out;
 }
 

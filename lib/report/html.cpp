@@ -1,6 +1,7 @@
 // A single self-contained HTML page: no network references. The result is embedded as JSON
 // in a <script type="application/json"> block and drawn by the page's own script, which builds
 // every element with DOM calls and textContent (token text is never parsed as HTML).
+#include <span>
 #include <string_view>
 
 #include "report/common.h"
@@ -41,12 +42,24 @@ std::string script_safe(std::string_view json) {
   return out;
 }
 
-std::string page_data(const AttributionResult& r) {
+// {"records": [{"id", "result", "segments"} or {"id", "error"}]}: a single result is a batch of
+// one record without an id (the page then shows no record selector).
+std::string page_data(std::span<const BatchRecord> records) {
   JsonWriter w;
   w.begin_object();
-  w.key("result").raw(render_json(r, -1));
-  w.key("segments").begin_array();
-  for (const Segment& s : prompt_segments(r)) w.begin_array().value(s.text).value(s.unit).end_array();
+  w.key("records").begin_array();
+  for (const BatchRecord& rec : records) {
+    w.begin_object().field("id", rec.id);
+    if (rec.result == nullptr) {
+      w.field("error", rec.error);
+    } else {
+      w.key("result").raw(render_json(*rec.result, -1));
+      w.key("segments").begin_array();
+      for (const Segment& seg : prompt_segments(*rec.result)) w.begin_array().value(seg.text).value(seg.unit).end_array();
+      w.end_array();
+    }
+    w.end_object();
+  }
   w.end_array();
   w.end_object();
   return script_safe(w.str());
@@ -71,6 +84,7 @@ thead th { position: sticky; top: 0; background: #fafafa; }
 td { text-align: right; }
 th.row { text-align: left; background: #fafafa; }
 tr.stat th, tr.stat td { background: #f4f4f4; }
+#record-error { color: #a00; font-family: ui-monospace, monospace; white-space: pre-wrap; }
 )CSS";
 
 // Mirrors detail::heat_color (common.cpp) so terminal and page agree.
@@ -78,13 +92,8 @@ constexpr std::string_view kScript = R"JS(
 (function () {
   'use strict';
   var data = JSON.parse(document.getElementById('pizza-data').textContent);
-  var res = data.result;
-  var matrices = res.matrices
-    ? Object.keys(res.matrices).map(function (n) { return [n, res.matrices[n]]; })
-    : [[res.matrix_name, res.matrix]];
-  var state = { matrix: 0, row: -1 };
-  var genIndex = [], k = 0;
-  res.inputs.forEach(function (u) { genIndex.push(u.generated ? k++ : -1); });
+  // The record shown: set by load(); a batch page switches records with #record-select.
+  var res, segments, matrices, state, genIndex;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -140,7 +149,7 @@ constexpr std::string_view kScript = R"JS(
     box.textContent = '';
     var s = scores();
     var scale = maxAbs(s.filter(function (v, i) { return !res.inputs[i].generated; }));
-    data.segments.forEach(function (seg) {
+    segments.forEach(function (seg) {
       var text = seg[0], unit = seg[1];
       if (unit < 0) { box.appendChild(document.createTextNode(text)); return; }
       var span = el('span', 'unit' + (res.inputs[unit].special ? ' special' : ''), text);
@@ -235,36 +244,78 @@ constexpr std::string_view kScript = R"JS(
     drawTable();
   }
 
-  var meta = [['method', res.method], ['target', res.target], ['unit', res.unit],
-              ['engine', res.engine], ['model', res.model.path], ['type', res.model.model_type]];
-  document.getElementById('meta').textContent = meta
-    .filter(function (kv) { return kv[1]; })
-    .map(function (kv) { return kv[0] + ': ' + kv[1]; }).join(' \u00b7 ');
-  draw();
+  function load(i) {
+    var rec = data.records[i];
+    var view = document.getElementById('view'), error = document.getElementById('record-error');
+    document.getElementById('record-select').value = i;
+    if (!rec.result) {
+      view.style.display = 'none';
+      error.textContent = 'record ' + JSON.stringify(rec.id) + ' failed: ' + rec.error;
+      document.getElementById('meta').textContent = '';
+      return;
+    }
+    view.style.display = '';
+    error.textContent = '';
+    res = rec.result;
+    segments = rec.segments;
+    matrices = res.matrices
+      ? Object.keys(res.matrices).map(function (n) { return [n, res.matrices[n]]; })
+      : [[res.matrix_name, res.matrix]];
+    state = { matrix: 0, row: -1 };
+    genIndex = [];
+    var k = 0;
+    res.inputs.forEach(function (u) { genIndex.push(u.generated ? k++ : -1); });
+    var meta = [['method', res.method], ['target', res.target], ['unit', res.unit],
+                ['engine', res.engine], ['model', res.model.path], ['type', res.model.model_type]];
+    document.getElementById('meta').textContent = meta
+      .filter(function (kv) { return kv[1]; })
+      .map(function (kv) { return kv[0] + ': ' + kv[1]; }).join(' \u00b7 ');
+    draw();
+  }
+
+  var records = document.getElementById('record-select');
+  data.records.forEach(function (rec, i) {
+    records.appendChild(el('option', '', rec.id + (rec.result ? '' : ' (failed)'))).value = i;
+  });
+  records.parentNode.parentNode.style.display = data.records.length > 1 ? '' : 'none';
+  records.onchange = function () { load(Number(records.value)); };
+  // #record-N opens the N-th record (0-based), so a page can be linked at one record.
+  var m = /^#record-(\d+)$/.exec(location.hash);
+  load(m && Number(m[1]) < data.records.length ? Number(m[1]) : 0);
 })();
 )JS";
 
 }  // namespace
 
-std::string render_html(const AttributionResult& r) {
+std::string render_html_page(std::span<const BatchRecord> records) {
+  std::string title = "pizza attribution";
+  if (records.size() == 1 && records[0].result) title += ": " + records[0].result->method;
+  if (records.size() > 1) title += ": " + std::to_string(records.size()) + " records";
   std::string out;
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  out += "<title>pizza attribution: " + html_escape(r.method) + "</title>\n";
+  out += "<title>" + html_escape(title) + "</title>\n";
   out += "<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n";
-  out += "<h1>pizza attribution</h1>\n<p id=\"meta\"></p>\n";
+  out += "<h1>pizza attribution</h1>\n";
+  out += "<div class=\"controls\" id=\"record-controls\"><label>Record <select id=\"record-select\"></select></label></div>\n";
+  out += "<p id=\"meta\"></p>\n<p id=\"record-error\"></p>\n<div id=\"view\">\n";
   out += "<div class=\"controls\"><label>Matrix <select id=\"matrix-select\"></select></label>"
          "<label>Colour the prompt by <select id=\"row-select\"></select></label></div>\n";
   out += "<div id=\"prompt\" class=\"text\"></div>\n";
   out += "<p class=\"legend\">Underline and cell colour: red = positive, blue = negative, white "
          "= 0 (scaled to the largest |score| shown). Click a generated token to see what it was "
          "attributed to. * = an earlier generated token.</p>\n";
-  out += "<div class=\"scroll\"><table id=\"heatmap\"></table></div>\n";
+  out += "<div class=\"scroll\"><table id=\"heatmap\"></table></div>\n</div>\n";
   out += "<noscript>This report draws its views with JavaScript; the raw data is in the "
          "pizza-data block of this file.</noscript>\n";
-  out += "<script type=\"application/json\" id=\"pizza-data\">" + page_data(r) + "</script>\n";
+  out += "<script type=\"application/json\" id=\"pizza-data\">" + page_data(records) + "</script>\n";
   out += "<script>" + std::string(kScript) + "</script>\n</body>\n</html>\n";
   return out;
+}
+
+std::string render_html(const AttributionResult& r) {
+  const BatchRecord one{"", &r, ""};
+  return render_html_page(std::span(&one, 1));
 }
 
 }  // namespace pizza::report::detail

@@ -15,6 +15,7 @@
 #include "report/writers.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json_writer.h"
 
 namespace pizza::report {
 
@@ -91,6 +92,24 @@ std::string render(const AttributionResult& result, Format format, const RenderO
   RenderOptions resolved = opt;
   if (resolved.terminal_width <= 0) resolved.terminal_width = detect_terminal_width();
   return detail::render_table(result, resolved);
+}
+
+std::string render_batch(std::span<const BatchRecord> records, Format format, const RenderOptions& opt) {
+  for (const BatchRecord& b : records)
+    if (b.result) detail::validate(*b.result);
+  switch (format) {
+    case Format::csv: return detail::render_csv_batch(records);
+    case Format::html: return detail::render_html_page(records);
+    case Format::json: throw UsageError("a batch is already JSON (Lines); render it as table, csv or html");
+    case Format::table: break;
+  }
+  std::string out;
+  for (const BatchRecord& b : records) {
+    if (!out.empty()) out += '\n';
+    out += "record \"" + json_escape(b.id) + "\"";
+    out += b.result ? ":\n" + render(*b.result, Format::table, opt) : " failed: " + b.error + "\n";
+  }
+  return out;
 }
 
 void write(const AttributionResult& result, std::optional<Format> format,

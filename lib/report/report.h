@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,20 @@ bool use_color(const RenderOptions& opt);
 // Renders the result; throws InputError when the result is inconsistent (matrix shape does not
 // match inputs/outputs, a span outside the text, a parameter that is not valid JSON).
 std::string render(const AttributionResult& result, Format format, const RenderOptions& opt);
+
+// One record of a saved batch (`pizza render` of a JSONL file): its id and its result, or
+// the error it failed with (result null).
+struct BatchRecord {
+  std::string id;
+  const AttributionResult* result = nullptr;
+  std::string error;
+};
+
+// A batch as one report. table: each record under a `record "ID"` heading, a failed one as
+// its error; csv: the single-result columns with `id` first, failed records left out (CSV has
+// no place for them); html: one page with a record selector. json is a UsageError: the JSONL
+// file already is that. Each result is validated as render() does.
+std::string render_batch(std::span<const BatchRecord> records, Format format, const RenderOptions& opt);
 
 // Writes to stdout (output_path empty) or to the file atomically (util/file.h
 // write_file_atomic). Format: `format` if given, else from the file extension, else table.

@@ -1,6 +1,7 @@
 // The four renderers behind report::render(); each expects a validated result.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,11 @@ std::string render_csv(const AttributionResult& result);
 // indent < 0: one line (embedded in the HTML page); otherwise pretty-printed.
 std::string render_json(const AttributionResult& result, int indent);
 std::string render_html(const AttributionResult& result);
+// One page for several results (a saved batch) with a record selector; each result validated.
+std::string render_html_page(std::span<const BatchRecord> records);
+// Several results in one CSV: the single-result columns with `id` first; failed records have
+// no rows (CSV has no place for their error).
+std::string render_csv_batch(std::span<const BatchRecord> records);
 
 // Helpers the writers share (and the `pizza eval` report writer, lib/eval).
 // Escapes &, <, >, " and ' for HTML text and attribute values.

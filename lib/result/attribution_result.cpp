@@ -64,3 +64,19 @@ std::vector<double> column_totals(const ScoreMatrix& m) {
 }
 
 }  // namespace pizza
+
+namespace pizza {
+
+std::vector<std::pair<std::string, std::string>> run_identity(const AttributionResult& r) {
+  const auto str = [](std::string_view s) { return "\"" + json_escape(s) + "\""; };
+  std::vector<std::pair<std::string, std::string>> id{
+      {"model.path", str(r.model_path)}, {"model.model_type", str(r.model_type)},
+      {"engine", str(r.engine)},         {"method", str(r.method)},
+      {"target", str(r.target)},         {"unit", str(r.unit)}};
+  for (const auto& [name, json] : r.parameters) id.emplace_back("parameters." + name, json);
+  id.emplace_back("run.device", str(r.run.device));
+  id.emplace_back("run.dtype", str(r.run.dtype));
+  return id;
+}
+
+}  // namespace pizza

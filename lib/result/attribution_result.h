@@ -93,6 +93,13 @@ struct AttributionResult {
 // engine's result reaches a table, file or batch record without passing it.
 void require_finite(const AttributionResult& result);
 
+// What identifies how a result was made, as (field, JSON text) pairs in a fixed order:
+// "model.path", "model.model_type", "engine", "method", "target", "unit", "parameters.<name>"
+// for each parameter, "run.device", "run.dtype". Threads, BLAS, timings and the tool version
+// are left out: they change how fast, not what is computed (up to float rounding, see README).
+// `pizza diff` reports the fields that changed; batch --resume refuses to mix runs that differ.
+std::vector<std::pair<std::string, std::string>> run_identity(const AttributionResult& result);
+
 // Per-input totals of a matrix: the mean over output rows (PIZZA's total_attribution).
 std::vector<double> column_totals(const ScoreMatrix& m);
 

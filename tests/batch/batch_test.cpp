@@ -2,6 +2,7 @@
 // batch loop with a stand-in per-record function (the CLI tests run the real model).
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -123,8 +124,21 @@ TEST_CASE("override values become command-line values") {
   CHECK_THROWS_AS(json_to_cli_values("k", "[[1]]"), InputError);
 }
 
+namespace {
+
+const pizza::batch::EnvLookup no_env = [](std::string_view) -> std::optional<std::string> { return std::nullopt; };
+
+pizza::batch::EnvLookup env_of(std::map<std::string, std::string, std::less<>> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::nullopt : std::optional(it->second);
+  };
+}
+
+}  // namespace
+
 TEST_CASE("shard i/n: record k belongs to shard k % n") {
-  const Shard s = parse_shard("1/3");
+  const Shard s = parse_shard("1/3", no_env);
   CHECK(s.index == 1);
   CHECK(s.count == 3);
   // Records 1, 4, 7 of 0..8.
@@ -132,10 +146,10 @@ TEST_CASE("shard i/n: record k belongs to shard k % n") {
   for (size_t k = 0; k < 9; ++k)
     if (s.contains(k)) mine.push_back(k);
   CHECK(mine == std::vector<size_t>{1, 4, 7});
-  CHECK(parse_shard("0/1").contains(5));
+  CHECK(parse_shard("0/1", no_env).contains(5));
   for (const char* bad : {"3/3", "1", "a/3", "1/0", "-1/3", "1/3x", "/3", ""})
-    CHECK_THROWS_AS(parse_shard(bad), UsageError);
-  CHECK_THROWS_WITH(parse_shard("3/3"), Contains("'3/3'"));
+    CHECK_THROWS_AS(parse_shard(bad, no_env), UsageError);
+  CHECK_THROWS_WITH(parse_shard("3/3", no_env), Contains("'3/3'"));
 }
 
 TEST_CASE("record lines: compact JSON with id first and error lines") {
@@ -250,4 +264,117 @@ TEST_CASE("shard outputs together are the unsharded output") {
 
 TEST_CASE("resume without an output file is a usage error") {
   CHECK_THROWS_AS(run_records(numbered(1), {"", true, {}, false}, fake_result), UsageError);
+}
+
+TEST_CASE("shard auto reads a Kubernetes Indexed Job or a Slurm array") {
+  // Kubernetes: the index from JOB_COMPLETION_INDEX, the count from auto/N or PIZZA_SHARD_COUNT.
+  Shard k = parse_shard("auto/4", env_of({{"JOB_COMPLETION_INDEX", "2"}}));
+  CHECK((k.index == 2 && k.count == 4));
+  k = parse_shard("auto", env_of({{"JOB_COMPLETION_INDEX", "0"}, {"PIZZA_SHARD_COUNT", "3"}}));
+  CHECK((k.index == 0 && k.count == 3));
+  // Slurm: --array=0-3, --array=1-4 and --array=0-6:2 all give shards 0..3 of 4.
+  Shard s = parse_shard("auto", env_of({{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "4"}}));
+  CHECK((s.index == 3 && s.count == 4));
+  s = parse_shard("auto", env_of({{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_COUNT", "4"}, {"SLURM_ARRAY_TASK_MIN", "1"}}));
+  CHECK((s.index == 0 && s.count == 4));
+  s = parse_shard("auto/4", env_of({{"SLURM_ARRAY_TASK_ID", "4"}, {"SLURM_ARRAY_TASK_COUNT", "4"},
+                                    {"SLURM_ARRAY_TASK_MIN", "0"}, {"SLURM_ARRAY_TASK_STEP", "2"}}));
+  CHECK((s.index == 2 && s.count == 4));
+}
+
+TEST_CASE("shard auto: missing or inconsistent variables are usage errors naming them") {
+  const auto error = [](std::string_view spec, std::map<std::string, std::string, std::less<>> vars) {
+    try {
+      parse_shard(spec, env_of(std::move(vars)));
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    FAIL("no UsageError for " << spec);
+    return std::string();
+  };
+  CHECK_THAT(error("auto", {}), Contains("neither JOB_COMPLETION_INDEX") && Contains("SLURM_ARRAY_TASK_ID"));
+  CHECK_THAT(error("auto", {{"JOB_COMPLETION_INDEX", "1"}}), Contains("--shard auto/N") && Contains("PIZZA_SHARD_COUNT"));
+  CHECK_THAT(error("auto/2", {{"JOB_COMPLETION_INDEX", "2"}}), Contains("index 2 is not below the count 2"));
+  CHECK_THAT(error("auto/2", {{"JOB_COMPLETION_INDEX", "1"}, {"PIZZA_SHARD_COUNT", "3"}}),
+             Contains("auto/2 but PIZZA_SHARD_COUNT=3"));
+  CHECK_THAT(error("auto", {{"JOB_COMPLETION_INDEX", "x"}}), Contains("JOB_COMPLETION_INDEX='x'"));
+  CHECK_THAT(error("auto", {{"SLURM_ARRAY_TASK_ID", "1"}}), Contains("SLURM_ARRAY_TASK_COUNT is not"));
+  CHECK_THAT(error("auto/3", {{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_COUNT", "4"}}),
+             Contains("auto/3 but SLURM_ARRAY_TASK_COUNT=4"));
+  CHECK_THAT(error("auto", {{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "4"}, {"SLURM_ARRAY_TASK_STEP", "2"}}),
+             Contains("SLURM_ARRAY_TASK_ID=3") && Contains("not a task of the array"));
+  CHECK_THAT(error("auto", {{"SLURM_ARRAY_TASK_ID", "0"}, {"SLURM_ARRAY_TASK_COUNT", "2"}, {"JOB_COMPLETION_INDEX", "0"}}),
+             Contains("both"));
+  CHECK_THAT(error("auto/0", {{"JOB_COMPLETION_INDEX", "0"}}), Contains("'auto/0'"));
+}
+
+namespace {
+
+// A minimal attribution result (what pizza diff reads) made with run parameter norm = `norm`,
+// or the record's own "norm" override.
+std::string result_with_norm(const Record& r, const std::string& norm) {
+  std::string n = norm;
+  for (const auto& [key, json] : r.overrides)
+    if (key == "norm") n = json.substr(1, json.size() - 2);
+  return R"({"schema_version":1,"model":{"path":"m","model_type":"llama"},"method":"saliency","parameters":{"norm":")" + n +
+         R"("},"inputs":[{"text":"a"}],"outputs":[{"id":1,"text":"b"}],"matrix_name":"saliency","matrix":[[0.5]]})";
+}
+
+}  // namespace
+
+TEST_CASE("resume refuses an output made with other run parameters unless forced") {
+  pizza::test::TempDir dir;
+  const auto out = dir / "out.jsonl";
+  const auto recs = jsonl("{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"y\",\"norm\":\"l1\"}\n"
+                          "{\"id\":\"c\",\"prompt\":\"z\"}\n{\"id\":\"d\",\"prompt\":\"w\",\"norm\":\"l1\"}\n");
+  // A run with norm l2 stopped after two records.
+  const auto l2 = [](const Record& r) { return result_with_norm(r, "l2"); };
+  run_records(std::span(recs).first(2), {out.string(), false, {}, false}, l2);
+  const std::string two = slurp(out);
+
+  // Resumed with norm l1: record c (no overrides, like a) would be l1 where a is l2.
+  const auto l1 = [](const Record& r) { return result_with_norm(r, "l1"); };
+  try {
+    run_records(recs, {out.string(), true, {}, false}, l1);
+    FAIL("no InputError");
+  } catch (const InputError& e) {
+    CHECK_THAT(e.what(), Contains("out.jsonl: --resume: record \"a\" there has parameters.norm \"l2\", this run gives "
+                                  "record \"c\" \"l1\"") && Contains("--force"));
+  }
+  CHECK(slurp(out) == two);  // nothing appended
+  // The same parameters resume; records whose overrides set norm compare among themselves.
+  RunSummary s = run_records(recs, {out.string(), true, {}, false}, l2);
+  CHECK(s.ok == 2);
+  // --force mixes them knowingly.
+  run_records(std::span(recs).first(2), {out.string(), false, {}, false}, l2);
+  s = run_records(recs, {out.string(), true, {}, false, false, true}, l1);
+  CHECK(s.ok == 2);
+  CHECK_THROWS_AS(run_records(recs, {out.string(), false, {}, false, false, true}, l1), UsageError);
+}
+
+TEST_CASE("retry-failed runs the error records again and leaves each id once") {
+  pizza::test::TempDir dir;
+  const auto out = dir / "out.jsonl";
+  const auto recs = parse_prompts("one\nboom\nthree\n", PromptFormat::text, "p.txt");
+  CHECK(run_records(recs, {out.string(), false, {}, false}, fake_result).failed == 1);
+  // Without --retry-failed the error stays; with it, record 2 runs again (and now works).
+  size_t calls = 0;
+  const auto fixed = [&](const Record& r) {
+    ++calls;
+    Record fixed_record = r;
+    if (r.prompt == "boom") fixed_record.prompt = "fixed";
+    return fake_result(fixed_record);
+  };
+  CHECK(run_records(recs, {out.string(), true, {}, false}, fixed).failed == 1);
+  CHECK(calls == 0);
+  RunSummary s = run_records(recs, {out.string(), true, {}, false, true}, fixed);
+  CHECK(calls == 1);
+  CHECK(s.retried == 1);
+  CHECK(s.failed == 0);
+  CHECK(s.skipped == 2);
+  CHECK(slurp(out) ==
+        "{\"id\":\"1\",\"prompt\":\"one\",\"n\":[1,2]}\n"
+        "{\"id\":\"3\",\"prompt\":\"three\",\"n\":[1,2]}\n"
+        "{\"id\":\"2\",\"prompt\":\"fixed\",\"n\":[1,2]}\n");
+  CHECK_THROWS_AS(run_records(recs, {out.string(), false, {}, false, true}, fixed), UsageError);
 }

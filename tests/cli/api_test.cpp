@@ -79,6 +79,15 @@ TEST_CASE("api: teacher-forced occlusion over pizza serve equals pizza local's o
   // batches (other product shapes: ~1e-5 on logits ~10). 1e-4 bounds both on any kernel; a
   // misaligned token or unit moves these scores by >> 1e-3.
   for (size_t i = 0; i < a.values.size(); ++i) CHECK(a.values[i] == Approx(l.values[i]).margin(1e-4));
+  // pizza diff agrees with its default tolerances: the API result's null token ids are not a
+  // difference (outputs compare by text), only the engine and model are reported as changed.
+  pizza::test::TempDir dir;
+  pizza::test::spit(dir / "api.json", api.out);
+  pizza::test::spit(dir / "local.json", local.out);
+  const auto diff = run_cli({"diff", (dir / "local.json").string(), (dir / "api.json").string()});
+  INFO("diff: " << diff.out << diff.err);
+  CHECK(diff.exit_code == 0);
+  CHECK(diff.out.find("engine: \"local\" \u2192 \"api\"") != std::string::npos);
   // Server metadata is recorded.
   CHECK(api.out.find("\"system_fingerprints\"") != std::string::npos);
   CHECK(api.out.find("\"served_models\":[\"stories260K\"]") != std::string::npos);

@@ -114,6 +114,7 @@ TEST_CASE("cli: batch killed with SIGKILL and resumed equals an uninterrupted ru
   CHECK(resumed_ids.size() == 50);
   CHECK(std::set<std::string>(resumed_ids.begin(), resumed_ids.end()).size() == 50);
   CHECK(without_timings(resumed) == without_timings(expected));
+  CHECK(validate_json_schema(PIZZA_SOURCE_DIR "/lib/report/attribution.schema.json", part).exit_code == 0);
 
   // A second --resume finds nothing to do and leaves the file as it is.
   r = run_cli(local_args(dir / "p.jsonl", {"--output", part.string(), "--resume"}));
@@ -195,6 +196,11 @@ TEST_CASE("cli: per-record overrides apply to their record and a bad one fails t
   CHECK(lines[2].find("l7") != std::string::npos);
   CHECK(std::string_view(parser.parse(lines[3])["output_text"].get_string().value()) == " there was");
   CHECK(outputs(lines[4]) == 4);  // the run's -n 4: record 0's override did not leak
+  // Results and error records alike satisfy the committed schema, line by line.
+  const auto schema = validate_json_schema(PIZZA_SOURCE_DIR "/lib/report/attribution.schema.json", out);
+  INFO(schema.output);
+  CHECK(schema.exit_code == 0);
+  CHECK(schema.output.find("valid: 5") != std::string::npos);
 }
 
 TEST_CASE("cli: batch input and flag errors", "[cli][batch]") {

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include "diff/diff.h"
 #include "support/paths.h"
@@ -30,6 +31,8 @@ const std::string kTimings = R"({"load_ms":12.5,"generate_ms":40,"attribute_ms":
 
 struct Parts {
   std::string id{};  // empty: no "id" field (a plain document)
+  std::string parameters = "{}";
+  std::string model = "models/gpt2";
   std::string outputs = kOutputs;
   std::string matrix = kMatrix;
   std::string timings = kTimings;
@@ -42,9 +45,9 @@ std::string record(const Parts& p) {
   std::string s = "{";
   if (!p.id.empty()) s += R"("id":")" + p.id + R"(",)";
   s += R"("schema_version":)" + std::to_string(p.schema_version);
-  s += R"(,"tool":{"name":"pizza","version":"0.1.0"},"model":{"path":"models/gpt2","model_type":"gpt2"},)"
-       R"("engine":"local","method":"saliency","target":"prob","unit":"token","parameters":{},)"
-       R"("prompt":"The cat sat","output_text":" on the","inputs":)";
+  s += R"(,"tool":{"name":"pizza","version":"0.1.0"},"model":{"path":")" + p.model + R"(","model_type":"gpt2"},)"
+       R"("engine":"local","method":"saliency","target":"prob","unit":"token","parameters":)" + p.parameters +
+       R"(,"prompt":"The cat sat","output_text":" on the","inputs":)";
   s += kInputs;
   s += R"(,"outputs":)" + p.outputs + R"(,"matrix_name":"saliency","matrix":)" + p.matrix + ",";
   s += p.extra_fields;
@@ -174,7 +177,7 @@ TEST_CASE("a score within tolerance is the same, just past it is drift", "[diff]
   CHECK(r.records[0].id.empty());  // a plain document is the record with id ""
 
   // A looser rtol admits it: 1e-4 + 2e-3 * 0.25 = 6e-4 > 4e-4.
-  CHECK(beyond.compare({.rtol = 2e-3}).same());
+  CHECK(beyond.compare({.tolerance = {.rtol = 2e-3}}).same());
 }
 
 TEST_CASE("a changed generated token is drift", "[diff]") {
@@ -205,7 +208,7 @@ TEST_CASE("a top-k swap is drift even when every score is within tolerance", "[d
   // Row 0: inputs 0 and 1 trade places (0.5, 0.25 -> 0.25, 0.5). With atol 1 no score
   // differs; the top-1 set changes {0} -> {1}, the top-2 set {0, 1} does not.
   Files f(record({}), record({.matrix = "[[0.25,0.5,0.125],[0.0625,0.5,0.25]]"}));
-  auto r = f.compare({.atol = 1, .top_k = 1});
+  auto r = f.compare({.tolerance = {.atol = 1}, .top_k = 1});
   const auto x = only_finding(r);
   CHECK(x.kind == Kind::top_k);
   CHECK(x.output_index == 0u);
@@ -214,8 +217,8 @@ TEST_CASE("a top-k swap is drift even when every score is within tolerance", "[d
   CHECK(std::get<Units>(x.new_value) == Units{{1, " cat"}});
   CHECK_THAT(pizza::diff::render_text(r), Catch::Contains(R"(top-1 [saliency] output 0 " on": {0 "The"} → {1 " cat"})"));
 
-  CHECK(f.compare({.atol = 1, .top_k = 2}).same());
-  CHECK(f.compare({.atol = 1, .top_k = 0}).same());  // check disabled
+  CHECK(f.compare({.tolerance = {.atol = 1}, .top_k = 2}).same());
+  CHECK(f.compare({.tolerance = {.atol = 1}, .top_k = 0}).same());  // check disabled
   // With the default tolerance the two swapped cells are score findings; the top-3 set
   // {0, 1, 2} is unchanged, so there is nothing else.
   auto strict = f.compare();
@@ -228,13 +231,13 @@ TEST_CASE("top-k ties break by index and k clamps to the nonzero columns", "[dif
   // the sign flip itself is within atol 2.
   Files tie(record({.matrix = "[[-0.5,0.5,0.125],[0.0625,0.5,0.25]]"}),
             record({.matrix = "[[0.5,-0.5,0.125],[0.0625,0.5,0.25]]"}));
-  CHECK(tie.compare({.atol = 2, .top_k = 1}).same());
+  CHECK(tie.compare({.tolerance = {.atol = 2}, .top_k = 1}).same());
   // Base ties 0.5 / 0.5 (top-1 {0}); new breaks the tie either way by 1e-4.
   const std::string tied = record({.matrix = "[[0.5,0.5,0.125],[0.0625,0.5,0.25]]"});
   Files keeps(tied, record({.matrix = "[[0.5,0.4999,0.125],[0.0625,0.5,0.25]]"}));
-  CHECK(keeps.compare({.atol = 1, .top_k = 1}).same());
+  CHECK(keeps.compare({.tolerance = {.atol = 1}, .top_k = 1}).same());
   Files flips(tied, record({.matrix = "[[0.4999,0.5,0.125],[0.0625,0.5,0.25]]"}));
-  CHECK(only_finding(flips.compare({.atol = 1, .top_k = 1})).kind == Kind::top_k);
+  CHECK(only_finding(flips.compare({.tolerance = {.atol = 1}, .top_k = 1})).kind == Kind::top_k);
 
   // Row 1 has one nonzero column in both (input 0 follows the row's token and holds 0):
   // top-3 clamps to 1; base {1}, new {1}. Input 2's 0 -> 1e-9 is within tolerance and
@@ -276,10 +279,15 @@ TEST_CASE("a record missing on either side is drift", "[diff]") {
   CHECK_THAT(pizza::diff::render_text(e), Catch::Contains("missing in base"));
 }
 
-TEST_CASE("error records: the same outcome is the same, a new failure is drift", "[diff]") {
+TEST_CASE("error records: failing in both runs is a finding unless allowed; a new failure is drift", "[diff]") {
   const std::string failed = R"({"id":"b","error":"prompt too long"})";
   Files both(lines({record({.id = "a"}), failed}), lines({record({.id = "a"}), R"({"id":"b","error":"other words"})"}));
-  CHECK(both.compare().same());
+  // A record that never produced a result checks nothing: CI must not pass on it silently.
+  const auto f = only_finding(both.compare());
+  CHECK(f.kind == Kind::failed);
+  CHECK(std::get<std::string>(f.new_value) == "other words");
+  CHECK_THAT(pizza::diff::render_text(both.compare()), Catch::Contains("failed in both runs"));
+  CHECK(both.compare({.allow_failed = true}).same());
 
   Files broke(lines({record({.id = "a"}), record({.id = "b"})}), lines({record({.id = "a"}), failed}));
   const auto x = only_finding(broke.compare());
@@ -319,7 +327,7 @@ TEST_CASE("null and infinite scores compare exactly", "[diff]") {
   CHECK(std::isnan(std::get<double>(cells[0].old_value)));
   CHECK(cells[1].input_index == 2u);
   CHECK(std::get<double>(cells[1].old_value) == -std::numeric_limits<double>::infinity());
-  CHECK(changed.compare({.atol = 1e300, .top_k = 0}).records[0].differences == 2);
+  CHECK(changed.compare({.tolerance = {.atol = 1e300}, .top_k = 0}).records[0].differences == 2);
   // The JSON report writes them as null: -1e999 is no JSON number a strict parser accepts.
   const std::string json = pizza::diff::render_json(r);
   CHECK(json.find("1e999") == std::string::npos);
@@ -385,6 +393,134 @@ TEST_CASE("unreadable or malformed files are errors naming file, line and field"
 
 TEST_CASE("options are checked", "[diff]") {
   pizza::diff::ResultsFile empty;
-  CHECK_THROWS_AS(pizza::diff::compare(empty, empty, {.atol = -1}), pizza::UsageError);
-  CHECK_THROWS_AS(pizza::diff::compare(empty, empty, {.rtol = std::nan("")}), pizza::UsageError);
+  CHECK_THROWS_AS(pizza::diff::compare(empty, empty, {.tolerance = {.atol = -1}}), pizza::UsageError);
+  CHECK_THROWS_AS(pizza::diff::compare(empty, empty, {.tolerance = {.rtol = std::nan("")}}), pizza::UsageError);
+}
+
+TEST_CASE("outputs without token ids compare by text and --ignore-ids drops ids", "[diff]") {
+  // A black-box `pizza api` result has null ids; the `pizza local` equivalent has them.
+  const std::string no_ids = R"([{"index":0,"id":null,"text":" on","prob":null},{"index":1,"id":null,"text":" the","prob":null}])";
+  Files api(record({}), record({.outputs = no_ids}));
+  CHECK(api.compare().same());
+  Files api_reverse(record({.outputs = no_ids}), record({}));
+  CHECK(api_reverse.compare().same());
+  // Text still counts.
+  Files other_text(record({}), record({.outputs = R"([{"index":0,"id":null,"text":" in","prob":null},{"index":1,"id":null,"text":" the","prob":null}])"}));
+  CHECK(only_finding(other_text.compare()).kind == Kind::output_token);
+  // Both sides with ids that differ (another tokenizer's vocabulary): drift unless ignored.
+  Files other_ids(record({}), record({.outputs = R"([{"index":0,"id":1,"text":" on","prob":0.5},{"index":1,"id":262,"text":" the","prob":0.25}])"}));
+  CHECK(only_finding(other_ids.compare()).kind == Kind::output_token);
+  CHECK(other_ids.compare({.ignore_ids = true}).same());
+}
+
+TEST_CASE("changed run parameters and model are reported before the findings", "[diff]") {
+  Files f(lines({record({.id = "a", .parameters = R"({"norm":"l1","abs":true})"}),
+                 record({.id = "b", .parameters = R"({"norm":"l1","abs":true})"})}),
+          lines({record({.id = "a", .parameters = R"({"norm":"l2","abs":true})", .model = "models/gpt2-v2"}),
+                 record({.id = "b", .parameters = R"({"norm":"l2","abs":true})", .matrix = "[[0.5,0.25,0.125],[0.0625,0.5,0.3]]"})}));
+  const auto r = f.compare();
+  REQUIRE(r.parameter_changes.size() == 2);
+  CHECK(r.parameter_changes[0].field == "model.path");
+  CHECK(r.parameter_changes[0].records == 1);
+  CHECK(r.parameter_changes[1].field == "parameters.norm");
+  CHECK(r.parameter_changes[1].old_value == "\"l1\"");
+  CHECK(r.parameter_changes[1].new_value == "\"l2\"");
+  CHECK(r.parameter_changes[1].records == 2);
+  CHECK(r.parameter_changes[1].first_id == "a");
+  const std::string text = pizza::diff::render_text(r);
+  INFO(text);
+  const size_t params = text.find("parameters.norm: \"l1\" \u2192 \"l2\" (2 records, first \"a\")");
+  CHECK(params != std::string::npos);
+  CHECK(params < text.find("record \"b\":"));
+  CHECK_THAT(pizza::diff::render_json(r), Catch::Contains(R"("field": "parameters.norm")"));
+  // Context only: the same scores under other parameters are still the same scores.
+  Files only_params(record({.parameters = R"({"norm":"l1"})"}), record({.parameters = R"({"norm":"l2"})"}));
+  CHECK(only_params.compare().same());
+  CHECK(only_params.compare().parameter_changes.size() == 1);
+}
+
+TEST_CASE("per-matrix tolerances override the default for one metric", "[diff]") {
+  double all = 1e-4;
+  std::map<std::string, double, std::less<>> by;
+  pizza::diff::parse_tolerances("--atol", {"1e-3,saliency=1e-5", "grad_norm=2"}, all, by);
+  CHECK(all == 1e-3);
+  CHECK(by.at("saliency") == 1e-5);
+  CHECK(by.at("grad_norm") == 2);
+  for (const char* bad : {"x", "prob=", "=1", "-1", "prob=nan", "1e-4,,"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(pizza::diff::parse_tolerances("--atol", {bad}, all, by), pizza::UsageError);
+  }
+
+  // grad_norm drifts by 0.5 in one cell, saliency by 0.01 in one cell.
+  const std::string base_m = R"("matrices":{"saliency":)" + kMatrix + R"(,"grad_norm":[[1,2,3],[4,5,6]]},)";
+  const std::string new_m = R"("matrices":{"saliency":[[0.5,0.25,0.135],[0.0625,0.5,0.25]],"grad_norm":[[1,2,3.5],[4,5,6]]},)";
+  Files f(record({.extra_fields = base_m}), record({.matrix = "[[0.5,0.25,0.135],[0.0625,0.5,0.25]]", .extra_fields = new_m}));
+  CHECK(f.compare({.top_k = 0}).differences() == 2);
+  pizza::diff::Options loose_grad{.top_k = 0};
+  loose_grad.atol_by_matrix["grad_norm"] = 1;
+  const auto r = f.compare(loose_grad);
+  CHECK(only_finding(r).matrix == "saliency");
+  loose_grad.atol_by_matrix["saliency"] = 0.1;
+  CHECK(f.compare(loose_grad).same());
+  // A name in neither file is a typo, not a silent default.
+  pizza::diff::Options typo;
+  typo.rtol_by_matrix["grad_nrom"] = 1;
+  try {
+    f.compare(typo);
+    FAIL("no UsageError");
+  } catch (const pizza::UsageError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("--rtol: no matrix named 'grad_nrom'") && Catch::Contains("saliency, grad_norm"));
+  }
+}
+
+TEST_CASE("min-spearman checks each row and the totals by rank correlation", "[diff]") {
+  // Row 1: (0.0625, 0.5, 0.25) -> (0.5, 0.0625, 0.25), ranks 1 3 2 -> 3 1 2: rho = 1 - 6*8/24 = -1;
+  // row 0 unchanged (rho 1). Totals (0.28, 0.38, 0.19) -> (0.5, 0.16, 0.19), ranks 2 3 1 -> 3 1 2:
+  // rho = 1 - 6*6/24 = -0.5.
+  Files f(record({}), record({.matrix = "[[0.5,0.25,0.125],[0.5,0.0625,0.25]]"}));
+  pizza::diff::Options opt{.tolerance = {.atol = 1}, .top_k = 0, .min_spearman = 0.5};
+  const auto r = f.compare(opt);
+  REQUIRE(r.records.size() == 1);
+  const auto& fs = r.records[0].findings;
+  REQUIRE(fs.size() == 2);
+  CHECK(fs[0].kind == Kind::spearman);
+  CHECK(fs[0].output_index == 1u);
+  CHECK(std::get<double>(fs[0].new_value) == Approx(-1));
+  CHECK(fs[1].kind == Kind::spearman);
+  CHECK_FALSE(fs[1].output_index);  // the totals
+  const std::string text = pizza::diff::render_text(r);
+  CHECK_THAT(text, Catch::Contains("spearman [saliency] output 1 \" the\": rank correlation -1 < 0.5"));
+  CHECK_THAT(text, Catch::Contains("spearman [saliency] totals: rank correlation -0.5 < 0.5"));
+  opt.min_spearman = -0.6;
+  CHECK(only_finding(f.compare(opt)).output_index == 1u);
+  opt.min_spearman = -1;
+  CHECK(f.compare(opt).same());
+  opt.min_spearman = 1.5;
+  CHECK_THROWS_AS(f.compare(opt), pizza::UsageError);
+}
+
+TEST_CASE("a record read back holds everything the writer wrote", "[diff]") {
+  std::string doc = record({.parameters = R"({"norm":"l1","ig_steps":20,"scale":1e-05})"});
+  doc.replace(doc.find(R"("row_stats":{})"), 14, R"("row_stats":{"target_value":[0.5,0.25]})");
+  pizza::test::TempDir dir;
+  pizza::write_file_atomic(dir / "doc.json", doc);
+  const auto file = pizza::diff::load_results(dir / "doc.json");
+  REQUIRE(file.records.size() == 1);
+  const pizza::AttributionResult& r = file.records[0].result;
+  CHECK(r.tool_version == "0.1.0");
+  CHECK(r.model_type == "gpt2");
+  CHECK(r.engine == "local");
+  CHECK(r.target == "prob");
+  CHECK(r.text == "The cat sat");
+  REQUIRE(r.parameters.size() == 3);
+  CHECK(r.parameters[1] == std::pair<std::string, std::string>{"ig_steps", "20"});
+  CHECK(r.parameters[2].second == "1e-05");
+  CHECK(r.inputs[1].token_ids == std::vector<int32_t>{3797});
+  CHECK(r.inputs[1].begin == 3);
+  CHECK(r.outputs[0].prob == 0.5);
+  REQUIRE(r.row_stats.size() == 1);
+  CHECK(r.row_stats[0].second == std::vector<double>{0.5, 0.25});
+  CHECK(r.timings.load_ms == 12.5);
+  CHECK(r.run.threads == 4);
+  CHECK(r.run.blas == "OpenBLAS");
 }

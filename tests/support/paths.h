@@ -59,7 +59,9 @@ ProcessResult run_command(const std::string& command_line);
 std::string shell_quote(std::string_view s);
 
 // Validates a JSON file against a committed schema (a path under the source tree) with Debian's
-// python3-jsonschema, an implementation independent of ours. exit_code 0 when valid.
+// python3-jsonschema, an implementation independent of ours. exit_code 0 when valid. A file that
+// is not one JSON document is read as JSON Lines and every record is validated (the failing
+// line is named); the output ends "valid: N" with the number of documents checked.
 ProcessResult validate_json_schema(const std::filesystem::path& schema, const std::filesystem::path& doc);
 
 // Loads an HTML file in headless Chromium (fresh profile, no network services) and returns the

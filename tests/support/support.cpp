@@ -178,8 +178,18 @@ ProcessResult validate_json_schema(const std::filesystem::path& schema, const st
       "schema = json.load(open(sys.argv[1]))\n"
       "cls = jsonschema.validators.validator_for(schema)\n"
       "cls.check_schema(schema)\n"
-      "cls(schema).validate(json.load(open(sys.argv[2])))\n"
-      "print('valid')\n";
+      "text = open(sys.argv[2]).read()\n"
+      "try:\n"
+      "    docs = [(0, json.loads(text))]\n"
+      "except ValueError:\n"
+      "    docs = [(n, json.loads(l)) for n, l in enumerate(text.split('\\n'), 1) if l.strip()]\n"
+      "assert docs, 'no JSON document'\n"
+      "for n, doc in docs:\n"
+      "    try:\n"
+      "        cls(schema).validate(doc)\n"
+      "    except jsonschema.ValidationError as e:\n"
+      "        sys.exit('line %d: %s' % (n, e))\n"
+      "print('valid: %d' % len(docs))\n";
   return run_command("/usr/bin/python3 -c " + shell_quote(script) + " " + shell_quote(schema.string()) + " " +
                      shell_quote(doc.string()));
 }
