@@ -541,6 +541,7 @@ std::string StreamEncoder::event(const std::function<void(JsonWriter&)>& choice)
     choice(w);
     w.end_object().end_array();
     if (request_.include_usage) w.key("usage").null();  // as OpenAI: null on every chunk but the last
+    w.end_object();
     out += "data: " + w.take() + "\n\n";
   }
   return out;
