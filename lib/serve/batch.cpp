@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 
 #include "model/generate.h"
@@ -26,10 +27,12 @@ TokenLogprob logprob_entry(const torch::Tensor& row_logp, int64_t id, int k) {
   return e;
 }
 
-// Samples from softmax(logits / temperature). The uniform draw is built from the raw 64-bit
-// engine output (not std::uniform_real_distribution, whose algorithm is implementation-defined)
-// so a seed gives the same tokens on every platform.
-int64_t sample(const torch::Tensor& row_logits, double temperature, std::mt19937_64& rng) {
+// Samples from softmax(logits / temperature), restricted to the smallest set of most likely
+// tokens whose probability reaches top_p (nucleus sampling; ties broken by lower id, so the set
+// is the same everywhere). The uniform draw is built from the raw 64-bit engine output (not
+// std::uniform_real_distribution, whose algorithm is implementation-defined) so a seed gives the
+// same tokens on every platform.
+int64_t sample(const torch::Tensor& row_logits, double temperature, double top_p, std::mt19937_64& rng) {
   auto x = row_logits.accessor<double, 1>();
   const int64_t V = row_logits.size(0);
   double max = -INFINITY;
@@ -37,10 +40,21 @@ int64_t sample(const torch::Tensor& row_logits, double temperature, std::mt19937
   std::vector<double> p(static_cast<size_t>(V));
   double total = 0;
   for (int64_t i = 0; i < V; ++i) total += p[static_cast<size_t>(i)] = std::exp((x[i] - max) / temperature);
+  std::vector<int64_t> order(static_cast<size_t>(V));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  if (top_p < 1.0) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)]; });
+    double kept = 0;
+    size_t n = 0;
+    while (n < order.size() && (n == 0 || kept < top_p * total)) kept += p[static_cast<size_t>(order[n++])];
+    order.resize(n);  // at least the most likely token
+    total = kept;
+  }
   const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
   double target = u * total, acc = 0;
-  int64_t last_positive = 0;
-  for (int64_t i = 0; i < V; ++i) {
+  int64_t last_positive = order.front();
+  for (auto i : order) {
     if (p[static_cast<size_t>(i)] <= 0) continue;
     acc += p[static_cast<size_t>(i)];
     last_positive = i;
@@ -75,6 +89,30 @@ std::vector<std::optional<TokenLogprob>> prompt_logprobs(const torch::Tensor& ro
 
 }  // namespace
 
+size_t final_text_length(std::string_view text, std::span<const std::string> stops) {
+  size_t n = text.size();
+  // An incomplete UTF-8 sequence at the end: its other bytes come with the next tokens.
+  for (size_t k = 1; k <= std::min<size_t>(4, text.size()); ++k) {
+    const auto c = static_cast<unsigned char>(text[text.size() - k]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for the lead
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > k) n = text.size() - k;
+    break;
+  }
+  // U+FFFD is what lossy decoders (Hugging Face's, sentencepiece's) write for such a sequence
+  // until the token completing it arrives; a real one is sent with the next text or at the end.
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  while (text.substr(0, n).ends_with(kReplacement)) n -= kReplacement.size();
+  // The beginning of a stop string: if the next tokens complete it, it must never have been sent.
+  for (const auto& s : stops)
+    for (size_t k = std::min(s.size() - 1, text.size()); k > 0; --k)
+      if (text.ends_with(std::string_view(s).substr(0, k))) {
+        n = std::min(n, text.size() - k);
+        break;
+      }
+  return n;
+}
+
 std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const GenerationRequest> requests,
                                         std::stop_token cancel) {
   torch::NoGradGuard no_grad;
@@ -94,7 +132,48 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
     need_prompt_logprobs = need_prompt_logprobs || r.prompt_logprobs;
     need_logprobs = need_logprobs || r.logprobs;
   }
-  if (steps == 0 && !need_prompt_logprobs) return out;  // nothing to compute: empty texts, "length"
+
+  // Per row: done (no more tokens), cut (text already ends before a matched stop string),
+  // finalized (text set, last delta delivered); streaming: the text delivered so far and the
+  // log-probs still waiting for their text.
+  std::vector<bool> done(B), cut(B), finalized(B);
+  std::vector<std::string> sent(B);
+  std::vector<std::vector<TokenLogprob>> unsent(B);
+  auto deliver = [&](size_t b, StreamDelta d) {
+    d.logprobs = std::move(unsent[b]);
+    unsent[b].clear();
+    d.completion_tokens = static_cast<int64_t>(out[b].tokens.size());
+    sent[b] += d.text;
+    requests[b].on_delta(std::move(d));
+  };
+  // Streams what of `text` has become final. Only text extending what was sent goes out: a
+  // decoder that rewrote earlier text (not prefix-stable) has its stream wait for the end.
+  auto stream_text = [&](size_t b, const std::string& text) {
+    if (!requests[b].on_delta || !text.starts_with(sent[b])) return;
+    const size_t n = final_text_length(text, requests[b].stop);
+    if (n <= sent[b].size()) return;
+    StreamDelta d;
+    d.text = text.substr(sent[b].size(), n - sent[b].size());
+    deliver(b, std::move(d));
+  };
+  auto finalize = [&](size_t b) {
+    finalized[b] = true;
+    auto& res = out[b];
+    if (!cut[b]) res.text = decode_continuation(tok, requests[b].prompt, res.tokens);
+    if (!requests[b].on_delta || res.finish == FinishReason::cancelled) return;
+    StreamDelta d;
+    if (res.text.starts_with(sent[b])) d.text = res.text.substr(sent[b].size());
+    d.finish = res.finish;
+    deliver(b, std::move(d));
+  };
+  auto finalize_rest = [&] {
+    for (size_t b = 0; b < B; ++b)
+      if (!finalized[b]) finalize(b);
+  };
+  if (steps == 0 && !need_prompt_logprobs) {  // nothing to compute: empty texts, "length"
+    finalize_rest();
+    return out;
+  }
 
   const auto dev = model.device();
   auto [ids, mask] = left_pad(prompts);
@@ -106,15 +185,21 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
   fo.last_only = !need_prompt_logprobs;
   auto logits = model.forward(model.embed(ids.to(dev)), fo);
   if (need_prompt_logprobs) {
-    for (size_t b = 0; b < B; ++b)
-      if (requests[b].prompt_logprobs) out[b].prompt_logprobs = prompt_logprobs(logits[static_cast<int64_t>(b)], requests[b]);
+    for (size_t b = 0; b < B; ++b) {
+      if (!requests[b].prompt_logprobs) continue;
+      out[b].prompt_logprobs = prompt_logprobs(logits[static_cast<int64_t>(b)], requests[b]);
+      if (requests[b].on_delta) {
+        StreamDelta d;
+        d.prompt_logprobs = out[b].prompt_logprobs;
+        deliver(b, std::move(d));
+      }
+    }
     logits = logits.slice(1, logits.size(1) - 1);
   }
   fo.last_only = true;
   fo.attention_mask = torch::ones({static_cast<int64_t>(B), 1}, torch::TensorOptions().dtype(torch::kBool).device(dev));
 
   std::vector<std::mt19937_64> rngs;
-  std::vector<bool> done(B), cut(B);  // cut: text already ends before a matched stop string
   bool any_sampled = false;
   for (size_t b = 0; b < B; ++b) {
     rngs.emplace_back(requests[b].seed);
@@ -127,6 +212,15 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
     if (cancel.stop_requested())
       throw Unavailable("server_shutting_down",
                         "the server is shutting down: the generation was cancelled after " + std::to_string(step) + " tokens");
+    bool all_done = true;
+    for (size_t b = 0; b < B; ++b) {
+      if (!done[b] && requests[b].cancel.stop_requested()) {
+        done[b] = finalized[b] = true;  // nobody waits for its text
+        out[b].finish = FinishReason::cancelled;
+      }
+      all_done = all_done && done[b];
+    }
+    if (all_done) break;
     if (step > 0) logits = model.forward(model.embed(torch::tensor(next, torch::kLong).view({-1, 1}).to(dev)), fo);
     auto last = logits.squeeze(1);                      // [B,V]
     auto greedy = last.argmax(-1).to(torch::kCPU);      // as greedy_generate picks
@@ -134,34 +228,38 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
     torch::Tensor logp, scaled;
     if (need_logprobs) logp = torch::log_softmax(last.to(torch::kFloat), -1).cpu();
     if (any_sampled) scaled = last.to(torch::kDouble).cpu();
-    bool all_done = true;
     for (size_t b = 0; b < B; ++b) {
       if (done[b]) continue;
       const auto& r = requests[b];
       auto& res = out[b];
       const auto row = static_cast<int64_t>(b);
-      const int64_t t = r.temperature > 0 ? sample(scaled[row], r.temperature, rngs[b]) : ga[row];
+      const int64_t t = r.temperature > 0 ? sample(scaled[row], r.temperature, r.top_p, rngs[b]) : ga[row];
       res.tokens.push_back(t);
       next[b] = t;
-      if (r.logprobs) res.logprobs.push_back(logprob_entry(logp[row], t, r.top_logprobs));
-      if (std::find(r.stop_ids.begin(), r.stop_ids.end(), t) != r.stop_ids.end()) {
+      const bool stop_token = std::find(r.stop_ids.begin(), r.stop_ids.end(), t) != r.stop_ids.end();
+      if (r.logprobs) {
+        res.logprobs.push_back(logprob_entry(logp[row], t, r.top_logprobs));
+        if (r.on_delta && !stop_token) unsent[b].push_back(res.logprobs.back());
+      }
+      if (stop_token) {
         done[b] = true;
         res.finish = FinishReason::stop;
-      } else if (!r.stop.empty()) {
-        res.text = decode_continuation(tok, r.prompt, res.tokens);
-        if (auto pos = find_stop(res.text, r.stop)) {
-          res.text.resize(*pos);
+      } else if (!r.stop.empty() || r.on_delta) {
+        auto text = decode_continuation(tok, r.prompt, res.tokens);
+        if (auto pos = find_stop(text, r.stop)) {
+          res.text = text.substr(0, *pos);
           done[b] = cut[b] = true;
           res.finish = FinishReason::stop;
+        } else {
+          stream_text(b, text);
         }
       }
       if (!done[b] && static_cast<int64_t>(res.tokens.size()) >= r.max_tokens) done[b] = true;
-      all_done = all_done && done[b];
+      // A row that ends is answered now, not when the batch's longest row ends.
+      if (done[b]) finalize(b);
     }
-    if (all_done) break;
   }
-  for (size_t b = 0; b < B; ++b)
-    if (!cut[b]) out[b].text = decode_continuation(tok, requests[b].prompt, out[b].tokens);
+  finalize_rest();
   return out;
 }
 
@@ -204,7 +302,16 @@ void BatchQueue::cancel() {
   }
   const auto why = std::make_exception_ptr(
       Unavailable("server_shutting_down", "the server is shutting down: the request was cancelled before it started"));
-  for (auto& p : dropped) p.promise.set_exception(why);
+  for (auto& p : dropped) fail(p.request, p.promise, why);
+}
+
+void BatchQueue::fail(GenerationRequest& request, std::promise<GenerationResult>& promise, std::exception_ptr error) {
+  if (request.on_delta) {
+    StreamDelta d;
+    d.error = error;
+    request.on_delta(std::move(d));
+  }
+  promise.set_exception(error);
 }
 
 void BatchQueue::work() {
@@ -215,18 +322,29 @@ void BatchQueue::work() {
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything queued has been answered
       while (!queue_.empty() && batch.size() < max_batch_) {
-        batch.push_back(std::move(queue_.front()));
+        if (queue_.front().request.cancel.stop_requested()) {  // its client left while it waited
+          GenerationResult gone;
+          gone.finish = FinishReason::cancelled;
+          queue_.front().promise.set_value(std::move(gone));
+          ++cancelled_;
+        } else {
+          batch.push_back(std::move(queue_.front()));
+        }
         queue_.pop_front();
       }
     }
+    if (batch.empty()) continue;
     largest_batch_ = std::max(largest_batch_.load(), batch.size());
     std::vector<GenerationRequest> requests;
     for (auto& p : batch) requests.push_back(std::move(p.request));
     try {
       auto results = run_batch(lm_, requests, cancel_.get_token());
-      for (size_t i = 0; i < batch.size(); ++i) batch[i].promise.set_value(std::move(results[i]));
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (results[i].finish == FinishReason::cancelled) ++cancelled_;
+        batch[i].promise.set_value(std::move(results[i]));
+      }
     } catch (...) {
-      for (auto& p : batch) p.promise.set_exception(std::current_exception());
+      for (size_t i = 0; i < batch.size(); ++i) fail(requests[i], batch[i].promise, std::current_exception());
     }
   }
 }

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -21,6 +22,7 @@ using Element = simdjson::dom::element;
 using Fields = std::map<std::string, Element, std::less<>>;
 
 constexpr int kMaxTopLogprobs = 20;
+constexpr size_t kMaxStops = 4;  // as OpenAI
 
 std::string_view type_name(const Element& e) {
   switch (e.type()) {
@@ -138,23 +140,42 @@ std::vector<std::string> parse_stop(const Fields& f) {
   }
   if (std::any_of(stops.begin(), stops.end(), [](const std::string& s) { return s.empty(); }))
     invalid_value("stop", "stop strings must not be empty.");
+  if (stops.size() > kMaxStops)
+    invalid_value("stop", "at most " + std::to_string(kMaxStops) + " stop sequences are allowed, got " +
+                              std::to_string(stops.size()) + ".");
   return stops;
 }
 
-// Fields every endpoint shares: sampling, stop, n / stream restrictions.
-void parse_common(const Fields& f, GenerationRequest& g) {
-  if (auto n = opt_int(f, "n", 1, 128); n && *n != 1)
-    invalid_value("n", "only n = 1 is supported by pizza serve, got " + std::to_string(*n) + ".");
-  if (auto stream = opt_bool(f, "stream"); stream && *stream)
-    invalid_value("stream", "streaming responses are not supported by pizza serve; send stream: false.");
+// Fields every endpoint shares: sampling, stop, n, streaming.
+void parse_common(const Fields& f, ApiRequest& r) {
+  auto& g = r.generation;
   // OpenAI's default temperature is 1; 0 selects greedy decoding.
   g.temperature = opt_number(f, "temperature", 0.0, 2.0).value_or(1.0);
+  g.top_p = opt_number(f, "top_p", 0.0, 1.0).value_or(1.0);
   if (auto seed = opt_int(f, "seed", INT64_MIN, INT64_MAX)) {
     g.seed = static_cast<uint64_t>(*seed);
   } else {
     g.seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   }
   g.stop = parse_stop(f);
+  r.n = opt_int(f, "n", 1, 128).value_or(1);
+  // Greedy choices are identical, so one generation answers them all; sampled ones would each
+  // need a generation of their own, which pizza serve does not run.
+  if (r.n > 1 && g.temperature > 0)
+    invalid_value("n", "n > 1 is only supported with temperature 0 (identical greedy choices), got n = " +
+                           std::to_string(r.n) + " with temperature " + format_number_text(g.temperature) + ".");
+  r.stream = opt_bool(f, "stream").value_or(false);
+  if (auto so = field(f, "stream_options")) {
+    if (!r.stream) invalid_value("stream_options", "'stream_options' is only allowed when 'stream' is true.");
+    simdjson::dom::object obj;
+    if (so->get_object().get(obj)) invalid_type("stream_options", "an object", *so);
+    for (auto [key, value] : obj) {
+      const std::string param = "stream_options." + std::string(key);
+      if (key != "include_usage")
+        throw ApiError(400, "Unrecognized request argument supplied: " + param, param, "unknown_parameter");
+      if (!value.is_null() && value.get_bool().get(r.include_usage)) invalid_type(param, "a boolean", value);
+    }
+  }
 }
 
 // Chat content: a string, or an array of {"type": "text", "text": ...} parts.
@@ -286,7 +307,7 @@ ApiRequest parse_chat(const Fields& f, const ServedModel& model) {
   g.stop_ids = model.lm.stop_ids();
   if (rendered.end_of_turn)
     if (auto id = special_id(tok, *rendered.end_of_turn)) g.stop_ids.push_back(*id);
-  parse_common(f, g);
+  parse_common(f, r);
   r.logprobs = opt_bool(f, "logprobs").value_or(false);
   auto top = opt_int(f, "top_logprobs", 0, kMaxTopLogprobs);
   if (top && !r.logprobs) invalid_value("top_logprobs", "'logprobs' must be set to true when 'top_logprobs' is given.");
@@ -308,7 +329,7 @@ ApiRequest parse_completion(const Fields& f, const ServedModel& model) {
   check_model(f, model);
   parse_prompt(f, model, r);
   g.stop_ids = model.lm.stop_ids();
-  parse_common(f, g);
+  parse_common(f, r);
   auto lp = opt_int(f, "logprobs", 0, kMaxTopLogprobs);
   r.logprobs = lp.has_value();
   g.logprobs = r.logprobs;
@@ -367,8 +388,9 @@ void write_chat_logprobs(JsonWriter& w, const Tokenizer& tok, std::span<const To
 
 // vLLM's completions log-probs: parallel lists; top_logprobs maps token -> log-prob for the k
 // best plus the chosen token; the first prompt token (echo) has null entries.
+// `offset`: characters before the first token (a stream's earlier chunks); advanced past these.
 void write_completion_logprobs(JsonWriter& w, const Tokenizer& tok, std::span<const std::optional<TokenLogprob>> entries,
-                               std::span<const int64_t> ids) {
+                               std::span<const int64_t> ids, int64_t& offset) {
   std::vector<std::string> strings;
   for (auto id : ids) strings.push_back(token_string(tok, id));
   w.begin_object().key("tokens").begin_array();
@@ -389,7 +411,6 @@ void write_completion_logprobs(JsonWriter& w, const Tokenizer& tok, std::span<co
     w.end_object();
   }
   w.end_array().key("text_offset").begin_array();
-  int64_t offset = 0;
   for (const auto& s : strings) {
     w.value(offset);
     offset += char_count(s);
@@ -402,12 +423,26 @@ void write_head(JsonWriter& w, std::string_view id, std::string_view object, int
   w.field("system_fingerprint", model.fingerprint);
 }
 
-void write_usage(JsonWriter& w, const GenerationRequest& g, const GenerationResult& res) {
-  const auto p = static_cast<int64_t>(g.prompt.size()), c = static_cast<int64_t>(res.tokens.size());
+// Completion tokens count every choice's tokens, as OpenAI bills them.
+void write_usage(JsonWriter& w, const ApiRequest& r, int64_t generated) {
+  const auto p = static_cast<int64_t>(r.generation.prompt.size()), c = generated * r.n;
   w.key("usage").begin_object().field("prompt_tokens", p).field("completion_tokens", c).field("total_tokens", p + c).end_object();
 }
 
-std::string_view finish_name(FinishReason f) { return f == FinishReason::stop ? "stop" : "length"; }
+std::string_view finish_name(FinishReason f) {
+  switch (f) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::cancelled: break;  // its client has gone: never written
+  }
+  return "cancelled";
+}
+
+std::vector<int64_t> ids_of(std::span<const TokenLogprob> lps) {
+  std::vector<int64_t> ids;
+  for (const auto& e : lps) ids.push_back(e.id);
+  return ids;
+}
 
 }  // namespace
 
@@ -439,10 +474,11 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ServedM
   try {
     if (endpoint == Endpoint::chat)
       return parse_chat(collect_fields(root, {"model", "messages", "max_tokens", "max_completion_tokens", "temperature",
-                                              "seed", "stop", "n", "stream", "logprobs", "top_logprobs"}),
+                                              "top_p", "seed", "stop", "n", "stream", "stream_options", "logprobs",
+                                              "top_logprobs"}),
                         model);
-    return parse_completion(collect_fields(root, {"model", "prompt", "max_tokens", "temperature", "seed", "stop", "n",
-                                                  "stream", "logprobs", "echo"}),
+    return parse_completion(collect_fields(root, {"model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop",
+                                                  "n", "stream", "stream_options", "logprobs", "echo"}),
                             model);
   } catch (const InputError& e) {  // e.g. the tokenizer rejecting the text
     throw ApiError(400, e.what());
@@ -455,39 +491,126 @@ std::string response_body(const ApiRequest& request, const GenerationResult& res
   const auto& g = request.generation;
   JsonWriter w;
   w.begin_object();
-  if (request.endpoint == Endpoint::chat) {
-    write_head(w, id, "chat.completion", created, model);
-    w.key("choices").begin_array().begin_object().field("index", 0);
-    w.key("message").begin_object().field("role", "assistant").field("content", result.text);
-    w.key("refusal").null().end_object();
-    w.key("logprobs");
-    request.logprobs ? write_chat_logprobs(w, tok, reported(g, result)) : void(w.null());
-  } else {
-    write_head(w, id, "text_completion", created, model);
-    w.key("choices").begin_array().begin_object();
-    w.field("text", request.echo ? request.prompt_text + result.text : result.text).field("index", 0);
-    w.key("logprobs");
-    if (request.logprobs) {
-      std::vector<std::optional<TokenLogprob>> entries;
-      std::vector<int64_t> ids;
-      if (request.echo) {
-        entries = result.prompt_logprobs;
-        ids = g.prompt;
-      }
-      for (const auto& e : reported(g, result)) {
-        entries.emplace_back(e);
-        ids.push_back(e.id);
-      }
-      write_completion_logprobs(w, tok, entries, ids);
+  write_head(w, id, request.endpoint == Endpoint::chat ? "chat.completion" : "text_completion", created, model);
+  w.key("choices").begin_array();
+  for (int64_t i = 0; i < request.n; ++i) {
+    w.begin_object().field("index", i);
+    if (request.endpoint == Endpoint::chat) {
+      w.key("message").begin_object().field("role", "assistant").field("content", result.text);
+      w.key("refusal").null().end_object();
+      w.key("logprobs");
+      request.logprobs ? write_chat_logprobs(w, tok, reported(g, result)) : void(w.null());
     } else {
-      w.null();
+      w.field("text", request.echo ? request.prompt_text + result.text : result.text);
+      w.key("logprobs");
+      if (request.logprobs) {
+        std::vector<std::optional<TokenLogprob>> entries;
+        std::vector<int64_t> ids;
+        if (request.echo) {
+          entries = result.prompt_logprobs;
+          ids = g.prompt;
+        }
+        for (const auto& e : reported(g, result)) {
+          entries.emplace_back(e);
+          ids.push_back(e.id);
+        }
+        int64_t offset = 0;
+        write_completion_logprobs(w, tok, entries, ids, offset);
+      } else {
+        w.null();
+      }
     }
+    w.field("finish_reason", finish_name(result.finish)).end_object();
   }
-  w.field("finish_reason", finish_name(result.finish)).end_object().end_array();
-  write_usage(w, g, result);
+  w.end_array();
+  write_usage(w, request, static_cast<int64_t>(result.tokens.size()));
   w.end_object();
   return w.take();
 }
+
+StreamEncoder::StreamEncoder(const ApiRequest& request, const ServedModel& model, std::string id, int64_t created)
+    : request_(request), model_(model), id_(std::move(id)), created_(created) {}
+
+std::string StreamEncoder::event(const std::function<void(JsonWriter&)>& choice) const {
+  std::string out;
+  for (int64_t i = 0; i < request_.n; ++i) {
+    JsonWriter w;
+    w.begin_object();
+    write_head(w, id_, request_.endpoint == Endpoint::chat ? "chat.completion.chunk" : "text_completion", created_, model_);
+    w.key("choices").begin_array().begin_object().field("index", i);
+    choice(w);
+    w.end_object().end_array();
+    if (request_.include_usage) w.key("usage").null();  // as OpenAI: null on every chunk but the last
+    w.end_object();
+    out += "data: " + w.take() + "\n\n";
+  }
+  return out;
+}
+
+std::string StreamEncoder::start() {
+  if (request_.endpoint == Endpoint::chat)
+    return event([](JsonWriter& w) {
+      w.key("delta").begin_object().field("role", "assistant").field("content", "").end_object();
+      w.key("logprobs").null().key("finish_reason").null();
+    });
+  // Echo without log-probs needs nothing from the engine; with them it waits for the prompt's.
+  if (request_.echo && !request_.logprobs) {
+    return event([&](JsonWriter& w) { w.field("text", request_.prompt_text).key("logprobs").null().key("finish_reason").null(); });
+  }
+  return {};
+}
+
+std::string StreamEncoder::delta(const StreamDelta& d) {
+  const auto& tok = model_.lm.tokenizer();
+  const bool chat = request_.endpoint == Endpoint::chat;
+  std::string out;
+  if (!d.prompt_logprobs.empty() && !chat && request_.echo) {
+    // Each choice's chunk must report the same offsets: compute them once, reuse the JSON.
+    JsonWriter lw;
+    write_completion_logprobs(lw, tok, d.prompt_logprobs, request_.generation.prompt, text_offset_);
+    const auto lps = lw.take();
+    out += event([&](JsonWriter& w) { w.field("text", request_.prompt_text).key("logprobs").raw(lps).key("finish_reason").null(); });
+  }
+  const bool with_logprobs = request_.logprobs && !d.logprobs.empty();
+  if (!d.text.empty() || with_logprobs) {
+    std::string lps = "null";
+    if (with_logprobs) {
+      JsonWriter lw;
+      if (chat) {
+        write_chat_logprobs(lw, tok, d.logprobs);
+      } else {
+        std::vector<std::optional<TokenLogprob>> entries(d.logprobs.begin(), d.logprobs.end());
+        write_completion_logprobs(lw, tok, entries, ids_of(d.logprobs), text_offset_);
+      }
+      lps = lw.take();
+    }
+    out += event([&](JsonWriter& w) {
+      if (chat) {
+        w.key("delta").begin_object().field("content", d.text).end_object();
+      } else {
+        w.field("text", d.text);
+      }
+      w.key("logprobs").raw(lps).key("finish_reason").null();
+    });
+  }
+  if (!d.finish) return out;
+  out += event([&](JsonWriter& w) {
+    chat ? void(w.key("delta").begin_object().end_object()) : void(w.field("text", ""));
+    w.key("logprobs").null().field("finish_reason", finish_name(*d.finish));
+  });
+  if (request_.include_usage) {
+    JsonWriter w;
+    w.begin_object();
+    write_head(w, id_, chat ? "chat.completion.chunk" : "text_completion", created_, model_);
+    w.key("choices").begin_array().end_array();
+    write_usage(w, request_, d.completion_tokens);
+    w.end_object();
+    out += "data: " + w.take() + "\n\n";
+  }
+  return out + "data: [DONE]\n\n";
+}
+
+std::string StreamEncoder::error(const ApiError& e) { return "data: " + error_body(e) + "\n\n"; }
 
 std::string model_body(const ServedModel& model) {
   JsonWriter w;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "model/model.h"
 #include "serve/batch.h"
 #include "serve/chat_template.h"
+#include "util/json_writer.h"
 
 namespace pizza::serve {
 
@@ -52,6 +54,9 @@ struct ApiRequest {
   bool logprobs = false;     // report log-probs (chat: logprobs=true; completions: logprobs set)
   bool echo = false;         // completions: prepend the prompt (and its log-probs)
   std::string prompt_text;   // the prompt as text, for echo
+  int64_t n = 1;             // choices; > 1 only at temperature 0, where they are identical
+  bool stream = false;       // answer with server-sent events (StreamEncoder)
+  bool include_usage = false;  // stream_options.include_usage: a last chunk with usage
 };
 
 // Parse and validate a request body; throws ApiError (400 for bad input, 404 for a model
@@ -61,6 +66,36 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ServedM
 // The response body for a finished request; id is "chatcmpl-..." / "cmpl-...".
 std::string response_body(const ApiRequest& request, const GenerationResult& result, const ServedModel& model,
                           std::string_view id, int64_t created);
+
+// The events of a streamed response (`stream: true`), in the shapes of OpenAI's
+// chat.completion.chunk and streamed text_completion objects: each call returns the bytes to
+// send, whole `data: {...}\n\n` events. Chat starts with a chunk whose delta has the role;
+// text and log-probs follow as the engine delivers them; the last delta gives a chunk with the
+// finish_reason, then (stream_options.include_usage) a chunk with usage and no choices, then
+// `data: [DONE]`. With n > 1 every chunk is sent once per choice index.
+class StreamEncoder {
+ public:
+  StreamEncoder(const ApiRequest& request, const ServedModel& model, std::string id, int64_t created);
+  // What can be sent before the engine has produced anything.
+  std::string start();
+  // The events for one delta of the engine's stream (StreamDelta::error is for error()).
+  std::string delta(const StreamDelta& d);
+  // An error event, {"error": {...}} as OpenAI sends one mid-stream; the stream ends after it
+  // without [DONE], so a client cannot take it for a complete answer.
+  static std::string error(const ApiError& e);
+  // An SSE comment: ignored by clients, it keeps idle connections alive and reveals dead ones.
+  static std::string heartbeat() { return ": keep-alive\n\n"; }
+
+ private:
+  // One chunk per choice index; `choice` writes the choice's members after "index".
+  std::string event(const std::function<void(JsonWriter&)>& choice) const;
+
+  const ApiRequest& request_;
+  const ServedModel& model_;
+  std::string id_;
+  int64_t created_;
+  int64_t text_offset_ = 0;  // completions log-probs: characters before the next token
+};
 
 // GET /v1/models, and GET /v1/models/{name}.
 std::string models_body(const ServedModel& model);

@@ -8,6 +8,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <stop_token>
@@ -40,6 +42,94 @@ std::string fingerprint(const LanguageModel& lm) {
   return std::string("fp_pizza_") + PIZZA_VERSION + "_" + std::string(c10::toString(rt.dtype)) + "_" + rt.device.str();
 }
 
+// What a failed request is answered with.
+ApiError to_api_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ApiError& e) {
+    return e;
+  } catch (const Unavailable& e) {
+    return ApiError(503, first_line(e.what()), "", e.code, "server_error");
+  } catch (const InputError& e) {
+    return ApiError(400, first_line(e.what()));
+  } catch (const std::exception& e) {
+    return ApiError(500, "internal error: " + first_line(e.what()), "", "", "server_error");
+  } catch (...) {
+    return ApiError(500, "internal error", "", "", "server_error");
+  }
+}
+
+// How long a stream may stay silent before a comment is sent: it keeps proxies from timing the
+// connection out while the request waits in the queue, and a client that has gone is noticed
+// (its writes fail) and its request dropped.
+constexpr std::chrono::seconds kHeartbeat{5};
+
+// One streamed response: the engine's deltas on their way from the generating thread to the
+// connection's thread, which encodes and writes them.
+class SseStream {
+ public:
+  SseStream(ApiRequest request, const ServedModel& model, std::string id, int64_t created)
+      : request_(std::move(request)), encoder_(request_, model, std::move(id), created) {}
+
+  // The request to queue: it delivers into this stream and stops when the client has gone.
+  GenerationRequest generation(const std::shared_ptr<SseStream>& self) {
+    auto g = request_.generation;
+    g.on_delta = [self](StreamDelta d) { self->push(std::move(d)); };
+    g.cancel = client_gone_.get_token();
+    return g;
+  }
+
+  // Writes the whole stream in this one call. httplib checks between calls whether the server
+  // is stopping and ends a stream there, while streams in flight must be allowed to finish.
+  // False when the client is gone (a write failed).
+  bool pump(httplib::DataSink& sink) {
+    auto write = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+    if (!write(encoder_.start())) return false;
+    for (;;) {
+      auto d = pop();
+      if (!d) {
+        if (!write(StreamEncoder::heartbeat())) return false;
+        continue;
+      }
+      if (d->error) {
+        if (!write(StreamEncoder::error(to_api_error(d->error)))) return false;
+        break;
+      }
+      if (!write(encoder_.delta(*d))) return false;
+      if (d->finish) break;
+    }
+    sink.done();
+    return true;
+  }
+
+  // The response is over, written or not: a generation still running for it stops.
+  void close() { client_gone_.request_stop(); }
+
+ private:
+  void push(StreamDelta d) {
+    {
+      std::lock_guard lock(mutex_);
+      deltas_.push_back(std::move(d));
+    }
+    cv_.notify_one();
+  }
+  // The next delta, or nullopt after kHeartbeat without one.
+  std::optional<StreamDelta> pop() {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_for(lock, kHeartbeat, [&] { return !deltas_.empty(); })) return std::nullopt;
+    auto d = std::move(deltas_.front());
+    deltas_.pop_front();
+    return d;
+  }
+
+  ApiRequest request_;
+  StreamEncoder encoder_;  // refers to request_
+  std::stop_source client_gone_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<StreamDelta> deltas_;
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -55,19 +145,27 @@ struct Server::Impl {
   void handle(Endpoint ep, const httplib::Request& req, httplib::Response& res) {
     try {
       auto api = parse_request(ep, req.body, model);
-      auto result = queue.submit(api.generation).get();
       auto id = std::string(ep == Endpoint::chat ? "chatcmpl-" : "cmpl-") + hex(id_prefix) + hex(++counter);
-      res.set_content(response_body(api, result, model, id, static_cast<int64_t>(std::time(nullptr))), "application/json");
-    } catch (const ApiError& e) {
+      const auto created = static_cast<int64_t>(std::time(nullptr));
+      if (api.stream) return stream(std::move(api), std::move(id), created, res);
+      auto result = queue.submit(api.generation).get();
+      res.set_content(response_body(api, result, model, id, created), "application/json");
+    } catch (...) {
+      const auto e = to_api_error(std::current_exception());
+      if (e.status == 503) res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
       reply_error(res, e);
-    } catch (const Unavailable& e) {
-      res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
-      reply_error(res, ApiError(503, first_line(e.what()), "", e.code, "server_error"));
-    } catch (const InputError& e) {
-      reply_error(res, ApiError(400, first_line(e.what())));
-    } catch (const std::exception& e) {
-      reply_error(res, ApiError(500, "internal error: " + first_line(e.what()), "", "", "server_error"));
     }
+  }
+
+  // Queues the request (a full queue is still a 503 with a JSON body), then answers with
+  // server-sent events written as the tokens come.
+  void stream(ApiRequest api, std::string id, int64_t created, httplib::Response& res) {
+    auto sse = std::make_shared<SseStream>(std::move(api), model, std::move(id), created);
+    queue.submit(sse->generation(sse));  // its future is not needed: the stream gets everything
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",  // exactly this: httplib compresses other text/* types, which would hold chunks back
+        [sse](size_t, httplib::DataSink& sink) { return sse->pump(sink); }, [sse](bool) { sse->close(); });
   }
 
   void routes() {
@@ -164,6 +262,7 @@ std::string Server::url() const { return "http://" + impl_->opts.host + ":" + st
 const std::string& Server::model_name() const { return impl_->model.name; }
 ChatTemplate Server::chat_template() const { return impl_->model.chat_template; }
 size_t Server::largest_batch() const { return impl_->queue.largest_batch(); }
+size_t Server::cancelled_requests() const { return impl_->queue.cancelled_requests(); }
 
 void Server::run() {
   {

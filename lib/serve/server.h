@@ -46,6 +46,8 @@ class Server {
   const std::string& model_name() const;
   ChatTemplate chat_template() const;
   size_t largest_batch() const;  // the most requests answered by one batch so far
+  // Streamed requests whose generation stopped early because their client went away.
+  size_t cancelled_requests() const;
 
   // Serves until stop() (blocking). Requests accepted before stop() are answered: with their
   // result when it comes within shutdown_timeout, else with a 503 (generation cancelled).

@@ -45,6 +45,38 @@ HttpReply get(int port, const std::string& path) {
   return reply(cli.Get(path.c_str()));
 }
 
+StreamReply post_stream(int port, const std::string& path, const std::string& body,
+                        const std::function<bool(const SseEvent&)>& keep_reading) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(300, 0);
+  StreamReply out;
+  SseParser parser;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  req.set_header("Accept", "text/event-stream");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    out.body.append(data, n);
+    for (auto& e : parser.feed(std::string_view(data, n))) {
+      out.events.push_back(std::move(e));
+      if (keep_reading && !keep_reading(out.events.back())) return false;
+    }
+    return true;
+  };
+  httplib::Response res;
+  auto err = httplib::Error::Success;
+  if (!cli.send(req, res, err) && err != httplib::Error::Canceled) {
+    out.status = -1;
+    out.body = "HTTP error: " + httplib::to_string(err);
+    return out;
+  }
+  out.status = res.status;
+  out.headers = res.headers;
+  return out;
+}
+
 std::unique_ptr<Json> parse_json(const std::string& text) {
   auto j = std::make_unique<Json>();
   INFO("JSON: " << text);

@@ -10,13 +10,16 @@
 #include <simdjson.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "model/model.h"
 #include "serve/server.h"
 #include "support/paths.h"
+#include "support/sse.h"
 
 namespace pizza::test {
 
@@ -49,6 +52,23 @@ struct HttpReply {
 };
 HttpReply post(int port, const std::string& path, const std::string& body);
 HttpReply get(int port, const std::string& path);
+
+// A streamed response as an SDK reads one: the body is fed to the SSE parser as it arrives.
+struct StreamReply {
+  int status = 0;        // -1: no HTTP response (`body`: the reason)
+  std::string body;      // every byte received (an error's JSON when the server did not stream)
+  httplib::Headers headers;
+  std::vector<SseEvent> events;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+// POSTs `body` and reads the answer as it arrives; when `keep_reading` returns false for an
+// event the client closes the connection there, as a user stopping a chat UI does. Safe to call
+// from any thread.
+StreamReply post_stream(int port, const std::string& path, const std::string& body,
+                        const std::function<bool(const SseEvent&)>& keep_reading = {});
 
 // A parsed JSON document (the parser owns the memory the root refers to).
 struct Json {

@@ -283,7 +283,7 @@ TEST_CASE("bad requests get OpenAI-style 400 errors naming the parameter") {
   CHECK(require_error(post(port, "/v1/chat/completions", R"({"model": "stories260K", "messages": [{"role": "robot", "content": "Hi"}]})"), 400) ==
         "messages[0].role");
   CHECK(require_error(post(port, "/v1/completions", completion_body("x", 4, R"(, "n": 2)")), 400) == "n");
-  CHECK(require_error(post(port, "/v1/completions", completion_body("x", 4, R"(, "stream": true)")), 400) == "stream");
+  CHECK(require_error(post(port, "/v1/completions", completion_body("x", 4, R"(, "stream": 1)")), 400) == "stream");
   CHECK(require_error(post(port, "/v1/completions", R"({"model": "stories260K", "prompt": [1, 99999]})"), 400) == "prompt");
   CHECK(require_error(post(port, "/v1/completions", completion_body("x", 100000)), 400) == "prompt");  // context length
   CHECK(require_error(post(port, "/v1/completions", R"({"model": "gpt-4", "prompt": "x"})"), 404) == "model");
