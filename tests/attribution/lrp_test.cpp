@@ -16,6 +16,8 @@
 
 using namespace pizza;
 
+using pizza::test::worst_row_relative;
+
 namespace {
 
 std::vector<int64_t> int_list(simdjson::dom::element e) {
@@ -44,13 +46,6 @@ torch::Tensor ragged_matrix(simdjson::dom::element e, int64_t cols) {
     rows.push_back(t);
   }
   return torch::stack(rows);
-}
-
-// Largest |a - b| in each row divided by that row's largest |b|.
-double worst_row_relative(const torch::Tensor& a, const torch::Tensor& b) {
-  auto diff = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().amax(1);
-  auto scale = b.to(torch::kFloat64).abs().amax(1).clamp_min(1e-300);
-  return (diff / scale).max().item<double>();
 }
 
 GradientAttribution run(const Transformer& model, const std::vector<int64_t>& prompt, const std::vector<int64_t>& outputs,

@@ -23,4 +23,10 @@ Runtime cpu_runtime(const std::string& dtype) {
   return apply_runtime(o);
 }
 
+double worst_row_relative(const torch::Tensor& a, const torch::Tensor& b) {
+  auto diff = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().amax(1);
+  auto scale = b.to(torch::kFloat64).abs().amax(1).clamp_min(1e-300);
+  return (diff / scale).max().item<double>();
+}
+
 }  // namespace pizza::test

@@ -25,6 +25,9 @@ class ReferenceTensors {
 // max |a - b| - (atol + rtol |b|) <= 0 elementwise; returns the worst excess (<= 0 passes).
 double worst_excess(const torch::Tensor& a, const torch::Tensor& b, double atol, double rtol);
 
+// Largest |a - b| in each row divided by that row's largest |b| (in float64).
+double worst_row_relative(const torch::Tensor& a, const torch::Tensor& b);
+
 Runtime cpu_runtime(const std::string& dtype = "float32");
 
 }  // namespace pizza::test
