@@ -23,10 +23,10 @@ usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 if [ "${1:-}" = "--list" ]; then targets; exit 0; fi
 [ $# -ge 2 ] || usage
-TARGET=$1 SECONDS_EACH=$2
+TARGET=$1 RUN_SECONDS=$2
 shift 2
-[[ $SECONDS_EACH =~ ^[0-9]+$ ]] || usage
-if [ "$TARGET" != all ] && ! targets | grep -qx "$TARGET"; then
+[[ $RUN_SECONDS =~ ^[0-9]+$ ]] || usage
+if [ "$TARGET" != all ] && [ ! -f "tests/fuzz/$TARGET.cpp" ]; then
   echo "fuzz: no target '$TARGET' (scripts/fuzz.sh --list)" >&2
   exit 2
 fi
@@ -94,7 +94,7 @@ run_one() {
   shared_seeds "$target" "$seeds"
   local dirs=("$corpus" "$seeds")
   [ -d "tests/fuzz/corpus/$target" ] && dirs+=("tests/fuzz/corpus/$target")
-  local rc=0
+  local rc=0 start=$SECONDS
   # -timeout: an input taking over 10 s is a hang; -rss_limit_mb/-malloc_limit_mb: a parser
   # allocating gigabytes for a small input is a finding (sizes must be checked first).
   "$BUILD/fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
@@ -108,15 +108,15 @@ run_one() {
     echo "fuzz: $target FAILED (exit $rc) after ${execs:-?} executions; log $log, input in $BUILD/artifacts/" >&2
     return 1
   fi
-  printf '%-26s %12s executions %8s exec/s  %ss\n' "$target" "${execs:-?}" "${rate:-?}" "$seconds"
+  printf '%-24s %10s executions %7s exec/s %6ss\n' "$target" "${execs:-?}" "${rate:-?}" $((SECONDS - start))
 }
 
 if [ "$TARGET" = all ]; then
   mapfile -t list < <(targets)
   build "${list[@]/#/fuzz_}"
   failed=0
-  for t in "${list[@]}"; do run_one "$t" "$SECONDS_EACH" "$@" || failed=1; done
+  for t in "${list[@]}"; do run_one "$t" "$RUN_SECONDS" "$@" || failed=1; done
   exit $failed
 fi
 build "fuzz_$TARGET"
-run_one "$TARGET" "$SECONDS_EACH" "$@"
+run_one "$TARGET" "$RUN_SECONDS" "$@"
