@@ -18,4 +18,6 @@ cmake --build build-sanitize -j"$JOBS"
 export ASAN_OPTIONS="exitcode=86:detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="exitcode=86:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 cd build-sanitize
-ctest --output-on-failure -j"${CTEST_JOBS:-1}" "$@"
+# Excluded: the allocator test reads glibc's malloc statistics (mallinfo2), which ASan's own
+# allocator leaves at zero: it tests glibc, and cannot pass or fail meaningfully here.
+ctest --output-on-failure -j"${CTEST_JOBS:-1}" -E 'keep_freed_tensor_memory' "$@"
