@@ -27,11 +27,14 @@ constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, sentencepiece's 
 // RTLD_DEEPBIND makes libsentencepiece bind to its own embedded protobuf before libtorch's.
 // The fuzz build (PIZZA_WITHOUT_TORCH) links no libtorch, so there is no protobuf to keep apart,
 // and its statically linked ASan runtime must not be bypassed: it uses RTLD_LOCAL alone.
+// RTLD_NODELETE keeps it loaded once the last tokenizer is gone: the embedded protobuf allocates
+// process-wide state when loaded and frees it only at its own shutdown, which nothing calls, so
+// every unload lost that memory (LeakSanitizer reported it at exit of pizza serve).
 // dlopen counts references, so every tokenizer holding its own handle costs one lookup.
 #ifdef PIZZA_WITHOUT_TORCH
-constexpr int kModuleFlags = RTLD_NOW | RTLD_LOCAL;
+constexpr int kModuleFlags = RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE;
 #else
-constexpr int kModuleFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+constexpr int kModuleFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND | RTLD_NODELETE;
 #endif
 class Module {
  public:
