@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev libspdlog-dev catch2 libpcre2-dev libopenblas0-pthread
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   chromium jq libblas3 python3-jsonschema libicu-dev libsentencepiece-dev
+  clang-15 libfuzzer-15-dev
 )
 
 missing=()

@@ -25,10 +25,20 @@ constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, sentencepiece's 
 
 // The module, opened privately: RTLD_LOCAL keeps its symbols out of the global scope and
 // RTLD_DEEPBIND makes libsentencepiece bind to its own embedded protobuf before libtorch's.
+// The fuzz build (PIZZA_WITHOUT_TORCH) links no libtorch, so there is no protobuf to keep apart,
+// and its statically linked ASan runtime must not be bypassed: it uses RTLD_LOCAL alone.
+// RTLD_NODELETE keeps it loaded once the last tokenizer is gone: the embedded protobuf allocates
+// process-wide state when loaded and frees it only at its own shutdown, which nothing calls, so
+// every unload lost that memory (LeakSanitizer reported it at exit of pizza serve).
 // dlopen counts references, so every tokenizer holding its own handle costs one lookup.
+#ifdef PIZZA_WITHOUT_TORCH
+constexpr int kModuleFlags = RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE;
+#else
+constexpr int kModuleFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND | RTLD_NODELETE;
+#endif
 class Module {
  public:
-  Module() : lib_(kModuleFile, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND) {
+  Module() : lib_(kModuleFile, kModuleFlags) {
     auto entry = reinterpret_cast<pizza_spm_entry_fn>(lib_.symbol(PIZZA_SPM_ENTRY_POINT));
     api_ = entry();
     if (!api_ || api_->abi_version != PIZZA_SPM_ABI_VERSION)

@@ -11,6 +11,38 @@ namespace pizza {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
+// dlopen, except that an AddressSanitizer build (CMAKE_BUILD_TYPE=Sanitize) may still use
+// RTLD_DEEPBIND. ASan's dlopen interceptor refuses that flag outright, because a deep-bound
+// library could resolve malloc to libc's instead of ASan's. Our modules are built with the same
+// -fsanitize flags, so g++ puts libasan first among their DT_NEEDED entries and their deep
+// scope finds ASan's malloc before libc's: the hazard does not apply. We therefore call libc's
+// own dlopen past the interceptor. (The fuzz build, whose ASan runtime is linked statically,
+// asks for no RTLD_DEEPBIND at all: see lib/tokenizer/sentencepiece.cpp.)
+void* open_library(const char* path, int flags) {
+  if (kAddressSanitizer && (flags & RTLD_DEEPBIND)) {
+    using dlopen_fn = void* (*)(const char*, int);
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (auto real = libc ? reinterpret_cast<dlopen_fn>(dlsym(libc, "dlopen")) : nullptr) return real(path, flags);
+  }
+  return dlopen(path, flags);
+}
+
+}  // namespace
+
 std::vector<fs::path> module_search_dirs() {
   if (const char* dir = std::getenv("PIZZA_MODULE_DIR"); dir && *dir) return {fs::path(dir)};
   std::vector<fs::path> dirs;
@@ -34,7 +66,7 @@ SharedLibrary::SharedLibrary(std::string_view file_name, int dlopen_flags) {
     std::error_code ec;
     if (!fs::is_regular_file(candidate, ec)) continue;
     dlerror();  // clear any earlier message
-    handle_ = dlopen(candidate.c_str(), dlopen_flags);
+    handle_ = open_library(candidate.c_str(), dlopen_flags);
     if (handle_) {
       path_ = candidate;
       return;

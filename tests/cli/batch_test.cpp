@@ -30,9 +30,8 @@ std::string fifty_prompts() {
   const char* verbs[] = {"saw", "liked", "wanted", "found", "played with"};
   std::string text;
   for (int i = 0; i < 50; ++i) {
-    char id[8];
-    std::snprintf(id, sizeof id, "p%02d", i);
-    text += std::string("{\"id\":\"") + id + "\",\"prompt\":\"" + subjects[i % 10] + " " + verbs[i / 10] + "\"}\n";
+    const std::string id = (i < 10 ? "p0" : "p") + std::to_string(i);  // p00 .. p49
+    text += "{\"id\":\"" + id + "\",\"prompt\":\"" + subjects[i % 10] + " " + verbs[i / 10] + "\"}\n";
   }
   return text;
 }

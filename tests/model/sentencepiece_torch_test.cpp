@@ -40,3 +40,13 @@ TEST_CASE("sentencepiece module and libtorch work in one process", "[model][toke
   // And libtorch still computes afterwards.
   CHECK(torch::ones({4}).sum().item<float>() == 4.0f);
 }
+
+// With libtorch in the process, the module's unique symbols bind to libtorch's copies and nothing
+// pins it, so dropping the last tokenizer unloaded it; libsentencepiece's embedded protobuf had
+// allocated process-wide state that only its own shutdown frees, lost on every unload
+// (LeakSanitizer at the exit of pizza serve). The module is opened with RTLD_NODELETE.
+TEST_CASE("sentencepiece module stays loaded after its last tokenizer is gone", "[model][tokenizer][sentencepiece]") {
+  REQUIRE(mapped("libprotobuf.so"));  // libtorch's, as in every pizza process
+  CHECK(load_tokenizer(test::shared("models/stories260K"))->vocab_size() == 512);
+  CHECK(mapped("libpizza_sentencepiece.so"));
+}
