@@ -43,12 +43,6 @@ struct Options {
   std::optional<int> max_depth;
 };
 
-std::string json_string(std::string_view s) {
-  JsonWriter w;
-  w.value(s);
-  return w.take();
-}
-
 std::string json_strings(const std::set<std::string>& values) {
   JsonWriter w;
   w.begin_array();

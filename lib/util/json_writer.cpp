@@ -8,6 +8,13 @@
 
 namespace pizza {
 
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  out += json_escape(s);
+  out += '"';
+  return out;
+}
+
 std::string json_escape(std::string_view s) {
   static const char* hex = "0123456789abcdef";
   std::string out;

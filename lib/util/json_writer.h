@@ -67,6 +67,9 @@ class JsonWriter {
 // Escapes a string for inclusion in JSON (without the surrounding quotes). Invalid UTF-8
 // bytes are written as \u00XX escapes of the byte value so the output is always valid JSON.
 std::string json_escape(std::string_view s);
+// The string as a JSON string literal, quotes included (also how messages show user text,
+// whitespace and control characters visible).
+std::string json_string(std::string_view s);
 
 // Shortest decimal representation that parses back to the same double / float, as JSON.
 // Throws std::logic_error for NaN and +-infinity, which have no JSON form.
