@@ -17,7 +17,7 @@ namespace {
 
 struct Options {
   ModelOptions model;
-  std::string prompt, target_text, method = "saliency";
+  std::string prompt, target_text, contrast_text, method = "saliency";
   std::string algorithm = "fast", normalize = "none";
   UnitCliOptions unit;
   GradientCliOptions gradient;
@@ -64,6 +64,7 @@ PreparedRun prepare_perturbation(const Options& o) {
   LocalPerturbationRequest req;
   req.prompt = read_prompt(o.prompt);
   if (!o.target_text.empty()) req.target_text = o.target_text;
+  if (!o.contrast_text.empty()) req.contrast_text = o.contrast_text;
   req.max_new_tokens = o.max_new_tokens;
   req.engine.algorithm = perturbation::parse_algorithm(o.method);
   req.engine.scoring = perturbation::parse_scoring(o.scoring);
@@ -89,6 +90,7 @@ PreparedRun prepare_gradient(const Options& o) {
   LocalRequest req;
   req.prompt = read_prompt(o.prompt);
   if (!o.target_text.empty()) req.target_text = o.target_text;
+  if (!o.contrast_text.empty()) req.contrast_text = o.contrast_text;
   req.max_new_tokens = o.max_new_tokens;
   req.method = o.method;
   apply_gradient_options(o.gradient, req);
@@ -128,6 +130,8 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
   cmd->add_option("--max-new-tokens,-n", o->max_new_tokens, "Tokens to generate greedily")->capture_default_str();
   cmd->add_option("--target-text", o->target_text, "Attribute this continuation instead of generating (teacher forcing)");
+  cmd->add_option("--contrast-text", o->contrast_text,
+                  "Explain the output rather than this foil (one token per output token): target(output) - target(foil)");
   cmd->add_option("--method", o->method,
                   "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical, context-cite (perturbation)")
       ->capture_default_str();

@@ -50,6 +50,7 @@ class Engine {
     seq.insert(seq.end(), req.outputs.begin(), req.outputs.end());
     const auto dev = model.device();
     tokens_ = long_tensor(req.outputs, dev);
+    if (!req.foils.empty()) foils_ = long_tensor(req.foils, dev);
     {
       torch::NoGradGuard ng;
       x_ = model.embed(long_tensor(seq, dev).view({1, -1}))[0].to(model.dtype());  // [P+N, D]
@@ -185,6 +186,7 @@ class Engine {
     const auto dev = embeds.device();
     auto first = torch::arange(P_ - 1, P_ + N_ - 1, torch::TensorOptions().dtype(torch::kLong).device(dev));
     auto tokens = tokens_.repeat({A});
+    auto foils = foils_.defined() ? foils_.repeat({A}) : foils_;
     auto record = [&](const torch::Tensor& values) {  // [A, N]
       for (int64_t a = 0; a < A; ++a) {
         if (alpha[static_cast<size_t>(a)] != 1.0) continue;
@@ -198,7 +200,7 @@ class Engine {
       // Every row needs the logits of its whole prefix: one (broadcast) copy per row.
       auto logits = model_.forward(embeds, fo);  // [A, L, V]
       auto per_row = logits.unsqueeze(1).expand({A, N_, logits.size(1), logits.size(2)}).reshape({A * N_, logits.size(1), logits.size(2)});
-      auto values = req_.target->fn(per_row, first.repeat({A}), tokens).view({A, N_});
+      auto values = target(per_row, first.repeat({A}), tokens, foils).view({A, N_});
       record(values);
       return {values, torch::ones_like(values)};
     }
@@ -208,7 +210,7 @@ class Engine {
     auto leaf = h.detach().requires_grad_(true);
     auto logits = model_.project(leaf);   // [A, N, V]
     auto zeros = torch::zeros({A * N_}, torch::TensorOptions().dtype(torch::kLong).device(dev));
-    auto values = req_.target->fn(logits.reshape({A * N_, 1, logits.size(2)}), zeros, tokens).view({A, N_});
+    auto values = target(logits.reshape({A * N_, 1, logits.size(2)}), zeros, tokens, foils).view({A, N_});
     record(values);
     auto seed = torch::autograd::grad({values.sum()}, {leaf})[0];  // [A, N, D]
     return {h, seed};
@@ -222,17 +224,26 @@ class Engine {
     auto embeds = (base + alpha * (x - base)).unsqueeze(0).detach().requires_grad_(true);  // [1, L, D]
     auto pos = long_tensor({L - 1}, x_.device());
     auto token = tokens_.slice(0, t, t + 1);
+    auto foil = foils_.defined() ? foils_.slice(0, t, t + 1) : foils_;
     torch::Tensor value;
     ForwardOptions fo;
     fo.relevance = req_.method->rules;
     if (req_.target->needs_all_positions) {
-      value = req_.target->fn(model_.forward(embeds, fo), pos, token);
+      value = target(model_.forward(embeds, fo), pos, token, foil);
     } else {
       fo.logit_positions = pos;  // logits only where the target is read: [1, 1, V]
-      value = req_.target->fn(model_.forward(embeds, fo), torch::zeros_like(pos), token);
+      value = target(model_.forward(embeds, fo), torch::zeros_like(pos), token, foil);
     }
     auto grad = torch::autograd::grad({value.sum()}, {embeds})[0].to(torch::kFloat64);
     acc_[t].slice(0, 0, L).add_(grad[0], weight);
+  }
+
+  // The explained scalar: the target of the token, minus the target of the foil at the same
+  // position when there is one (undefined `foils`: none).
+  torch::Tensor target(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& tokens,
+                       const torch::Tensor& foils) const {
+    auto v = req_.target->fn(logits, pos, tokens);
+    return foils.defined() ? v - req_.target->fn(logits, pos, foils) : v;
   }
 
   // Target value of every row with all embeddings taken from `embeds` [P+N, D].
@@ -242,14 +253,14 @@ class Engine {
     auto logits = model_.forward(embeds.slice(0, 0, P_ + N_ - 1).unsqueeze(0));  // [1, L, V]
     auto expanded = logits.expand({N_, logits.size(1), logits.size(2)});
     auto pos = torch::arange(P_ - 1, P_ + N_ - 1, torch::TensorOptions().dtype(torch::kLong).device(logits.device()));
-    auto v = req_.target->fn(expanded, pos, tokens_).to(torch::kFloat64).to(torch::kCPU);
+    auto v = target(expanded, pos, tokens_, foils_).to(torch::kFloat64).to(torch::kCPU);
     return std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
   }
 
   const Transformer& model_;
   const GradientRequest& req_;
   int64_t P_ = 0, N_ = 0;
-  torch::Tensor x_, base_, tokens_, acc_;
+  torch::Tensor x_, base_, tokens_, foils_, acc_;  // foils_ undefined: no contrast
   std::optional<std::vector<double>> target_values_;  // f(x) per row, when a pass computed it
 };
 
@@ -260,6 +271,11 @@ GradientAttribution attribute_gradients(const Transformer& model, const Gradient
   if (request.prompt.empty())
     throw InputError("the prompt has no tokens (empty text and no BOS): nothing to attribute to");
   if (request.outputs.empty()) throw InputError("no output tokens to attribute");
+  if (!request.foils.empty() && request.foils.size() != request.outputs.size())
+    throw InputError("the foil has " + std::to_string(request.foils.size()) + " tokens and the explained output " +
+                     std::to_string(request.outputs.size()) + ": a contrastive target needs one foil token per output token");
+  if (!request.foils.empty() && request.target->needs_all_positions)
+    throw UsageError("--target " + request.target->name + " has no contrastive form; use prob, logprob or logit with --contrast-text");
   if (request.method->uses_baseline && request.options.ig_steps <= 0)
     throw UsageError("--ig-steps must be positive, got " + std::to_string(request.options.ig_steps));
   const auto total = static_cast<int64_t>(request.prompt.size() + request.outputs.size()) - 1;

@@ -33,6 +33,10 @@ enum class GradientAlgorithm { fast, reference };
 struct GradientRequest {
   std::vector<int64_t> prompt;   // P token ids (BOS included)
   std::vector<int64_t> outputs;  // N token ids to explain, following the prompt
+  // Contrastive target (Yin & Neubig, 2022): empty, or N foil ids. Row t then explains
+  // target(outputs[t]) - target(foils[t]), both read at the position that predicts outputs[t]
+  // (the context is the real output, not the foil's).
+  std::vector<int64_t> foils;
   const GradientMethod* method = nullptr;
   const Target* target = nullptr;
   MethodOptions options;
@@ -48,7 +52,7 @@ struct GradientRequest {
 
 struct GradientAttribution {
   torch::Tensor scores;                  // [N, P+N] float64; 0 where column >= P+t
-  std::vector<double> target_values;     // f(x) per row
+  std::vector<double> target_values;     // f(x) per row (the difference, with foils)
   std::vector<double> baseline_values;   // f(baseline) per row (baseline methods only)
   std::vector<double> completeness_gap;  // sum(scores) - (f(x) - f(baseline)) (baseline methods only)
   // LRP methods: sum over positions of signed relevance - f(x) (before --abs).

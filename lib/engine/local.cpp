@@ -17,8 +17,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string json_string(std::string_view s) { return "\"" + json_escape(s) + "\""; }
-
 std::string dtype_name(torch::Dtype d) {
   return d == torch::kFloat64 ? "float64" : d == torch::kBFloat16 ? "bfloat16" : "float32";
 }
@@ -30,6 +28,49 @@ Normalize parse_normalize(std::string_view name) {
   if (name == "row-max") return Normalize::row_max;
   if (name == "row-sum") return Normalize::row_sum;
   throw UsageError("--normalize: unknown value '" + std::string(name) + "' (expected none, row-max or row-sum)");
+}
+
+std::vector<int64_t> continuation_ids(const Tokenizer& tok, const std::string& prompt, const std::vector<int64_t>& prompt_ids,
+                                      const std::string& text, std::string_view option) {
+  require_utf8(text, option);
+  // Tokenize prompt and text together so the text splits as it would in context; fall back to
+  // the text alone when the prompt's tokens are not a prefix of the joint ones.
+  auto joint = tok.encode(prompt + text).ids();
+  std::vector<int64_t> ids;
+  if (joint.size() > prompt_ids.size() && std::equal(prompt_ids.begin(), prompt_ids.end(), joint.begin())) {
+    ids.assign(joint.begin() + static_cast<std::ptrdiff_t>(prompt_ids.size()), joint.end());
+  } else {
+    EncodeOptions eo;
+    eo.add_special_tokens = false;
+    for (auto id : tok.encode(text, eo).ids()) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::vector<int64_t> foil_ids(const Tokenizer& tok, const std::string& prompt, const TokenizedRun& run,
+                              const std::string& contrast_text) {
+  auto foil = continuation_ids(tok, prompt, run.prompt_ids, contrast_text, "--contrast-text");
+  if (foil.empty()) throw InputError("--contrast-text is empty: there is no foil token to contrast with");
+  const auto n = run.output_ids.size();
+  if (foil.size() != n)
+    throw InputError("--contrast-text " + json_string(contrast_text) + " is " + std::to_string(foil.size()) +
+                     (foil.size() == 1 ? " token" : " tokens") + " and the explained output is " + std::to_string(n) +
+                     (n == 1 ? " token" : " tokens") + ": the foil needs one token per output token (set the output with --target-text, or -n " +
+                     std::to_string(foil.size()) + ")");
+  if (foil == run.output_ids)
+    throw InputError("--contrast-text " + json_string(contrast_text) + " is the explained output itself: every contrast would be 0");
+  return foil;
+}
+
+std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& foil) {
+  JsonWriter w;
+  w.begin_array();
+  for (auto id : foil) {
+    const auto i = static_cast<int32_t>(id);
+    w.value(tok.is_special(i) ? tok.piece(i) : tok.token_bytes(i));
+  }
+  w.end_array();
+  return w.take();
 }
 
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
@@ -45,19 +86,7 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     if (output_ids->empty()) throw InputError("there is no output token to attribute");
     run.output_ids = *output_ids;
   } else if (target_text) {
-    require_utf8(*target_text, "--target-text");
-    // Tokenize prompt and target together so the target splits as it would in context; fall
-    // back to the target alone when the prompt's tokens are not a prefix of the joint ones.
-    auto joint = tok.encode(prompt + *target_text).ids();
-    bool prefix = joint.size() > run.prompt_ids.size() &&
-                  std::equal(run.prompt_ids.begin(), run.prompt_ids.end(), joint.begin());
-    if (prefix) {
-      run.output_ids.assign(joint.begin() + static_cast<std::ptrdiff_t>(run.prompt_ids.size()), joint.end());
-    } else {
-      EncodeOptions eo;
-      eo.add_special_tokens = false;
-      for (auto id : tok.encode(*target_text, eo).ids()) run.output_ids.push_back(id);
-    }
+    run.output_ids = continuation_ids(tok, prompt, run.prompt_ids, *target_text, "--target-text");
     if (run.output_ids.empty()) throw InputError("--target-text is empty: there is no output token to attribute");
   } else {
     if (max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(max_new_tokens));
@@ -196,6 +225,10 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   GradientRequest gr;
   gr.prompt = run.prompt_ids;
   gr.outputs = run.output_ids;
+  if (req.contrast_text) {
+    gr.foils = foil_ids(lm.tokenizer(), req.prompt, run, *req.contrast_text);
+    r.target += "-contrast";
+  }
   gr.method = method;
   gr.target = &target;
   gr.options = req.method_options;
@@ -213,7 +246,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto probs = output_probabilities(lm.model(), run.prompt_ids, run.output_ids);
   for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = probs[i];
 
-  ScoreMatrix m{target.name, static_cast<size_t>(ga.scores.size(0)), static_cast<size_t>(ga.scores.size(1)), {}};
+  ScoreMatrix m{r.target, static_cast<size_t>(ga.scores.size(0)), static_cast<size_t>(ga.scores.size(1)), {}};
   m.values.assign(ga.scores.data_ptr<double>(), ga.scores.data_ptr<double>() + ga.scores.numel());
   r.matrices.push_back(std::move(m));
   r.row_stats.emplace_back("target_value", ga.target_values);
@@ -236,6 +269,10 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
       {"skip_special_tokens", req.skip_special ? "true" : "false"},
       {"normalize", json_string(req.normalize == Normalize::none ? "none" : req.normalize == Normalize::row_max ? "row-max" : "row-sum")},
   };
+  if (!gr.foils.empty()) {
+    r.parameters.emplace_back("contrast_text", json_string(*req.contrast_text));
+    r.parameters.emplace_back("contrast_tokens", foil_tokens_json(lm.tokenizer(), gr.foils));
+  }
   if (method->name == "saliency") r.parameters.emplace_back("norm", json_string(o.norm));
   if (method->name != "saliency") r.parameters.emplace_back("abs", o.abs ? "true" : "false");
   if (method->uses_baseline) {

@@ -19,6 +19,9 @@ Normalize parse_normalize(std::string_view name);
 struct LocalRequest {
   std::string prompt;
   std::optional<std::string> target_text;  // teacher forcing instead of generation
+  // --contrast-text: explain target(output) - target(foil), the foil tokenized after the prompt
+  // (foil_ids) with one token per output token.
+  std::optional<std::string> contrast_text;
   // The explained output as token ids (e.g. one output shared by several methods in `pizza
   // eval`); overrides target_text and generation.
   std::optional<std::vector<int64_t>> output_ids;
@@ -47,6 +50,19 @@ struct TokenizedRun {
 // target_text, else greedy.
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
                          int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt);
+
+// The tokens of `text` as it continues `prompt` (tokenized together, so it splits as it would in
+// context; alone when the prompt's tokens are not a prefix of the joint ones). `option` names
+// the text in errors.
+std::vector<int64_t> continuation_ids(const Tokenizer& tok, const std::string& prompt, const std::vector<int64_t>& prompt_ids,
+                                      const std::string& text, std::string_view option);
+
+// --contrast-text's foil: its continuation ids, one per output token of `run` (InputError when
+// the counts differ, the foil is empty, or it equals the output).
+std::vector<int64_t> foil_ids(const Tokenizer& tok, const std::string& prompt, const TokenizedRun& run,
+                              const std::string& contrast_text);
+// The foil's tokens as a JSON array of their texts (for the result's parameters).
+std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& foil);
 
 // Probability of each output token at its position (one no-grad forward).
 std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,

@@ -105,6 +105,24 @@ std::vector<PGeneration> LocalBackend::complete_batch(const std::vector<std::vec
 }
 
 std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> prompts, const PGeneration& output) {
+  std::vector<std::vector<double>> lps;
+  for (auto& c : score_tokens(prompts, output, {})) lps.push_back(std::move(c.output));
+  return lps;
+}
+
+std::vector<LocalBackend::ContrastLogprobs> LocalBackend::score_contrast(std::span<const Prompt> prompts, const PGeneration& output,
+                                                                         std::span<const int32_t> foil) {
+  if (foil.size() != output.tokens.size())
+    throw InputError("the foil has " + std::to_string(foil.size()) + " tokens and the output " +
+                     std::to_string(output.tokens.size()) + ": one foil token per output token is needed");
+  const auto V = lm_.config().vocab_size;
+  for (auto id : foil)
+    if (id < 0 || id >= V) throw InputError("foil token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(V) + " tokens)");
+  return score_tokens(prompts, output, foil);
+}
+
+std::vector<LocalBackend::ContrastLogprobs> LocalBackend::score_tokens(std::span<const Prompt> prompts, const PGeneration& output,
+                                                                       std::span<const int32_t> foil) {
   torch::NoGradGuard ng;
   const auto& model = lm_.model();
   const auto dev = model.device();
@@ -154,7 +172,10 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
   // Batches of similar shared-prefix length waste the least recomputation.
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.shared > b.shared; });
 
-  std::vector<std::vector<double>> result(prompts.size());
+  std::vector<ContrastLogprobs> result(prompts.size());
+  torch::Tensor foil_index;  // [1, O, 1]
+  if (!foil.empty())
+    foil_index = torch::tensor(std::vector<int64_t>(foil.begin(), foil.end()), torch::kLong).to(dev).view({1, O, 1});
   const auto B = static_cast<size_t>(opts_.max_batch);
   for (size_t start = 0; start < items.size(); start += B) {
     const std::span<const Item> batch(items.data() + start, std::min(B, items.size() - start));
@@ -204,9 +225,16 @@ std::vector<std::vector<double>> LocalBackend::score(std::span<const Prompt> pro
     auto lp = torch::log_softmax(logits.to(torch::kFloat64), -1);
     auto target = torch::tensor(out_ids, torch::kLong).to(dev).view({1, O, 1}).expand({rows, O, 1});
     auto got = lp.gather(2, target).squeeze(-1).to(torch::kCPU).contiguous();
+    torch::Tensor got_foil;
+    if (foil_index.defined()) got_foil = lp.gather(2, foil_index.expand({rows, O, 1})).squeeze(-1).to(torch::kCPU).contiguous();
     for (int64_t b = 0; b < rows; ++b) {
+      auto& r = result[batch[static_cast<size_t>(b)].index];
       const double* p = got.data_ptr<double>() + b * O;
-      result[batch[static_cast<size_t>(b)].index].assign(p, p + O);
+      r.output.assign(p, p + O);
+      if (got_foil.defined()) {
+        const double* f = got_foil.data_ptr<double>() + b * O;
+        r.foil.assign(f, f + O);
+      }
     }
   }
   return result;

@@ -31,6 +31,9 @@ class LocalBackend : public perturbation::PerturbationBackend {
   bool can_score() const override { return true; }
   std::vector<std::vector<double>> score(std::span<const perturbation::Prompt> prompts,
                                          const perturbation::Generation& output) override;
+  std::vector<ContrastLogprobs> score_contrast(std::span<const perturbation::Prompt> prompts,
+                                               const perturbation::Generation& output,
+                                               std::span<const int32_t> foil) override;
   std::string describe() const override;
 
   // Model forward passes so far (the reference prefix included).
@@ -38,6 +41,10 @@ class LocalBackend : public perturbation::PerturbationBackend {
 
  private:
   std::vector<int64_t> ids_of(const perturbation::Prompt& p) const;
+  // score() and score_contrast(): one batched forward; foil (empty: none) read at the same
+  // positions from the same logits.
+  std::vector<ContrastLogprobs> score_tokens(std::span<const perturbation::Prompt> prompts,
+                                             const perturbation::Generation& output, std::span<const int32_t> foil);
   std::vector<perturbation::Generation> complete_batch(const std::vector<std::vector<int64_t>>& prompts);
 
   const LanguageModel& lm_;

@@ -8,17 +8,7 @@
 
 namespace pizza {
 
-namespace {
-
 using namespace perturbation;
-
-std::string json_string(std::string_view s) {
-  JsonWriter w;
-  w.value(s);
-  return w.take();
-}
-
-}  // namespace
 
 perturbation::Generation forced_output(const Tokenizer& tok, const std::vector<int64_t>& prompt, const std::vector<int64_t>& ids) {
   perturbation::Generation g;
@@ -74,6 +64,12 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
     if (run.prompt_ids.empty()) throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
   }
 
+  if (req.contrast_text) {
+    if (scoring != Scoring::teacher_forced)
+      throw UsageError("--contrast-text needs --scoring teacher-forced (the foil's log-probabilities are read, not generated)");
+    for (auto id : foil_ids(tok, req.prompt, run, *req.contrast_text)) eo.foil.push_back(static_cast<int32_t>(id));
+  }
+
   const auto units = make_units(req.prompt, run.prompt.tokens, req.unit);
 
   const auto emb = choose_embeddings(req.embeddings ? *req.embeddings : lm, &tok, req.strategy, eo.metrics,
@@ -113,6 +109,10 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
       {"model_calls", std::to_string(er.model_calls)},
       {"forward_passes", std::to_string(backend.forward_passes())},
   };
+  if (req.contrast_text) {
+    r.parameters.emplace_back("contrast_text", json_string(*req.contrast_text));
+    r.parameters.emplace_back("contrast_tokens", foil_tokens_json(tok, std::vector<int64_t>(eo.foil.begin(), eo.foil.end())));
+  }
   if (req.strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(req.strategy.replacement));
   if (req.strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("nth", std::to_string(req.strategy.n));
   if (scoring == Scoring::free_running) {

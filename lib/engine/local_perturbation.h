@@ -17,6 +17,7 @@ struct LocalPerturbationRequest {
   std::string prompt;
   std::optional<std::string> target_text;  // teacher-forced only
   std::optional<std::vector<int64_t>> output_ids;  // teacher-forced only: the explained output's ids
+  std::optional<std::string> contrast_text;        // teacher-forced only: the foil (engine.foil)
   int64_t max_new_tokens = 16;
   // algorithm, scoring (default teacher-forced), metrics, hierarchical options, progress; the
   // embeddings fields are filled here.

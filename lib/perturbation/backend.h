@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
+#include "util/error.h"
 
 namespace pizza::perturbation {
 
@@ -57,6 +58,19 @@ class PerturbationBackend {
   // For each prompt, the exact log-probability of each token of `output` (by id when the
   // backend has ids, else by text) when it follows that prompt: result[p][i].
   virtual std::vector<std::vector<double>> score(std::span<const Prompt> prompts, const Generation& output) = 0;
+
+  // Contrastive teacher forcing (--contrast-text): for each prompt, score()'s log-probabilities
+  // of the output tokens and, at the same positions (after the prompt and output[<i]), those of
+  // foil[i] in place of output[i]. Only backends with ids and full distributions (a local
+  // model) can; the default refuses.
+  struct ContrastLogprobs {
+    std::vector<double> output, foil;
+  };
+  virtual std::vector<ContrastLogprobs> score_contrast(std::span<const Prompt> /*prompts*/, const Generation& /*output*/,
+                                                       std::span<const int32_t> /*foil*/) {
+    throw UsageError("--contrast-text needs a backend that reads any token's log-probability (a local model), not " +
+                     describe());
+  }
 
   // For the experiment log, e.g. "local:/models/stories260K".
   virtual std::string describe() const = 0;

@@ -95,6 +95,8 @@ class Runner {
     } else if (original_output) {
       throw UsageError("--scoring free-running explains the model's own completion; it cannot take a target text");
     }
+    if (!opts_.foil.empty() && r_.scoring != Scoring::teacher_forced)
+      throw UsageError("--contrast-text needs --scoring teacher-forced (the foil's log-probabilities are read, not generated)");
 
     const Prompt original = perturber_.original();
     if (original_output) {
@@ -107,17 +109,23 @@ class Runner {
     if (r_.scoring == Scoring::teacher_forced) {
       // The original's log-probabilities come from the same scoring path as the perturbed
       // ones, so a perturbation that changes nothing scores exactly 0.
-      original_lp_ = backend_.score(std::span(&original, 1), r_.original).at(0);
+      if (!opts_.foil.empty() && opts_.foil.size() != r_.original.tokens.size())
+        throw InputError("the foil has " + std::to_string(opts_.foil.size()) + " tokens and the explained output " +
+                         std::to_string(r_.original.tokens.size()) + ": a contrastive target needs one foil token per output token");
+      auto lps = score(std::span(&original, 1));
+      original_lp_ = std::move(lps.output.at(0));
+      if (!opts_.foil.empty()) original_foil_lp_ = std::move(lps.foil.at(0));
       ++r_.model_calls;
       for (size_t i = 0; i < original_lp_.size(); ++i) r_.original.tokens[i].logprob = original_lp_[i];
     }
 
     const size_t O = r_.original.tokens.size(), F = perturber_.size();
+    const std::string suffix = opts_.foil.empty() ? "" : "-contrast";  // the matrices explain a margin
     if (opts_.algorithm == Algorithm::context_cite) {
       check_context_cite(opts_.context_cite);
-      r_.matrices.push_back({std::string(context_cite_target()), O, F, std::vector<double>(O * F, 0.0)});
+      r_.matrices.push_back({std::string(context_cite_target()) + suffix, O, F, std::vector<double>(O * F, 0.0)});
     } else {
-      for (auto m : opts_.metrics) r_.matrices.push_back({std::string(metric_name(m)), O, F, std::vector<double>(O * F, 0.0)});
+      for (auto m : opts_.metrics) r_.matrices.push_back({std::string(metric_name(m)) + suffix, O, F, std::vector<double>(O * F, 0.0)});
     }
 
     if (opts_.algorithm == Algorithm::occlusion) occlusion();
@@ -130,14 +138,32 @@ class Runner {
   }
 
  private:
+  // Teacher-forced log-probabilities per prompt: of the output tokens, and of the foil's
+  // (contrastive runs; else empty).
+  struct Scored {
+    std::vector<std::vector<double>> output, foil;
+  };
+  Scored score(std::span<const Prompt> prompts) {
+    Scored s;
+    if (opts_.foil.empty()) {
+      s.output = backend_.score(prompts, r_.original);
+      return s;
+    }
+    for (auto& c : backend_.score_contrast(prompts, r_.original, opts_.foil)) {
+      s.output.push_back(std::move(c.output));
+      s.foil.push_back(std::move(c.foil));
+    }
+    return s;
+  }
+
   // Evaluates one batch of perturbations (one backend call), appending to the evaluations.
   std::span<const Evaluation> evaluate(const std::vector<std::vector<size_t>>& masks, int depth) {
     std::vector<Prompt> prompts;
     for (const auto& m : masks) prompts.push_back(perturber_.perturb(m));
     const size_t first = r_.evaluations.size();
-    std::vector<std::vector<double>> lps;
+    Scored lps;
     std::vector<Generation> gens;
-    if (r_.scoring == Scoring::teacher_forced) lps = backend_.score(prompts, r_.original);
+    if (r_.scoring == Scoring::teacher_forced) lps = score(prompts);
     else gens = backend_.complete(prompts);
     r_.model_calls += prompts.size();
     FreeRunningContext ctx{opts_.ignore_output_location, opts_.embeddings, opts_.shared_vocab};
@@ -147,10 +173,14 @@ class Runner {
       e.depth = depth;
       e.prompt = std::move(prompts[k]);
       e.output_text = r_.scoring == Scoring::teacher_forced ? r_.original.text : gens[k].text;
-      if (r_.scoring == Scoring::teacher_forced) e.logprobs = lps.at(k);
+      if (r_.scoring == Scoring::teacher_forced) {
+        e.logprobs = std::move(lps.output.at(k));
+        if (!opts_.foil.empty()) e.foil_logprobs = std::move(lps.foil.at(k));
+      }
       for (auto m : opts_.metrics)
-        e.scores.push_back(r_.scoring == Scoring::teacher_forced ? teacher_forced_scores(m, original_lp_, lps.at(k))
-                                                                 : free_running_scores(m, r_.original, gens.at(k), ctx));
+        e.scores.push_back(r_.scoring == Scoring::teacher_forced
+                               ? teacher_forced_scores(m, original_lp_, e.logprobs, original_foil_lp_, e.foil_logprobs)
+                               : free_running_scores(m, r_.original, gens.at(k), ctx));
       r_.evaluations.push_back(std::move(e));
     }
     if (opts_.progress) opts_.progress(r_.evaluations.size(), r_.evaluations.size());
@@ -232,6 +262,12 @@ class Runner {
     return r_.scoring == Scoring::teacher_forced ? "surrogate-logit" : "surrogate-prob";
   }
 
+  // What ContextCite regresses for output token o, teacher-forced: the logit of its probability,
+  // or with a foil the log-odds of the token against the foil, log p(y) - log p(foil).
+  double forced_target(const Evaluation& e, size_t o) const {
+    return opts_.foil.empty() ? logit_of_logprob(e.logprobs[o]) : e.logprobs[o] - e.foil_logprobs[o];
+  }
+
   // ContextCite: score the ablations (one batch), then fit one surrogate per output token and
   // one for the whole output on the first 90% and check each on the held-out rest.
   void context_cite() {
@@ -262,7 +298,7 @@ class Runner {
     const bool forced = r_.scoring == Scoring::teacher_forced;
     for (size_t o = 0; o < O; ++o) {
       std::vector<double> y(n);
-      for (size_t a = 0; a < n; ++a) y[a] = forced ? logit_of_logprob(evals[a].logprobs[o]) : -evals[a].scores[0][o];
+      for (size_t a = 0; a < n; ++a) y[a] = forced ? forced_target(evals[a], o) : -evals[a].scores[0][o];
       auto f = fit(y);
       for (size_t u = 0; u < F; ++u) r_.matrices[0].at(o, u) = f.weights[u];
       r_.row_fits.push_back(std::move(f));
@@ -270,9 +306,16 @@ class Runner {
     if (forced) {
       std::vector<double> y(n);
       for (size_t a = 0; a < n; ++a) {
-        double lp = 0;
-        for (double v : evals[a].logprobs) lp += v;
-        y[a] = logit_of_logprob(lp);
+        if (opts_.foil.empty()) {
+          double lp = 0;
+          for (double v : evals[a].logprobs) lp += v;
+          y[a] = logit_of_logprob(lp);
+        } else {
+          // The whole output against the whole foil: log p(y) - log p(foil), each position's
+          // foil read in the output's context.
+          y[a] = 0;
+          for (size_t o = 0; o < O; ++o) y[a] += forced_target(evals[a], o);
+        }
       }
       r_.sequence_fit = fit(y);
     }
@@ -291,6 +334,11 @@ class Runner {
     w.end_array();
     w.field("original_input", original.text);
     w.field("original_output", r_.original.text);
+    if (!opts_.foil.empty()) {
+      w.key("foil_ids").begin_array();
+      for (auto id : opts_.foil) w.value(static_cast<int64_t>(id));
+      w.end_array();
+    }
     w.key("perturbations").begin_array();
     for (const auto& e : r_.evaluations) {
       w.begin_object();
@@ -324,7 +372,7 @@ class Runner {
   const Perturber& perturber_;
   const EngineOptions& opts_;
   EngineResult r_;
-  std::vector<double> original_lp_;
+  std::vector<double> original_lp_, original_foil_lp_;  // the latter: contrastive runs
 };
 
 }  // namespace
@@ -336,7 +384,7 @@ EngineResult run_engine(PerturbationBackend& backend, const Perturber& perturber
 
 void apply_engine_result(EngineResult& er, const EngineOptions& opts, AttributionResult& r) {
   r.method = std::string(algorithm_name(opts.algorithm));
-  r.target = opts.algorithm == Algorithm::context_cite ? er.matrices.at(0).name : std::string(metric_name(opts.metrics.at(0)));
+  r.target = er.matrices.at(0).name;  // the first metric's (or the surrogate's)
   r.matrices = std::move(er.matrices);
   r.timings.attribute_ms = er.duration_ms;
   if (opts.algorithm == Algorithm::context_cite) {

@@ -70,6 +70,10 @@ struct EngineOptions {
   ContextCiteOptions context_cite;
   const TokenEmbeddings* embeddings = nullptr;  // for the cosine metric
   bool shared_vocab = false;                    // backend ids index `embeddings`
+  // --contrast-text (teacher-forced only): one foil id per output token. Metrics then score the
+  // change of the target-minus-foil margin (teacher_forced_scores), and ContextCite regresses
+  // log p(y) - log p(foil) instead of the logit of p(y).
+  std::vector<int32_t> foil;
   std::function<void(size_t, size_t)> progress;  // (perturbations done, known so far)
 };
 
@@ -85,6 +89,7 @@ struct Evaluation {
   std::string output_text;
   std::vector<std::vector<double>> scores;  // [metric][output token]
   std::vector<double> logprobs;             // teacher-forced: of each output token
+  std::vector<double> foil_logprobs;        // contrastive: of each foil token at the same position
 };
 
 struct EngineResult {

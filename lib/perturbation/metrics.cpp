@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "util/error.h"
 #include "util/split.h"
@@ -143,11 +144,21 @@ void require_teacher_forceable(std::span<const Metric> metrics) {
     if (!teacher_forceable(m)) throw UsageError("--metric " + std::string(metric_name(m)) + " needs --scoring free-running");
 }
 
-std::vector<double> teacher_forced_scores(Metric m, std::span<const double> original_lp, std::span<const double> perturbed_lp) {
+std::vector<double> teacher_forced_scores(Metric m, std::span<const double> original_lp, std::span<const double> perturbed_lp,
+                                          std::span<const double> original_foil_lp, std::span<const double> perturbed_foil_lp) {
   require_teacher_forceable(std::span(&m, 1));
+  const bool contrast = !original_foil_lp.empty();
+  if (perturbed_lp.size() != original_lp.size() ||
+      (contrast && (original_foil_lp.size() != original_lp.size() || perturbed_foil_lp.size() != original_lp.size())))
+    throw std::logic_error("teacher_forced_scores: log-probability lists differ in length");
+  // The explained value of one position: the token's (log-)probability, minus the foil's.
+  const auto value = [&](std::span<const double> lp, std::span<const double> foil, size_t i) {
+    if (m == Metric::prob_diff) return std::exp(lp[i]) - (contrast ? std::exp(foil[i]) : 0.0);
+    return lp[i] - (contrast ? foil[i] : 0.0);
+  };
   std::vector<double> out(original_lp.size());
   for (size_t i = 0; i < out.size(); ++i)
-    out[i] = m == Metric::prob_diff ? std::exp(original_lp[i]) - std::exp(perturbed_lp[i]) : original_lp[i] - perturbed_lp[i];
+    out[i] = value(original_lp, original_foil_lp, i) - value(perturbed_lp, perturbed_foil_lp, i);
   return out;
 }
 

@@ -35,7 +35,12 @@ struct FreeRunningContext {
 // One score per original output token.
 std::vector<double> free_running_scores(Metric m, const Generation& original, const Generation& perturbed,
                                         const FreeRunningContext& ctx);
-// original_lp / perturbed_lp: log-probabilities of the original output tokens.
-std::vector<double> teacher_forced_scores(Metric m, std::span<const double> original_lp, std::span<const double> perturbed_lp);
+// original_lp / perturbed_lp: log-probabilities of the original output tokens. Contrastive
+// (foil log-probabilities at the same positions given, else empty): the change of the
+// target-minus-foil margin, prob-diff (p_y - p_f)(original) - (p_y - p_f)(perturbed) and
+// logprob-diff (lp_y - lp_f)(original) - (lp_y - lp_f)(perturbed).
+std::vector<double> teacher_forced_scores(Metric m, std::span<const double> original_lp, std::span<const double> perturbed_lp,
+                                          std::span<const double> original_foil_lp = {},
+                                          std::span<const double> perturbed_foil_lp = {});
 
 }  // namespace pizza::perturbation

@@ -245,3 +245,103 @@ TEST_CASE("strategy mask equals a forward pass with a hand-built attention mask"
   // A text-only backend or generation refuses masked prompts.
   CHECK_THROWS_AS(backend.complete(std::span(prompts.data(), 1)), UsageError);
 }
+
+TEST_CASE("contrastive occlusion and ContextCite equal unbatched brute force of the target-minus-foil margin") {
+  // --contrast-text: each output position's foil token is read in the output's context. Brute
+  // force: one uncached forward per word removed, log-softmax written out here; float64, so
+  // 1e-10 is an exact claim (as the occlusion test above).
+  const auto lm = load_stories("float64");
+  const auto& tok = lm->tokenizer();
+  LocalPerturbationRequest req;
+  req.prompt = kPrompt;
+  req.target_text = " She was very happy.";
+  req.contrast_text = " He was so happy.";  // 5 tokens each; 3 positions share the token
+  req.unit.kind = UnitKind::word;
+  req.backend.max_batch = 4;
+  req.engine.metrics = {Metric::prob_diff, Metric::logprob_diff};
+  const auto r = run_local_perturbation(*lm, req);
+  REQUIRE(r.matrices.size() == 2);
+  CHECK(r.target == "prob-diff-contrast");
+  CHECK(r.matrices[1].name == "logprob-diff-contrast");
+
+  const auto enc = tok.encode(kPrompt);
+  std::vector<int64_t> ids;
+  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  std::vector<int64_t> outputs;
+  for (const auto& o : r.outputs) outputs.push_back(o.id);
+  std::vector<int64_t> foils;
+  EncodeOptions eo;
+  eo.add_special_tokens = false;
+  for (auto id : tok.encode(*req.contrast_text, eo).ids()) foils.push_back(id);
+  REQUIRE(outputs.size() == 5);
+  REQUIRE(foils.size() == 5);
+  // margins(prompt)[i] = {log p(y_i), log p(f_i)} after prompt + y_<i.
+  auto margins = [&](const std::vector<int64_t>& prompt) {
+    torch::NoGradGuard ng;
+    std::vector<int64_t> seq = prompt;
+    seq.insert(seq.end(), outputs.begin(), outputs.end() - 1);
+    auto logits = lm->model().forward(lm->model().embed(torch::tensor(seq, torch::kLong).view({1, -1})))[0].to(torch::kFloat64);
+    std::vector<std::pair<double, double>> out;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      auto row = logits[static_cast<int64_t>(prompt.size() - 1 + i)];
+      const auto m = row.max();
+      const auto log_z = ((row - m).exp().sum().log() + m).item<double>();
+      out.emplace_back(row[outputs[i]].item<double>() - log_z, row[foils[i]].item<double>() - log_z);
+    }
+    return out;
+  };
+  std::vector<TokenUnit> units;
+  for (auto& u : group_tokens(kPrompt, enc.tokens, req.unit))
+    if (!u.special) units.push_back(u);
+  REQUIRE(r.matrices[0].cols == units.size());
+  const auto base = margins(ids);
+  for (size_t u = 0; u < units.size(); ++u) {
+    std::vector<int64_t> pert;
+    for (size_t t = 0; t < ids.size(); ++t)
+      if (std::find(units[u].tokens.begin(), units[u].tokens.end(), t) == units[u].tokens.end()) pert.push_back(ids[t]);
+    const auto m = margins(pert);
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      INFO("unit " << u << " output " << o);
+      const auto [y0, f0] = base[o];
+      const auto [y1, f1] = m[o];
+      CHECK(r.matrices[0].at(o, u) == Approx((std::exp(y0) - std::exp(f0)) - (std::exp(y1) - std::exp(f1))).margin(1e-10));
+      CHECK(r.matrices[1].at(o, u) == Approx((y0 - f0) - (y1 - f1)).margin(1e-10));
+      if (outputs[o] == foils[o]) CHECK(r.matrices[1].at(o, u) == 0.0);  // a token against itself
+    }
+  }
+
+  // ContextCite regresses the log-odds of token against foil, log p(y) - log p(foil): a row
+  // whose foil is its own token regresses a constant 0, so its weights are all 0.
+  req.engine.algorithm = Algorithm::context_cite;
+  req.engine.metrics = {Metric::prob_diff};
+  const auto cc = run_local_perturbation(*lm, req);
+  CHECK(cc.target == "surrogate-logit-contrast");
+  REQUIRE(cc.matrices.size() == 1);
+  for (size_t u = 0; u < units.size(); ++u) CHECK(cc.matrices[0].at(1, u) == 0.0);  // " was" against " was"
+}
+
+TEST_CASE("contrastive targets: clear errors for a foil of another length, the output itself, free-running, pizza-legacy") {
+  const auto model = test::shared("models/stories260K").string();
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"local", "-m", model, "-p", "Once upon a time", "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_cli(args);
+  };
+  auto r = run({"--target-text", " She was very happy.", "--contrast-text", " He was glad."});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("--contrast-text \" He was glad.\" is") != std::string::npos);
+  CHECK(r.err.find("one token per output token") != std::string::npos);
+  r = run({"--target-text", " She was very happy.", "--contrast-text", " She was very happy."});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("every contrast would be 0") != std::string::npos);
+  r = run({"-n", "3", "--method", "occlusion", "--scoring", "free-running", "--contrast-text", " a b"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--scoring teacher-forced") != std::string::npos);
+  r = run({"--target-text", " She was", "--contrast-text", " He was", "--target", "pizza-legacy"});
+  CHECK(r.exit_code == 2);
+  // The matrix and header name the contrast; the parameters give the foil's tokens.
+  r = run({"--target-text", " She was", "--contrast-text", " He was", "--method", "input-x-gradient", "-f", "json"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("\"target\": \"prob-contrast\"") != std::string::npos);
+  CHECK(r.out.find("\"contrast_tokens\": [\" He\",\" was\"]") != std::string::npos);
+}

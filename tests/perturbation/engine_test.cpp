@@ -165,6 +165,53 @@ TEST_CASE("occlusion scores each unit on its own") {
   CHECK_THROWS_AS(run_engine(fake, perturber, opts), UsageError);
 }
 
+namespace {
+// WeightedFake plus a foil: the foil token's probability after a prompt is half the weight of
+// the letters the prompt is missing, so removing unit u moves the foil up by w_u / 2 while
+// the output moves down by w_u.
+class ContrastFake : public WeightedFake {
+ public:
+  using WeightedFake::WeightedFake;
+  std::vector<ContrastLogprobs> score_contrast(std::span<const Prompt> prompts, const Generation& output,
+                                               std::span<const int32_t> foil) override {
+    REQUIRE(foil.size() == output.tokens.size());
+    std::vector<ContrastLogprobs> out;
+    for (const auto& p : prompts) out.push_back({{std::log(prob(p.text))}, {std::log(0.01 + (1 - prob(p.text)) / 2)}});
+    return out;
+  }
+};
+}  // namespace
+
+TEST_CASE("contrastive occlusion scores the change of the target-minus-foil margin") {
+  std::string text = "a b c d";
+  auto units = make_units(text, {}, words());
+  Perturber perturber(units, {}, nullptr, nullptr, false, std::nullopt);
+  ContrastFake fake({0.1, 0, 0.5, 0.25});
+  EngineOptions opts;
+  opts.metrics = {Metric::prob_diff, Metric::logprob_diff};
+  opts.foil = {9};
+  auto r = run_engine(fake, perturber, opts);
+  REQUIRE(r.matrices.size() == 2);
+  CHECK(r.matrices[0].name == "prob-diff-contrast");
+  CHECK(r.matrices[1].name == "logprob-diff-contrast");
+  // Original: p_y = 1, p_f = 0.01. Without unit u: p_y = 1 - w, p_f = 0.01 + w / 2.
+  for (size_t u = 0; u < 4; ++u) {
+    const double w = fake.weights[u];
+    CHECK(r.matrices[0].at(0, u) == Approx((1 - 0.01) - ((1 - w) - (0.01 + w / 2))).margin(1e-12));
+    CHECK(r.matrices[1].at(0, u) == Approx((0 - std::log(0.01)) - (std::log(1 - w) - std::log(0.01 + w / 2))).margin(1e-12));
+  }
+  // Free-running cannot read a foil; a foil of another length is refused; a backend without
+  // score_contrast (WeightedFake) refuses by name.
+  opts.scoring = Scoring::free_running;
+  CHECK_THROWS_AS(run_engine(fake, perturber, opts), UsageError);
+  opts.scoring = Scoring::teacher_forced;
+  opts.foil = {9, 9};
+  CHECK_THROWS_WITH(run_engine(fake, perturber, opts), Catch::Contains("one foil token per output token"));
+  WeightedFake plain({0.1, 0, 0.5, 0.25});
+  opts.foil = {9};
+  CHECK_THROWS_WITH(run_engine(plain, perturber, opts), Catch::Contains("--contrast-text needs a backend"));
+}
+
 TEST_CASE("free-running metrics compare top logprobs") {
   // Original: "A" p=.5 then "C" p=.6. Perturbed output: position 0 top [B .7, A .2],
   // position 1 top [A .4, C .3].
