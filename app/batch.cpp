@@ -26,7 +26,7 @@ class TomlConfig : public CLI::ConfigTOML {
 
 // Options that shape the whole run: the model is loaded once and the output is one file.
 const std::vector<std::string> kWholeRun = {"model", "tokenizer", "tokenizer-dir", "hf-token-file", "offline",
-                                            "no-download", "threads", "device", "dtype", "prompts", "resume", "retry-failed", "force",
+                                            "no-download", "threads", "device", "dtype", "no-mmap", "prompts", "resume", "retry-failed", "force",
                                             "shard", "output", "format", "color", "quiet", "config", "help"};
 
 std::string option_key(std::string key) {

@@ -30,6 +30,8 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   cmd->add_option("--threads", opts.runtime.threads, "CPU threads (default: all cores this process may use)");
   cmd->add_option("--device", opts.runtime.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--dtype", opts.runtime.dtype, "float32, float64 or bfloat16")->capture_default_str();
+  cmd->add_flag("!--no-mmap", opts.runtime.map_weights,
+                "Read the weight files into memory at load instead of mapping them (for files rewritten in place while pizza runs)");
 }
 
 std::filesystem::path resolve_model_path(const ModelOptions& opts, hub::Need need) {

@@ -31,7 +31,7 @@ std::vector<float> permute_rotary_rows(const float* src, int64_t n_heads, int64_
 
 bool is_llama2c_path(const std::filesystem::path& path) { return path.extension() == ".bin"; }
 
-Llama2cFile::Llama2cFile(const std::filesystem::path& path) : map_(path) {
+Llama2cFile::Llama2cFile(const std::filesystem::path& path, Residency residency) : map_(path, residency) {
   auto fail = [&](const std::string& what) -> void {
     throw InputError(path.string() + ": invalid llama2.c checkpoint: " + what);
   };

@@ -37,7 +37,7 @@ bool is_llama2c_path(const std::filesystem::path& path);
 class Llama2cFile {
  public:
   // Validates the header and the exact file size; InputError naming the file otherwise.
-  explicit Llama2cFile(const std::filesystem::path& path);
+  explicit Llama2cFile(const std::filesystem::path& path, Residency residency = Residency::mapped);
   Llama2cFile(const Llama2cFile&) = delete;
   Llama2cFile& operator=(const Llama2cFile&) = delete;
 

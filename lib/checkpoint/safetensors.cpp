@@ -54,7 +54,7 @@ int64_t TensorView::numel() const {
   return n;
 }
 
-SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : map_(path) {
+SafetensorsFile::SafetensorsFile(const std::filesystem::path& path, Residency residency) : map_(path, residency) {
   const size_t file_size = map_.size();
   if (file_size < 8) fail(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
   uint64_t header_len = 0;
@@ -136,7 +136,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : map_(path)
       fail(path, "tensors '" + sorted[i - 1]->name + "' and '" + sorted[i]->name + "' overlap");
 }
 
-Checkpoint Checkpoint::open(const std::filesystem::path& path) {
+Checkpoint Checkpoint::open(const std::filesystem::path& path, Residency residency) {
   namespace fs = std::filesystem;
   Checkpoint ck;
   ck.path_ = path;
@@ -167,7 +167,7 @@ Checkpoint Checkpoint::open(const std::filesystem::path& path) {
     throw InputError(path.string() + ": no model.safetensors or model.safetensors.index.json");
   }
   for (const auto& s : shards) {
-    ck.files_.push_back(std::make_unique<SafetensorsFile>(s));
+    ck.files_.push_back(std::make_unique<SafetensorsFile>(s, residency));
     for (const auto& t : ck.files_.back()->tensors()) {
       if (!ck.by_name_.emplace(t.name, &t).second)
         throw InputError(s.string() + ": tensor '" + t.name + "' appears in more than one shard");

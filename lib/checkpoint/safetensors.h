@@ -34,7 +34,7 @@ struct TensorView {
 
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::filesystem::path& path);
+  explicit SafetensorsFile(const std::filesystem::path& path, Residency residency = Residency::mapped);
 
   const std::filesystem::path& path() const { return map_.path(); }
   const std::vector<TensorView>& tensors() const { return tensors_; }
@@ -50,8 +50,9 @@ class SafetensorsFile {
 // model.safetensors.index.json. Owns the mappings.
 class Checkpoint {
  public:
-  // Opens a directory (or a single .safetensors file).
-  static Checkpoint open(const std::filesystem::path& path);
+  // Opens a directory (or a single .safetensors file); `residency` says whether the shards are
+  // mapped or read into memory (--no-mmap).
+  static Checkpoint open(const std::filesystem::path& path, Residency residency = Residency::mapped);
 
   const TensorView* find(std::string_view name) const;
   // Throws InputError "missing tensor NAME in PATH" when absent.

@@ -66,6 +66,7 @@ Runtime apply_runtime(const RuntimeOptions& opts) {
 
   if (opts.threads < 0) throw UsageError("--threads must be positive, got " + std::to_string(opts.threads));
   rt.threads = opts.threads > 0 ? opts.threads : available_cpus();
+  rt.weights = opts.map_weights ? Residency::mapped : Residency::copied;
   set_kernel_threads(rt.threads);
   keep_freed_tensor_memory();
   return rt;
@@ -133,14 +134,14 @@ std::unique_ptr<LanguageModel> LanguageModel::load_weights_unchecked(const std::
   ModelConfig cfg;
   std::optional<TensorStore> store;
   if (is_llama2c_file(dir)) {
-    lm->llama2c_ = std::make_unique<checkpoint::Llama2cFile>(dir);
+    lm->llama2c_ = std::make_unique<checkpoint::Llama2cFile>(dir, rt.weights);
     cfg = lm->llama2c_->config();
     store.emplace(*lm->llama2c_);
   } else {
     if (!std::filesystem::is_directory(dir))
       throw InputError(dir.string() + ": not a model directory (no such directory) or llama2.c .bin file");
     cfg = load_model_config(dir);
-    lm->checkpoint_ = std::make_unique<checkpoint::Checkpoint>(checkpoint::Checkpoint::open(dir));
+    lm->checkpoint_ = std::make_unique<checkpoint::Checkpoint>(checkpoint::Checkpoint::open(dir, rt.weights));
     store.emplace(*lm->checkpoint_);
   }
   ParamSource params(*store, weight_map_for(cfg, *store), rt.dtype, rt.device);

@@ -21,6 +21,7 @@ struct RuntimeOptions {
   std::string device = "cpu";     // cpu | cuda | cuda:N
   std::string dtype = "float32";  // float32 | float64 | bfloat16
   int threads = 0;                // 0 = every CPU in the process's affinity mask
+  bool map_weights = true;        // false (--no-mmap): read weight files into memory at load
 };
 
 // Parses the runtime strings; UsageError for unknown names, InputError when CUDA is asked of
@@ -30,6 +31,9 @@ struct Runtime {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;
   int threads = 1;
+  // Weight files mapped (zero-copy views; a file rewritten in place shows through) or read into
+  // memory at load (--no-mmap).
+  Residency weights = Residency::mapped;
 };
 Runtime apply_runtime(const RuntimeOptions& opts);
 

@@ -162,7 +162,7 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   }
 }
 
-MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
+MappedFile::MappedFile(const std::filesystem::path& path, Residency residency) : path_(path) {
   struct stat st {};
   const int fd = open_for_reading(path, st, false);
   if (!S_ISREG(st.st_mode)) {
@@ -171,15 +171,43 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
                      ", not a regular file");
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
+  if (size_ == 0) {
+    ::close(fd);
+    return;
+  }
+  if (residency == Residency::mapped) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      throw InputError("cannot map " + path.string() + ": " + std::strerror(errno));
-    }
+    const int err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) throw InputError("cannot map " + path.string() + ": " + std::strerror(err));
     data_ = static_cast<const char*>(p);
+    return;
+  }
+  // Copied: anonymous pages (page-aligned like a mapping, so views keep their alignment),
+  // filled by read() and then made read-only.
+  void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);
+    throw InputError("cannot read " + path.string() + " into memory (" + std::to_string(size_) + " bytes): " + std::strerror(err));
+  }
+  auto* dst = static_cast<char*>(p);
+  size_t done = 0;
+  while (done < size_) {
+    const ssize_t n = ::pread(fd, dst + done, size_ - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : 0;
+      ::close(fd);
+      ::munmap(p, size_);
+      throw InputError("cannot read " + path.string() + ": " +
+                       (n < 0 ? std::string(std::strerror(err)) : "the file shrank while it was read"));
+    }
+    done += static_cast<size_t>(n);
   }
   ::close(fd);
+  ::mprotect(p, size_, PROT_READ);
+  data_ = dst;
 }
 
 MappedFile::~MappedFile() {

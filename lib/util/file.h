@@ -29,10 +29,20 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 // Throws InputError naming the path and the reason.
 void check_writable(const std::filesystem::path& path);
 
-// Read-only memory map of a whole regular file (RAII). Empty files map to an empty view.
+// How a MappedFile holds the file's bytes.
+enum class Residency {
+  // A private read-only file mapping: no copy, pages load on first touch. A file truncated or
+  // rewritten in place while mapped shows through (SIGBUS past a new end, changed bytes).
+  mapped,
+  // Read once into anonymous memory (--no-mmap): later changes to the file cannot reach it.
+  copied,
+};
+
+// Read-only view of a whole regular file (RAII), mapped or copied. Empty files give an empty
+// view.
 class MappedFile {
  public:
-  explicit MappedFile(const std::filesystem::path& path);
+  explicit MappedFile(const std::filesystem::path& path, Residency residency = Residency::mapped);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -114,3 +114,28 @@ TEST_CASE("check_writable refuses what write_file_atomic would fail on, before a
   CHECK_THROWS_WITH(check_writable(dir / "file/out.json"), Catch::Contains("not a directory"));
   CHECK_THROWS_WITH(check_writable(dir.path()), Catch::Contains("a directory"));
 }
+
+TEST_CASE("MappedFile copied keeps its bytes when the file is rewritten or truncated in place") {
+  test::TempDir dir;
+  const auto path = dir / "weights.bin";
+  std::string original(3 * 4096 + 17, '\0');
+  for (size_t i = 0; i < original.size(); ++i) original[i] = static_cast<char>(i * 7 + 1);
+  test::spit(path, original);
+  const MappedFile mapped(path), copied(path, Residency::copied);
+  REQUIRE(copied.view() == original);
+  REQUIRE(mapped.view() == original);
+  // Rewrite in place (same inode, as `cp new old` or a writer with O_TRUNC does): a mapping shows
+  // the new bytes (which is why --no-mmap exists), the copy does not.
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    f.write("changed", 7);
+  }
+  CHECK(std::string_view(mapped.data() + 4096, 7) == "changed");
+  CHECK(copied.view() == original);
+  std::filesystem::resize_file(path, 0);
+  CHECK(copied.view() == original);
+  // An empty file is an empty view either way.
+  const MappedFile empty(path, Residency::copied);
+  CHECK(empty.size() == 0);
+}
