@@ -8,6 +8,7 @@
 #include "engine/local.h"
 #include "engine/local_perturbation.h"
 #include "report/report.h"
+#include "util/allocator.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -117,6 +118,7 @@ PreparedRun prepare(const Options& o) {
     AttributionResult result = run(m);
     result.model_path = path;
     result.timings.load_ms = m.load_ms;
+    result.timings.peak_rss_bytes = peak_rss_bytes();
     return result;
   };
 }

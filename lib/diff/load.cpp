@@ -276,6 +276,9 @@ Record read_record(dom::element root, const Reader& rd, size_t line, bool id_req
     timing("load_ms", r.timings.load_ms);
     timing("generate_ms", r.timings.generate_ms);
     timing("attribute_ms", r.timings.attribute_ms);
+    double peak = 0;
+    timing("peak_rss_bytes", peak);
+    r.timings.peak_rss_bytes = peak >= 0 && peak < 9.2e18 ? static_cast<int64_t>(peak) : 0;
   }
   if (doc["run"].get(e) == simdjson::SUCCESS) {
     dom::element f;

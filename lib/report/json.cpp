@@ -117,6 +117,7 @@ std::string render_json(const AttributionResult& r, int indent) {
   number(w, r.timings.generate_ms);
   w.key("attribute_ms");
   number(w, r.timings.attribute_ms);
+  w.field("peak_rss_bytes", r.timings.peak_rss_bytes);
   w.end_object();
   w.key("run").begin_object();
   w.field("device", r.run.device).field("dtype", r.run.dtype).field("threads", r.run.threads);

@@ -46,6 +46,7 @@ struct Timings {
   double load_ms = 0;
   double generate_ms = 0;
   double attribute_ms = 0;
+  int64_t peak_rss_bytes = 0;  // the process's resident-memory high-water mark when the run ended (0: unknown)
 };
 
 struct RunInfo {

@@ -1,6 +1,8 @@
 // Process-wide tuning of the C allocator for tensor workloads.
 #pragma once
 
+#include <cstdint>
+
 namespace pizza {
 
 // libtorch's CPU tensors come from malloc. glibc serves blocks above its mmap threshold
@@ -10,5 +12,8 @@ namespace pizza {
 // heap and lets up to 1 GiB of freed heap stay mapped for reuse. Call once at start-up, before
 // large allocations; no effect with other C libraries.
 void keep_freed_tensor_memory();
+
+// The most resident memory this process has had so far (the kernel's high-water mark, bytes).
+int64_t peak_rss_bytes();
 
 }  // namespace pizza

@@ -79,7 +79,7 @@ TEST_CASE("JSON fields read back with jq", "[json]") {
   CHECK(jq_true(path, ".outputs[1].prob == null and .outputs[2].id == null"));
   CHECK(jq_true(path, ".parameters == {\"steps\": 20, \"baseline\": \"zeros\", \"layers\": [1, 2]}"));
   CHECK(jq_true(path, ".extra.server.n == [1, 2]"));
-  CHECK(jq_true(path, ".timings == {\"load_ms\": 12.5, \"generate_ms\": 30.25, \"attribute_ms\": 4.125}"));
+  CHECK(jq_true(path, ".timings == {\"load_ms\": 12.5, \"generate_ms\": 30.25, \"attribute_ms\": 4.125, \"peak_rss_bytes\": 123456789}"));
   CHECK(jq_true(path, ".run.threads == 2 and .run.blas == \"OpenBLAS 0.3.21\""));
   CHECK(jq_true(path, "(.matrix | length) == 3 and (.matrix[0] | length) == 8 and (has(\"matrices\") | not)"));
   CHECK(jq_true(path, ".prompt == \"Hi, \\\"you\\\"\\nnaïve 日本\""));

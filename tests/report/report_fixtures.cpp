@@ -62,7 +62,7 @@ AttributionResult sample_result() {
               0.7, -0.3, 1e-300, 123456789.123, 0.05, 0.3, -0.6, 0.4,
               0.0, 0.125, 2.0 / 3.0, -1e21, 0.9, 1.5, -0.75, 0.33};
   r.matrices = {m};
-  r.timings = {12.5, 30.25, 4.125};
+  r.timings = {12.5, 30.25, 4.125, 123456789};
   r.run = {"cpu", "float32", 2, "OpenBLAS 0.3.21"};
   r.extra_json = {{"server", "{\"name\": \"x\", \"n\": [1, 2]}"}};
   return r;
