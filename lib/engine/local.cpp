@@ -33,10 +33,14 @@ Normalize parse_normalize(std::string_view name) {
 }
 
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
-                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids) {
+                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids,
+                         const ChatPrompt* chat) {
   TokenizedRun run;
   const auto& tok = lm.tokenizer();
-  run.prompt = tok.encode(prompt);
+  EncodeOptions full;  // how the whole model input (the rendered conversation with --chat) is tokenized
+  full.parse_special = chat && chat->parse_special;
+  run.prompt = chat ? encode_chat_prompt(tok, *chat) : tok.encode(prompt);
+  const std::string& model_text = chat ? chat->rendered : prompt;
   for (const auto& t : run.prompt.tokens) run.prompt_ids.push_back(t.id);
   if (run.prompt_ids.empty())
     throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
@@ -48,7 +52,7 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     require_utf8(*target_text, "--target-text");
     // Tokenize prompt and target together so the target splits as it would in context; fall
     // back to the target alone when the prompt's tokens are not a prefix of the joint ones.
-    auto joint = tok.encode(prompt + *target_text).ids();
+    auto joint = tok.encode(model_text + *target_text, full).ids();
     bool prefix = joint.size() > run.prompt_ids.size() &&
                   std::equal(run.prompt_ids.begin(), run.prompt_ids.end(), joint.begin());
     if (prefix) {
@@ -64,6 +68,7 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     GenerateOptions go;
     go.max_new_tokens = max_new_tokens;
     go.stop_ids = lm.stop_ids();
+    if (chat) go.stop_ids.insert(go.stop_ids.end(), chat->stop_ids.begin(), chat->stop_ids.end());
     run.output_ids = greedy_generate(lm.model(), {run.prompt_ids}, go).at(0).tokens;
   }
   run.generate_ms = ms_since(t0);
@@ -187,9 +192,11 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto& target = find_target(req.target.empty() ? method->default_target : req.target);
   if (req.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(req.max_batch));
 
-  auto run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens, req.output_ids);
+  const auto chat = req.chat ? std::optional(render_chat_prompt(lm, req.prompt, *req.chat)) : std::nullopt;
+  const std::string& prompt = chat ? chat->prompt : req.prompt;
+  auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr);
   AttributionResult r;
-  describe_run(lm, run, req.prompt, r);
+  describe_run(lm, run, prompt, r);
   r.method = method->name;
   r.target = target.name;
 
@@ -242,6 +249,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
     r.parameters.emplace_back("ig_steps", std::to_string(o.ig_steps));
     r.parameters.emplace_back("ig_baseline", json_string(o.baseline == Baseline::zero ? "zero" : "pad"));
   }
+  for (auto& p : chat_parameters(chat ? &*chat : nullptr)) r.parameters.push_back(std::move(p));
   apply_units(lm, run, req.unit, req.aggregate, req.skip_special, req.normalize, r);
   return r;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "attribution/gradient.h"
+#include "engine/chat.h"
 #include "model/model.h"
 #include "result/attribution_result.h"
 #include "units/units.h"
@@ -32,6 +33,8 @@ struct LocalRequest {
   Aggregate aggregate = Aggregate::sum;
   bool skip_special = false;
   Normalize normalize = Normalize::none;
+  // --chat: the prompt is the user's message in the model's chat template (engine/chat.h).
+  std::optional<ChatOptions> chat;
   std::function<void(size_t, size_t)> progress;
 };
 
@@ -44,9 +47,12 @@ struct TokenizedRun {
 };
 
 // Tokenizes the prompt and produces the output tokens: `output_ids` when given, else from
-// target_text, else greedy.
+// target_text, else greedy. With `chat` the model runs on the rendered conversation
+// (encode_chat_prompt: spans refer to chat->prompt, template tokens are special), and greedy
+// generation also stops at the template's end of turn.
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
-                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt);
+                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt,
+                         const ChatPrompt* chat = nullptr);
 
 // Probability of each output token at its position (one no-grad forward).
 std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,
