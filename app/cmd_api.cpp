@@ -16,6 +16,7 @@
 #include "report/report.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/utf8.h"
 #include "util/json_writer.h"
 #include "util/progress.h"
 
@@ -28,6 +29,7 @@ using namespace perturbation;
 struct Options {
   ApiClientCliOptions client;
   std::string model, prompt, endpoint = "chat", method = "occlusion";
+  std::optional<std::string> system;
   std::string metric = "prob-diff", scoring = "free-running";
   std::string tokenizer, tokenizer_dir, embeddings;
   UnitCliOptions unit{"word", "", ""};
@@ -126,6 +128,9 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   if (o.endpoint != "chat" && o.endpoint != "completions")
     throw UsageError("--endpoint: unknown value '" + o.endpoint + "' (expected chat or completions)");
   const auto endpoint = o.endpoint == "chat" ? api::Endpoint::Chat : api::Endpoint::Completions;
+  if (o.system && endpoint != api::Endpoint::Chat)
+    throw UsageError("--system needs --endpoint chat (completions send the prompt alone, with no messages)");
+  if (o.system) require_utf8(*o.system, "--system");
   if (scoring == Scoring::teacher_forced && endpoint != api::Endpoint::Completions)
     throw UsageError("--scoring teacher-forced needs --endpoint completions (only legacy completions echo prompt log-probabilities)");
   if (o.max_tokens <= 0) throw UsageError("--max-tokens must be positive, got " + std::to_string(o.max_tokens));
@@ -167,6 +172,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   bo.legacy_max_tokens = o.legacy_max_tokens;
   bo.extra_body = o.extra_body;
   bo.teacher_forced = scoring == Scoring::teacher_forced;
+  bo.system = o.system;
   if (o.dry_run) {
     print_dry_run(client, bo, perturber, eo, scoring);
     return std::nullopt;
@@ -197,6 +203,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
       {"metrics", metrics_json(eo.metrics)},
       {"model_calls", std::to_string(er.model_calls)},
   };
+  if (o.system) r.parameters.emplace_back("system", json_string(*o.system));
   if (strategy.kind == Strategy::fixed) r.parameters.emplace_back("replacement", json_string(strategy.replacement));
   if (strategy.kind == Strategy::nth_nearest) r.parameters.emplace_back("nth", std::to_string(strategy.n));
   if (!o.embeddings.empty()) r.parameters.emplace_back("embeddings", json_string(o.embeddings));
@@ -221,6 +228,7 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
   add_api_client_options(cmd, o->client);
   cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
+  cmd->add_option("--system", o->system, "Chat: a system message sent before the prompt's user message (never perturbed)");
   cmd->add_option("--method", o->method, "occlusion, hierarchical or context-cite")->capture_default_str();
   add_strategy_options(cmd, o->strategy, "--perturbation");
   cmd->add_option("--embeddings", o->embeddings,

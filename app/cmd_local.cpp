@@ -35,6 +35,7 @@ struct Options {
   std::optional<int> max_depth;
   ContextCiteCliOptions context_cite;
   int64_t seed = 0;
+  ChatCliOptions chat;
 };
 
 // The model (and the --embeddings table), loaded once for one prompt or a whole batch.
@@ -77,6 +78,7 @@ PreparedRun prepare_perturbation(const Options& o) {
   req.unit = parse_unit_options(o.unit);
   req.backend.max_batch = o.max_batch;
   req.backend.top_k = o.top_k;
+  req.chat = chat_options(o.chat);
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
   if (o.top_k <= 0) throw UsageError("--top-k must be positive, got " + std::to_string(o.top_k));
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
@@ -100,6 +102,7 @@ PreparedRun prepare_gradient(const Options& o) {
   req.unit = parse_unit_options(o.unit);
   req.skip_special = o.skip_special;
   req.normalize = parse_normalize(o.normalize);
+  req.chat = chat_options(o.chat);
   if (!find_gradient_method(req.method))
     throw UsageError("--method: unknown value '" + req.method +
                      "' (expected saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp, occlusion, "
@@ -134,6 +137,7 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--target-text", o->target_text, "Attribute this continuation instead of generating (teacher forcing)");
   cmd->add_option("--contrast-text", o->contrast_text,
                   "Explain the output rather than this foil (one token per output token): target(output) - target(foil)");
+  add_chat_options(cmd, o->chat);
   cmd->add_option("--method", o->method,
                   "saliency, input-x-gradient, integrated-gradients (gradients) or occlusion, hierarchical, context-cite (perturbation)")
       ->capture_default_str();

@@ -99,8 +99,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", opts->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", opts->port, "Port to listen on (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--served-model-name", opts->served_model_name, "Model name clients must send (default: the model directory's name)");
-  cmd->add_option("--chat-template", opts->chat_template,
-                  "llama2, llama3, chatml, gemma, mistral or plain (default: from the model)");
+  add_chat_template_option(cmd, opts->chat_template, "How chat messages become the prompt");
   cmd->add_option("--max-batch", opts->max_batch, "Most requests run together in one batch")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--max-queue", opts->max_queue, "Most requests waiting beyond the running batch (more: 503 with Retry-After)")
       ->capture_default_str();
@@ -132,7 +131,7 @@ void add_serve_command(CLI::App& app) {
     so.header_timeout = seconds_option("--header-timeout", opts->header_timeout);
     so.body_timeout = seconds_option("--body-timeout", opts->body_timeout);
     so.shutdown_timeout = seconds_option("--shutdown-timeout", opts->shutdown_timeout);
-    if (!opts->chat_template.empty()) so.chat_template = serve::parse_chat_template(opts->chat_template);
+    so.chat_template = chat_template_option(opts->chat_template);
 
     auto lm = load_model(opts->model);
     serve::Server server(*lm, so);

@@ -229,6 +229,35 @@ api::ClientOptions api_client_options(const ApiClientCliOptions& o) {
   return co;
 }
 
+void add_chat_template_option(CLI::App* cmd, std::string& name, const std::string& help) {
+  cmd->add_option("--chat-template", name, help + " (llama2, llama3, chatml, gemma, mistral or plain; default: from the model)");
+}
+
+std::optional<serve::ChatTemplate> chat_template_option(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  return serve::parse_chat_template(name);
+}
+
+void add_chat_options(CLI::App* cmd, ChatCliOptions& o) {
+  cmd->add_flag("--chat", o.chat,
+                "Run the prompt as the user's message of the model's chat template; only the prompt is attributed");
+  cmd->add_option("--system", o.system, "With --chat: a system message before the prompt (never attributed)");
+  add_chat_template_option(cmd, o.chat_template, "With --chat: the chat template (implies --chat)");
+}
+
+std::optional<ChatOptions> chat_options(const ChatCliOptions& o) {
+  const bool chat = o.chat || !o.chat_template.empty();
+  if (!chat) {
+    if (o.system) throw UsageError("--system needs --chat (the system message is part of the chat template)");
+    return std::nullopt;
+  }
+  ChatOptions c;
+  c.chat_template = chat_template_option(o.chat_template);
+  c.system = o.system;
+  if (c.system) require_utf8(*c.system, "--system");
+  return c;
+}
+
 void add_context_cite_options(CLI::App* cmd, ContextCiteCliOptions& o) {
   cmd->add_option("--ablations", o.ablations, "context-cite: random ablations of the prompt's units")->capture_default_str();
   cmd->add_option("--keep-prob", o.keep_prob, "context-cite: probability that an ablation keeps a unit")->capture_default_str();

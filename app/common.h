@@ -8,6 +8,7 @@
 
 #include "api/client.h"
 #include "hub/hub.h"
+#include "engine/chat.h"
 #include "engine/local.h"
 #include "model/model.h"
 #include "perturbation/engine.h"
@@ -75,6 +76,25 @@ struct GradientCliOptions {
 void add_gradient_options(CLI::App* cmd, GradientCliOptions& o);
 // Copies them into a request (target, method options, aggregate); UsageError for bad values.
 void apply_gradient_options(const GradientCliOptions& o, LocalRequest& req);
+
+// --chat-template NAME (llama2, llama3, chatml, gemma, mistral, plain): pizza serve's, and
+// pizza local's with --chat. The one definition of the option, so both spell it alike.
+void add_chat_template_option(CLI::App* cmd, std::string& name, const std::string& help);
+// The template named by --chat-template; nullopt when empty (the model's own). UsageError for
+// an unknown name.
+std::optional<serve::ChatTemplate> chat_template_option(const std::string& name);
+
+// --chat, --system, --chat-template of pizza local: the prompt as the user's message of the
+// model's chat template.
+struct ChatCliOptions {
+  bool chat = false;
+  std::optional<std::string> system;
+  std::string chat_template;
+};
+void add_chat_options(CLI::App* cmd, ChatCliOptions& o);
+// nullopt without --chat (or --chat-template, which implies it); UsageError for --system
+// without either, or an unknown template.
+std::optional<ChatOptions> chat_options(const ChatCliOptions& o);
 
 // --format, else the --output file's extension, else table. UsageError for unknown names;
 // InputError when --output cannot be written (checked here, before any work).

@@ -13,6 +13,7 @@ CompletionRequest completion_request(const HttpBackendOptions& o, std::string pr
   r.endpoint = o.endpoint;
   r.model = o.model;
   r.prompt = std::move(prompt);
+  r.system = o.system;
   r.max_tokens = o.max_tokens;
   r.legacy_max_tokens = o.legacy_max_tokens;
   r.temperature = 0.0;  // greedy: the explained output must be reproducible

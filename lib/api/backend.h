@@ -27,6 +27,7 @@ struct HttpBackendOptions {
   bool legacy_max_tokens = false;
   std::string extra_body;       // JSON object merged into every body ("" : none)
   bool teacher_forced = false;  // score() available (needs Endpoint::Completions)
+  std::optional<std::string> system;  // chat: a system message before the (perturbed) user message
 };
 
 // What the server said about itself over a run (for the result's extra_json).

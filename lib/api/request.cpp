@@ -69,6 +69,8 @@ std::string serialize_body(const CompletionRequest& r) {
   const bool chat = r.endpoint == Endpoint::Chat;
   if (chat && r.echo)
     throw InputError("echo is only available on the completions endpoint (--endpoint completions)");
+  if (!chat && r.system)
+    throw InputError("a system message needs the chat endpoint (--endpoint chat)");
   // Every top-level member as canonical JSON text, keyed by name; extra_body overrides.
   std::map<std::string, std::string> members;
   auto put = [&members](const std::string& key, auto value) {
@@ -79,7 +81,9 @@ std::string serialize_body(const CompletionRequest& r) {
   put("model", r.model);
   if (chat) {
     JsonWriter w;
-    w.begin_array().begin_object().field("content", r.prompt).field("role", "user").end_object().end_array();
+    w.begin_array();
+    if (r.system) w.begin_object().field("content", *r.system).field("role", "system").end_object();
+    w.begin_object().field("content", r.prompt).field("role", "user").end_object().end_array();
     members["messages"] = w.take();
   } else {
     put("prompt", r.prompt);

@@ -12,7 +12,7 @@
 namespace pizza::api {
 
 enum class Endpoint {
-  Chat,         // POST {base}/chat/completions, the prompt as one user message
+  Chat,         // POST {base}/chat/completions, the prompt as the user message (after `system`)
   Completions,  // POST {base}/completions, the prompt as a plain string
 };
 
@@ -20,6 +20,8 @@ struct CompletionRequest {
   Endpoint endpoint = Endpoint::Chat;
   std::string model;
   std::string prompt;
+  // Chat only: a system message sent before the user's (InputError on completions).
+  std::optional<std::string> system;
   int64_t max_tokens = 16;
   // Chat sends max_tokens as `max_completion_tokens` (OpenAI's current name); older servers
   // want `max_tokens` (--legacy-max-tokens). Completions always send `max_tokens`.
@@ -38,7 +40,7 @@ struct CompletionRequest {
 std::string_view endpoint_path(Endpoint endpoint);
 
 // The canonical JSON body of `request`. Throws InputError when extra_body is not a JSON
-// object, or when echo is asked of the chat endpoint.
+// object, when echo is asked of the chat endpoint, or a system message of completions.
 std::string serialize_body(const CompletionRequest& request);
 
 // Re-serialises any JSON text canonically (sorted keys, compact, shortest numbers; integers

@@ -30,13 +30,17 @@ Normalize parse_normalize(std::string_view name) {
   throw UsageError("--normalize: unknown value '" + std::string(name) + "' (expected none, row-max or row-sum)");
 }
 
-std::vector<int64_t> continuation_ids(const Tokenizer& tok, const std::string& prompt, const std::vector<int64_t>& prompt_ids,
-                                      const std::string& text, std::string_view option) {
+std::vector<int64_t> continuation_ids(const Tokenizer& tok, const TokenizedRun& run, const std::string& text,
+                                      std::string_view option) {
   require_utf8(text, option);
-  // Tokenize prompt and text together so the text splits as it would in context; fall back to
-  // the text alone when the prompt's tokens are not a prefix of the joint ones.
-  auto joint = tok.encode(prompt + text).ids();
+  // Tokenize the model's input and the text together so the text splits as it would in
+  // context; fall back to the text alone when the input's tokens are not a prefix of the joint
+  // ones.
+  EncodeOptions joint_options;
+  joint_options.parse_special = run.parse_special;
+  auto joint = tok.encode(run.model_text + text, joint_options).ids();
   std::vector<int64_t> ids;
+  const auto& prompt_ids = run.prompt_ids;
   if (joint.size() > prompt_ids.size() && std::equal(prompt_ids.begin(), prompt_ids.end(), joint.begin())) {
     ids.assign(joint.begin() + static_cast<std::ptrdiff_t>(prompt_ids.size()), joint.end());
   } else {
@@ -47,9 +51,8 @@ std::vector<int64_t> continuation_ids(const Tokenizer& tok, const std::string& p
   return ids;
 }
 
-std::vector<int64_t> foil_ids(const Tokenizer& tok, const std::string& prompt, const TokenizedRun& run,
-                              const std::string& contrast_text) {
-  auto foil = continuation_ids(tok, prompt, run.prompt_ids, contrast_text, "--contrast-text");
+std::vector<int64_t> foil_ids(const Tokenizer& tok, const TokenizedRun& run, const std::string& contrast_text) {
+  auto foil = continuation_ids(tok, run, contrast_text, "--contrast-text");
   if (foil.empty()) throw InputError("--contrast-text is empty: there is no foil token to contrast with");
   const auto n = run.output_ids.size();
   if (foil.size() != n)
@@ -74,10 +77,13 @@ std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& f
 }
 
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
-                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids) {
+                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids,
+                         const ChatPrompt* chat) {
   TokenizedRun run;
   const auto& tok = lm.tokenizer();
-  run.prompt = tok.encode(prompt);
+  run.prompt = chat ? encode_chat_prompt(tok, *chat) : tok.encode(prompt);
+  run.model_text = chat ? chat->rendered : prompt;
+  run.parse_special = chat && chat->parse_special;
   for (const auto& t : run.prompt.tokens) run.prompt_ids.push_back(t.id);
   if (run.prompt_ids.empty())
     throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
@@ -86,13 +92,14 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     if (output_ids->empty()) throw InputError("there is no output token to attribute");
     run.output_ids = *output_ids;
   } else if (target_text) {
-    run.output_ids = continuation_ids(tok, prompt, run.prompt_ids, *target_text, "--target-text");
+    run.output_ids = continuation_ids(tok, run, *target_text, "--target-text");
     if (run.output_ids.empty()) throw InputError("--target-text is empty: there is no output token to attribute");
   } else {
     if (max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(max_new_tokens));
     GenerateOptions go;
     go.max_new_tokens = max_new_tokens;
     go.stop_ids = lm.stop_ids();
+    if (chat) go.stop_ids.insert(go.stop_ids.end(), chat->stop_ids.begin(), chat->stop_ids.end());
     run.output_ids = greedy_generate(lm.model(), {run.prompt_ids}, go).at(0).tokens;
   }
   run.generate_ms = ms_since(t0);
@@ -216,9 +223,11 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto& target = find_target(req.target.empty() ? method->default_target : req.target);
   if (req.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(req.max_batch));
 
-  auto run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens, req.output_ids);
+  const auto chat = req.chat ? std::optional(render_chat_prompt(lm, req.prompt, *req.chat)) : std::nullopt;
+  const std::string& prompt = chat ? chat->prompt : req.prompt;
+  auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr);
   AttributionResult r;
-  describe_run(lm, run, req.prompt, r);
+  describe_run(lm, run, prompt, r);
   r.method = method->name;
   r.target = target.name;
 
@@ -226,7 +235,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   gr.prompt = run.prompt_ids;
   gr.outputs = run.output_ids;
   if (req.contrast_text) {
-    gr.foils = foil_ids(lm.tokenizer(), req.prompt, run, *req.contrast_text);
+    gr.foils = foil_ids(lm.tokenizer(), run, *req.contrast_text);
     r.target += "-contrast";
   }
   gr.method = method;
@@ -279,6 +288,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
     r.parameters.emplace_back("ig_steps", std::to_string(o.ig_steps));
     r.parameters.emplace_back("ig_baseline", json_string(o.baseline == Baseline::zero ? "zero" : "pad"));
   }
+  for (auto& p : chat_parameters(chat ? &*chat : nullptr)) r.parameters.push_back(std::move(p));
   apply_units(lm, run, req.unit, req.aggregate, req.skip_special, req.normalize, r);
   return r;
 }

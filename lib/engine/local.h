@@ -7,6 +7,7 @@
 #include <string>
 
 #include "attribution/gradient.h"
+#include "engine/chat.h"
 #include "model/model.h"
 #include "result/attribution_result.h"
 #include "units/units.h"
@@ -35,6 +36,8 @@ struct LocalRequest {
   Aggregate aggregate = Aggregate::sum;
   bool skip_special = false;
   Normalize normalize = Normalize::none;
+  // --chat: the prompt is the user's message in the model's chat template (engine/chat.h).
+  std::optional<ChatOptions> chat;
   std::function<void(size_t, size_t)> progress;
 };
 
@@ -44,23 +47,30 @@ struct TokenizedRun {
   std::vector<int64_t> prompt_ids;
   std::vector<int64_t> output_ids;
   double generate_ms = 0;
+  // The text the model's input was encoded from (the rendered conversation with --chat) and
+  // whether it spells special tokens: continuations (--target-text, --contrast-text) are
+  // tokenized after it.
+  std::string model_text;
+  bool parse_special = false;
 };
 
 // Tokenizes the prompt and produces the output tokens: `output_ids` when given, else from
-// target_text, else greedy.
+// target_text, else greedy. With `chat` the model runs on the rendered conversation
+// (encode_chat_prompt: spans refer to chat->prompt, template tokens are special), and greedy
+// generation also stops at the template's end of turn.
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
-                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt);
+                         int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt,
+                         const ChatPrompt* chat = nullptr);
 
-// The tokens of `text` as it continues `prompt` (tokenized together, so it splits as it would in
-// context; alone when the prompt's tokens are not a prefix of the joint ones). `option` names
-// the text in errors.
-std::vector<int64_t> continuation_ids(const Tokenizer& tok, const std::string& prompt, const std::vector<int64_t>& prompt_ids,
-                                      const std::string& text, std::string_view option);
+// The tokens of `text` as it continues the run's input (tokenized together, so it splits as it
+// would in context; alone when the input's tokens are not a prefix of the joint ones). `option`
+// names the text in errors.
+std::vector<int64_t> continuation_ids(const Tokenizer& tok, const TokenizedRun& run, const std::string& text,
+                                      std::string_view option);
 
 // --contrast-text's foil: its continuation ids, one per output token of `run` (InputError when
 // the counts differ, the foil is empty, or it equals the output).
-std::vector<int64_t> foil_ids(const Tokenizer& tok, const std::string& prompt, const TokenizedRun& run,
-                              const std::string& contrast_text);
+std::vector<int64_t> foil_ids(const Tokenizer& tok, const TokenizedRun& run, const std::string& contrast_text);
 // The foil's tokens as a JSON array of their texts (for the result's parameters).
 std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& foil);
 

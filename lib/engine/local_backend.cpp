@@ -28,7 +28,11 @@ std::vector<int64_t> LocalBackend::ids_of(const Prompt& p) const {
   std::vector<int64_t> ids;
   if (p.token_ids) ids.assign(p.token_ids->begin(), p.token_ids->end());
   else
-    for (auto id : lm_.tokenizer().encode(p.text).ids()) ids.push_back(id);
+  {
+    EncodeOptions eo;
+    eo.parse_special = opts_.parse_special;
+    for (auto id : lm_.tokenizer().encode(p.text, eo).ids()) ids.push_back(id);
+  }
   if (ids.empty())
     throw InputError("a perturbed prompt has no tokens left (and the tokenizer adds no BOS): nothing to condition on");
   return ids;
@@ -55,7 +59,8 @@ std::vector<PGeneration> LocalBackend::complete_batch(const std::vector<std::vec
   torch::NoGradGuard ng;
   const auto& model = lm_.model();
   const auto& tok = lm_.tokenizer();
-  const auto stops = lm_.stop_ids();
+  auto stops = lm_.stop_ids();
+  stops.insert(stops.end(), opts_.stop_ids.begin(), opts_.stop_ids.end());
   const auto n = prompts.size();
   std::vector<PGeneration> out(n);
   std::vector<std::vector<int64_t>> generated(n);

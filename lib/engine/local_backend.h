@@ -20,6 +20,10 @@ struct LocalBackendOptions {
   int64_t max_batch = 16;       // perturbed prompts per forward pass
   int64_t max_new_tokens = 16;  // free-running completions
   int64_t top_k = 20;           // alternatives reported per generated token (as OpenAI's max)
+  // A prompt given as text only is tokenized with special-token strings parsed (a rendered chat
+  // template spells them).
+  bool parse_special = false;
+  std::vector<int64_t> stop_ids;  // completions also end at these (a chat template's end of turn)
 };
 
 class LocalBackend : public perturbation::PerturbationBackend {

@@ -54,12 +54,15 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
 
   // Teacher-forced: the output comes first (greedy or --target-text). Free-running: the engine
   // asks the backend for the original completion with its top-k log-probabilities.
+  // --chat: the model runs on the rendered conversation; units and spans are the user's message.
+  const auto chat = req.chat ? std::optional(render_chat_prompt(lm, req.prompt, *req.chat)) : std::nullopt;
+  const std::string& prompt = chat ? chat->prompt : req.prompt;
   TokenizedRun run;
   if (scoring == Scoring::teacher_forced) {
-    run = prepare_run(lm, req.prompt, req.target_text, req.max_new_tokens, req.output_ids);
+    run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr);
   } else {
     if (req.max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(req.max_new_tokens));
-    run.prompt = tok.encode(req.prompt);
+    run.prompt = chat ? encode_chat_prompt(tok, *chat) : tok.encode(prompt);
     for (const auto& t : run.prompt.tokens) run.prompt_ids.push_back(t.id);
     if (run.prompt_ids.empty()) throw InputError("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
   }
@@ -67,10 +70,14 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
   if (req.contrast_text) {
     if (scoring != Scoring::teacher_forced)
       throw UsageError("--contrast-text needs --scoring teacher-forced (the foil's log-probabilities are read, not generated)");
-    for (auto id : foil_ids(tok, req.prompt, run, *req.contrast_text)) eo.foil.push_back(static_cast<int32_t>(id));
+    for (auto id : foil_ids(tok, run, *req.contrast_text)) eo.foil.push_back(static_cast<int32_t>(id));
   }
 
-  const auto units = make_units(req.prompt, run.prompt.tokens, req.unit);
+  auto units = make_units(prompt, run.prompt.tokens, req.unit);
+  if (chat) {
+    units.prefix = chat->prefix();
+    units.suffix = chat->suffix();
+  }
 
   const auto emb = choose_embeddings(req.embeddings ? *req.embeddings : lm, &tok, req.strategy, eo.metrics,
                                      lm.config().vocab_size);
@@ -83,6 +90,10 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
 
   auto bo = req.backend;
   bo.max_new_tokens = req.max_new_tokens;
+  if (chat) {
+    bo.parse_special = chat->parse_special;
+    bo.stop_ids = chat->stop_ids;
+  }
   LocalBackend backend(lm, run.prompt_ids, bo);
   std::optional<perturbation::Generation> original;
   if (scoring == Scoring::teacher_forced) original = forced_output(tok, run.prompt_ids, run.output_ids);
@@ -93,7 +104,7 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
   }
 
   AttributionResult r;
-  describe_run(lm, run, req.prompt, r);
+  describe_run(lm, run, prompt, r);
   r.unit = std::string(unit_kind_name(req.unit.kind));
   r.inputs = input_units(units);
   for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = std::exp(er.original.tokens[i].logprob);
@@ -127,6 +138,7 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
     r.parameters.emplace_back("static_threshold", opt(h.static_threshold));
     r.parameters.emplace_back("max_depth", opt(h.max_depth));
   }
+  for (auto& p : chat_parameters(chat ? &*chat : nullptr)) r.parameters.push_back(std::move(p));
   r.extra_json.emplace_back("experiment_log", std::move(er.experiment_log));
   return r;
 }

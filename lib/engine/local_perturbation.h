@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/chat.h"
 #include "engine/local_backend.h"
 #include "model/model.h"
 #include "perturbation/engine.h"
@@ -27,6 +28,8 @@ struct LocalPerturbationRequest {
   LocalBackendOptions backend;
   // --embeddings: another model's table for nth-nearest and cosine (default: the model's own).
   const LanguageModel* embeddings = nullptr;
+  // --chat: the prompt is the user's message in the model's chat template; only it is perturbed.
+  std::optional<ChatOptions> chat;
 };
 
 // Whether two tokenizers number the same tokens the same way (so ids carry over).

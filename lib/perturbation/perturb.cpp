@@ -138,12 +138,14 @@ Prompt Perturber::perturb(std::span<const size_t> unit_indices) const {
   // regex unit must not leave two spaces. So at each deletion the whitespace that then starts
   // the text, doubles the whitespace before the cut, or ends the text is dropped.
   Prompt p;
+  p.text = units_.prefix;
+  const size_t text_start = p.text.size();  // where the units' text starts in p.text
   size_t cursor = 0;
   bool all_ids = !units_.tokens.empty();
   bool after_deletion = false;  // the next original bytes follow a deleted unit
   auto append_original = [&](size_t from, size_t to) {
     if (after_deletion && from < to) {
-      const bool left_space = p.text.empty() || is_space(p.text.back());
+      const bool left_space = p.text.size() == text_start || is_space(p.text.back());
       if (left_space)
         while (from < to && is_space(units_.text[from])) ++from;
       if (from < to) after_deletion = false;
@@ -165,7 +167,8 @@ Prompt Perturber::perturb(std::span<const size_t> unit_indices) const {
   }
   append_original(cursor, units_.text.size());
   if (after_deletion)  // the text ended in deleted units: no trailing whitespace they left
-    while (!p.text.empty() && is_space(p.text.back())) p.text.pop_back();
+    while (p.text.size() > text_start && is_space(p.text.back())) p.text.pop_back();
+  p.text += units_.suffix;
 
   if (spec_.kind == Strategy::mask) {
     std::vector<int32_t> ids;

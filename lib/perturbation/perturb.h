@@ -36,6 +36,10 @@ struct PromptUnits {
   std::string text;
   std::vector<Token> tokens;     // the prompt's tokens; empty for text-only backends
   std::vector<TokenUnit> units;  // in text order; `tokens` indexes into `tokens`
+  // Text around `text` that every prompt carries unchanged (`pizza local --chat`: the chat
+  // template before and after the user's message); the tokens that spell it are special, so
+  // no unit ever covers them. Empty for a plain prompt.
+  std::string prefix, suffix;
 };
 
 // Units of `text` by `spec`. With tokens, every unit must cover at least one token start
@@ -55,7 +59,7 @@ class Perturber {
   Perturber(const PromptUnits& units, StrategySpec spec, const Tokenizer* tokenizer, const TokenEmbeddings* embeddings,
             bool shared_vocab, std::optional<int32_t> pad_id);
 
-  // The prompt with the given units (indices into units) replaced.
+  // The prompt with the given units (indices into units) replaced: prefix + text + suffix.
   Prompt perturb(std::span<const size_t> unit_indices) const;
   // The unperturbed prompt.
   Prompt original() const { return perturb({}); }

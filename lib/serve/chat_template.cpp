@@ -75,25 +75,46 @@ std::pair<std::string, std::vector<ChatMessage>> split_system(const std::vector<
   return {system, rest};
 }
 
+// Sets the content span of every system message (folded into the first user turn) to `span`.
+void set_system_spans(const std::vector<ChatMessage>& messages, std::pair<size_t, size_t> span, RenderedChat& out) {
+  for (size_t i = 0; i < messages.size(); ++i)
+    if (messages[i].role == "system") out.content_spans[i] = span;
+}
+
 RenderedChat render_inst(const std::vector<ChatMessage>& messages, bool llama2) {
   auto [system, rest] = split_system(messages);
   RenderedChat out;
   out.parse_special = true;
+  out.content_spans.assign(messages.size(), {0, 0});
   bool first_user = true;
+  size_t k = 0;  // index into `messages` of the next non-system message
+  auto next_index = [&] {
+    while (messages[k].role == "system") ++k;
+    return k++;
+  };
   for (const auto& m : rest) {
+    const size_t index = next_index();
     if (m.role == "user") {
       std::string content = trim(m.content);
-      if (first_user && !system.empty())
-        content = llama2 ? "<<SYS>>\n" + trim(system) + "\n<</SYS>>\n\n" + content : trim(system) + "\n\n" + content;
       // Every user turn after the first opens a new sequence with BOS (the first BOS comes from
       // the tokenizer).
       if (!first_user && llama2) out.text += "<s>";
-      out.text += "[INST] " + content + " [/INST]";
+      out.text += "[INST] ";
+      if (first_user && !system.empty()) {
+        if (llama2) out.text += "<<SYS>>\n";
+        set_system_spans(messages, {out.text.size(), out.text.size() + trim(system).size()}, out);
+        out.text += trim(system) + (llama2 ? "\n<</SYS>>\n\n" : "\n\n");
+      }
+      out.content_spans[index] = {out.text.size(), out.text.size() + content.size()};
+      out.text += content + " [/INST]";
       first_user = false;
     } else {
       // Llama 2 pads the answer with spaces; Mistral does not.
       const std::string_view pad = llama2 ? " " : "";
-      out.text.append(pad).append(trim(m.content)).append(pad).append("</s>");
+      out.text.append(pad);
+      const std::string content = trim(m.content);
+      out.content_spans[index] = {out.text.size(), out.text.size() + content.size()};
+      out.text.append(content).append(pad).append("</s>");
     }
   }
   return out;
@@ -138,26 +159,43 @@ RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& message
     case ChatTemplate::mistral:
       return render_inst(messages, t == ChatTemplate::llama2);
     case ChatTemplate::llama3:
-      for (const auto& m : messages)
-        out.text += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
+      for (const auto& m : messages) {
+        out.text += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
+        const std::string content = trim(m.content);
+        out.content_spans.emplace_back(out.text.size(), out.text.size() + content.size());
+        out.text += content + "<|eot_id|>";
+      }
       out.text += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       out.parse_special = true;
       out.end_of_turn = "<|eot_id|>";
       return out;
     case ChatTemplate::chatml:
-      for (const auto& m : messages) out.text += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      for (const auto& m : messages) {
+        out.text += "<|im_start|>" + m.role + "\n";
+        out.content_spans.emplace_back(out.text.size(), out.text.size() + m.content.size());
+        out.text += m.content + "<|im_end|>\n";
+      }
       out.text += "<|im_start|>assistant\n";
       out.parse_special = true;
       out.end_of_turn = "<|im_end|>";
       return out;
     case ChatTemplate::gemma: {
       auto [system, rest] = split_system(messages);
+      out.content_spans.assign(messages.size(), {0, 0});
       bool first = true;
+      size_t k = 0;  // index into `messages` of the next non-system message
       for (const auto& m : rest) {
+        while (messages[k].role == "system") ++k;
+        const size_t index = k++;
         std::string content = trim(m.content);
-        if (first && !system.empty()) content = trim(system) + "\n\n" + content;
+        out.text += "<start_of_turn>" + std::string(m.role == "assistant" ? "model" : m.role) + "\n";
+        if (first && !system.empty()) {
+          set_system_spans(messages, {out.text.size(), out.text.size() + trim(system).size()}, out);
+          out.text += trim(system) + "\n\n";
+        }
         first = false;
-        out.text += "<start_of_turn>" + std::string(m.role == "assistant" ? "model" : m.role) + "\n" + content + "<end_of_turn>\n";
+        out.content_spans[index] = {out.text.size(), out.text.size() + content.size()};
+        out.text += content + "<end_of_turn>\n";
       }
       out.text += "<start_of_turn>model\n";
       out.parse_special = true;
@@ -167,7 +205,11 @@ RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& message
     case ChatTemplate::plain:
       // A base model has no turn structure: the conversation is its contents, one per line,
       // and the model simply continues it.
-      for (size_t i = 0; i < messages.size(); ++i) out.text += (i ? "\n" : "") + messages[i].content;
+      for (size_t i = 0; i < messages.size(); ++i) {
+        if (i) out.text += "\n";
+        out.content_spans.emplace_back(out.text.size(), out.text.size() + messages[i].content.size());
+        out.text += messages[i].content;
+      }
       return out;
   }
   return out;

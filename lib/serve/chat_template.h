@@ -35,6 +35,11 @@ struct RenderedChat {
   bool parse_special = false;  // whether the text spells special tokens (<|im_start|>, </s>...)
   // The template's end-of-turn marker (e.g. "<|im_end|>"), which also ends generation.
   std::optional<std::string> end_of_turn;
+  // Where each message's content landed in `text` (one [begin, end) byte span per message, in
+  // the order given): the content as rendered, so trimmed where the template trims it. A system
+  // message that a template folds into the first user turn gets the span of the folded system
+  // text (all of them, when there are several). `pizza local --chat` attributes the user's span.
+  std::vector<std::pair<size_t, size_t>> content_spans;
 };
 
 // Renders messages plus the generation prompt. The tokenizer's BOS is not part of the text:

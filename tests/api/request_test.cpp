@@ -36,6 +36,19 @@ TEST_CASE("request: chat body is canonical", "[api]") {
         R"("model":"gpt-4o-mini","temperature":0,"top_logprobs":5})");
 }
 
+TEST_CASE("request: a system message goes before the user's, on chat only", "[api]") {
+  CompletionRequest r;
+  r.model = "m";
+  r.prompt = "Once upon";
+  r.system = "Be brief.";
+  r.max_tokens = 4;
+  CHECK(serialize_body(r) ==
+        R"({"logprobs":true,"max_completion_tokens":4,"messages":[{"content":"Be brief.","role":"system"},)"
+        R"({"content":"Once upon","role":"user"}],"model":"m","temperature":0,"top_logprobs":20})");
+  r.endpoint = Endpoint::Completions;
+  CHECK_THROWS_WITH(serialize_body(r), Catch::Contains("--endpoint chat"));
+}
+
 TEST_CASE("request: completions body uses max_tokens, integer logprobs and echo", "[api]") {
   CompletionRequest r;
   r.endpoint = Endpoint::Completions;
