@@ -16,7 +16,7 @@
 
 #include "model/generate.h"
 #include "serve/batch.h"
-#include "serve/openai.h"
+#include "openai/openai.h"
 #include "serve_support.h"
 #include "util/error.h"
 #include "util/json_writer.h"
@@ -454,7 +454,7 @@ TEST_CASE("a prompt longer than the context could hold is refused before it is t
   auto lm = test::load_stories();
   test::RunningServer srv(*lm);
   const int port = srv.port();
-  const std::string long_text(serve::max_prompt_bytes(*lm) + 1, 'a');
+  const std::string long_text(serve::max_prompt_bytes(lm->tokenizer(), lm->config().max_position_embeddings) + 1, 'a');
   auto c = post(port, "/v1/completions", completion_body(long_text, 1));
   CHECK(require_error(c, 400) == "prompt");
   CHECK(c.body.find("context_length_exceeded") != std::string::npos);
