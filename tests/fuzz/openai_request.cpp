@@ -143,6 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       answer(parse_request(ep, body, model), model);
     } catch (const ApiError& e) {
       check_json("an error body", error_body(e));
+      check_events(StreamEncoder::error(e));
       if (e.status < 400 || e.status > 499) {
         std::fprintf(stderr, "pizza fuzz: a request was answered %d: %s\n", e.status, e.what());
         std::abort();
