@@ -81,6 +81,8 @@ shared_seeds() {
         need "$f"; head -c 4096 "$f" >"$out/$(basename "$f")"
       done ;;
     api_response|diff_results) ;;  # ../shared holds neither: the seeds come from the tests
+    openai_request)  # request bodies come from the tests; the target loads this tokenizer itself
+      need "$SHARED/models/stories260K/tokenizer.model" ;;
     *) echo "fuzz: no seed recipe for $target" >&2; exit 1 ;;
   esac
 }

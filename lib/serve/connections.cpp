@@ -17,7 +17,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "serve/openai.h"
+#include "openai/openai.h"
 #include "util/error.h"
 
 namespace pizza::serve {

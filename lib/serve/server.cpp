@@ -17,7 +17,7 @@
 
 #include "serve/batch.h"
 #include "serve/connections.h"
-#include "serve/openai.h"
+#include "openai/openai.h"
 #include "util/error.h"
 
 namespace pizza::serve {
@@ -132,12 +132,27 @@ class SseStream {
 
 }  // namespace
 
+ServedModel served_model(const LanguageModel& lm, const ServeOptions& opts) {
+  const auto& tok = lm.tokenizer();
+  const int64_t context = lm.config().max_position_embeddings;
+  return ServedModel{
+      .tokenizer = tok,
+      .context_length = context,
+      .vocab_size = lm.config().vocab_size,
+      .stop_ids = lm.stop_ids(),
+      .root = lm.path().string(),
+      .name = opts.served_model_name.empty() ? lm.path().filename().string() : opts.served_model_name,
+      .chat_template = opts.chat_template.value_or(default_chat_template(lm.path(), lm.config().model_type, &tok)),
+      .fingerprint = fingerprint(lm),
+      .created = static_cast<int64_t>(std::time(nullptr)),
+      .max_prompt_bytes = max_prompt_bytes(tok, context),
+  };
+}
+
 struct Server::Impl {
   Impl(const LanguageModel& lm, ServeOptions o)
       : opts(std::move(o)),
-        model{lm, opts.served_model_name.empty() ? lm.path().filename().string() : opts.served_model_name,
-              opts.chat_template.value_or(default_chat_template(lm)), fingerprint(lm),
-              static_cast<int64_t>(std::time(nullptr)), max_prompt_bytes(lm)},
+        model(served_model(lm, opts)),
         queue(lm, opts.max_batch, opts.max_queue),
         http(ConnectionLimits{opts.header_timeout, opts.body_timeout, opts.max_connections}),
         id_prefix(std::random_device{}()) {}

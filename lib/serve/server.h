@@ -11,7 +11,8 @@
 #include <string>
 
 #include "model/model.h"
-#include "serve/chat_template.h"
+#include "openai/chat_template.h"
+#include "openai/openai.h"
 
 namespace pizza::serve {
 
@@ -19,7 +20,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8000;                            // 0 = any free port (see Server::port())
   std::string served_model_name;              // default: the model directory's name
-  std::optional<ChatTemplate> chat_template;  // default: default_chat_template(lm)
+  std::optional<ChatTemplate> chat_template;  // default: the model's (default_chat_template)
   int max_batch = 8;                          // requests run together in one batch
   int max_queue = 64;                         // requests waiting beyond the running batch; more get 503
   size_t max_connections = 256;               // connections open at once; more get 503
@@ -31,6 +32,10 @@ struct ServeOptions {
   // between tokens and their clients answered 503.
   std::chrono::milliseconds shutdown_timeout{30'000};
 };
+
+// The model as requests see it (name, chat template, context, vocabulary, stop ids...), read
+// from the loaded model once; it refers to lm's tokenizer, so lm must outlive it.
+ServedModel served_model(const LanguageModel& lm, const ServeOptions& opts);
 
 class Server {
  public:

@@ -16,7 +16,7 @@
 
 #include "model/generate.h"
 #include "serve/batch.h"
-#include "serve/openai.h"
+#include "openai/openai.h"
 #include "serve_support.h"
 #include "util/error.h"
 #include "util/json_writer.h"
@@ -101,6 +101,28 @@ TEST_CASE("models endpoint lists the served model") {
   CHECK(str(j->root["data"].at(0)["object"]) == "model");
   CHECK(get(srv.port(), "/v1/models/stories260K").status == 200);
   require_error(get(srv.port(), "/v1/models/gpt-4"), 404);
+}
+
+// Requests are validated against a ServedModel (torch-free, so the parser can be fuzzed): it must
+// carry exactly what the loaded model says.
+TEST_CASE("the served model is read from the loaded model") {
+  auto lm = test::load_stories();
+  serve::ServeOptions opts;
+  auto m = serve::served_model(*lm, opts);
+  CHECK(&m.tokenizer == &lm->tokenizer());
+  CHECK(m.context_length == lm->config().max_position_embeddings);
+  CHECK(m.vocab_size == lm->config().vocab_size);
+  CHECK(m.stop_ids == lm->stop_ids());
+  CHECK(m.root == lm->path().string());
+  CHECK(m.name == kModel);
+  CHECK(m.chat_template == serve::ChatTemplate::plain);
+  CHECK(m.max_prompt_bytes == serve::max_prompt_bytes(lm->tokenizer(), lm->config().max_position_embeddings));
+  CHECK(m.max_prompt_bytes > static_cast<size_t>(m.context_length));  // stories260K has multi-byte tokens
+  opts.served_model_name = "other";
+  opts.chat_template = serve::ChatTemplate::chatml;
+  auto named = serve::served_model(*lm, opts);
+  CHECK(named.name == "other");
+  CHECK(named.chat_template == serve::ChatTemplate::chatml);
 }
 
 TEST_CASE("greedy completions equal greedy_generate") {
@@ -454,7 +476,7 @@ TEST_CASE("a prompt longer than the context could hold is refused before it is t
   auto lm = test::load_stories();
   test::RunningServer srv(*lm);
   const int port = srv.port();
-  const std::string long_text(serve::max_prompt_bytes(*lm) + 1, 'a');
+  const std::string long_text(serve::max_prompt_bytes(lm->tokenizer(), lm->config().max_position_embeddings) + 1, 'a');
   auto c = post(port, "/v1/completions", completion_body(long_text, 1));
   CHECK(require_error(c, 400) == "prompt");
   CHECK(c.body.find("context_length_exceeded") != std::string::npos);

@@ -1,8 +1,9 @@
-#include "serve/openai.h"
+#include "openai/openai.h"
 
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <optional>
@@ -236,12 +237,12 @@ std::vector<int64_t> encode(const ServedModel& model, const std::string& text, b
                             std::string_view what) {
   if (model.max_prompt_bytes > 0 && text.size() > model.max_prompt_bytes)
     throw ApiError(400,
-                   "This model's maximum context length is " + std::to_string(model.lm.config().max_position_embeddings) +
+                   "This model's maximum context length is " + std::to_string(model.context_length) +
                        " tokens. However, your " + std::string(what) + " is " + std::to_string(text.size()) +
                        " bytes, more than any text of that many tokens can be (" +
                        std::to_string(model.max_prompt_bytes) + " bytes).",
                    std::string(what), "context_length_exceeded");
-  const auto& tok = model.lm.tokenizer();
+  const auto& tok = model.tokenizer;
   EncodeOptions eo;
   eo.parse_special = parse_special;
   auto ids = tok.encode(text, eo).ids();
@@ -252,12 +253,12 @@ std::vector<int64_t> encode(const ServedModel& model, const std::string& text, b
 void parse_prompt(const Fields& f, const ServedModel& model, ApiRequest& r) {
   auto e = field(f, "prompt");
   if (!e) throw ApiError(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter");
-  const auto& tok = model.lm.tokenizer();
+  const auto& tok = model.tokenizer;
   if (e->is_string()) {
     r.prompt_text = require_string(*e, "prompt");
     r.generation.prompt = encode(model, r.prompt_text, false, "prompt");
   } else if (e->is_array()) {
-    const auto vocab = model.lm.config().vocab_size;
+    const auto vocab = model.vocab_size;
     for (auto id : e->get_array()) {
       int64_t v = 0;
       if (id.get_int64().get(v))
@@ -275,7 +276,7 @@ void parse_prompt(const Fields& f, const ServedModel& model, ApiRequest& r) {
 }
 
 void check_context(const ServedModel& model, const GenerationRequest& g, std::string_view what) {
-  const int64_t max = model.lm.config().max_position_embeddings;
+  const int64_t max = model.context_length;
   const auto plen = static_cast<int64_t>(g.prompt.size());
   if (!fits_within(plen, g.max_tokens, max))
     throw ApiError(400,
@@ -301,10 +302,10 @@ ApiRequest parse_chat(const Fields& f, const ServedModel& model) {
   auto& g = r.generation;
   check_model(f, model);
   auto rendered = render_chat(model.chat_template, parse_messages(f));
-  const auto& tok = model.lm.tokenizer();
+  const auto& tok = model.tokenizer;
   g.prompt = encode(model, rendered.text, rendered.parse_special, "messages");
   if (g.prompt.empty()) invalid_value("messages", "the conversation encodes to no tokens.");
-  g.stop_ids = model.lm.stop_ids();
+  g.stop_ids = model.stop_ids;
   if (rendered.end_of_turn)
     if (auto id = special_id(tok, *rendered.end_of_turn)) g.stop_ids.push_back(*id);
   parse_common(f, r);
@@ -313,7 +314,7 @@ ApiRequest parse_chat(const Fields& f, const ServedModel& model) {
   if (top && !r.logprobs) invalid_value("top_logprobs", "'logprobs' must be set to true when 'top_logprobs' is given.");
   g.top_logprobs = static_cast<int>(top.value_or(0));
   g.logprobs = r.logprobs;
-  const int64_t max = model.lm.config().max_position_embeddings;
+  const int64_t max = model.context_length;
   auto max_tokens = opt_int(f, "max_completion_tokens", 0, INT64_MAX);
   if (!max_tokens) max_tokens = opt_int(f, "max_tokens", 0, INT64_MAX);
   // Without a limit a reply may fill the context window (as vLLM does).
@@ -328,7 +329,7 @@ ApiRequest parse_completion(const Fields& f, const ServedModel& model) {
   auto& g = r.generation;
   check_model(f, model);
   parse_prompt(f, model, r);
-  g.stop_ids = model.lm.stop_ids();
+  g.stop_ids = model.stop_ids;
   parse_common(f, r);
   auto lp = opt_int(f, "logprobs", 0, kMaxTopLogprobs);
   r.logprobs = lp.has_value();
@@ -446,11 +447,10 @@ std::vector<int64_t> ids_of(std::span<const TokenLogprob> lps) {
 
 }  // namespace
 
-size_t max_prompt_bytes(const LanguageModel& lm) {
-  const auto& tok = lm.tokenizer();
+size_t max_prompt_bytes(const Tokenizer& tok, int64_t context_length) {
   size_t longest = 1;
   for (int32_t id = 0; id < tok.vocab_size(); ++id) longest = std::max(longest, tok.token_bytes(id).size());
-  return static_cast<size_t>(lm.config().max_position_embeddings) * longest;
+  return static_cast<size_t>(context_length) * longest;
 }
 
 std::string error_body(const ApiError& e) {
@@ -487,7 +487,7 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body, const ServedM
 
 std::string response_body(const ApiRequest& request, const GenerationResult& result, const ServedModel& model,
                           std::string_view id, int64_t created) {
-  const auto& tok = model.lm.tokenizer();
+  const auto& tok = model.tokenizer;
   const auto& g = request.generation;
   JsonWriter w;
   w.begin_object();
@@ -561,7 +561,7 @@ std::string StreamEncoder::start() {
 }
 
 std::string StreamEncoder::delta(const StreamDelta& d) {
-  const auto& tok = model_.lm.tokenizer();
+  const auto& tok = model_.tokenizer;
   const bool chat = request_.endpoint == Endpoint::chat;
   std::string out;
   if (!d.prompt_logprobs.empty() && !chat && request_.echo) {
@@ -615,7 +615,7 @@ std::string StreamEncoder::error(const ApiError& e) { return "data: " + error_bo
 std::string model_body(const ServedModel& model) {
   JsonWriter w;
   w.begin_object().field("id", model.name).field("object", "model").field("created", model.created);
-  w.field("owned_by", "pizza").field("root", model.lm.path().string()).end_object();
+  w.field("owned_by", "pizza").field("root", model.root).end_object();
   return w.take();
 }
 

@@ -2,6 +2,8 @@
 // (unknown fields, wrong types and out-of-range values are 400s naming the parameter) and
 // responses in the shapes of OpenAI's chat.completion / text_completion / model list objects,
 // with logprobs as OpenAI (chat) and vLLM (completions, including echo) report them.
+// Torch-free: what validation needs of the model is in ServedModel (serve/server.h builds one
+// from a LanguageModel), so the request parser can be fuzzed without the engine.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +11,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "model/model.h"
-#include "serve/batch.h"
-#include "serve/chat_template.h"
+#include "openai/chat_template.h"
+#include "openai/generation.h"
+#include "tokenizer/tokenizer.h"
 #include "util/json_writer.h"
 
 namespace pizza::serve {
@@ -30,11 +33,15 @@ class ApiError : public std::runtime_error {
 // {"error": {"message", "type", "param", "code"}}
 std::string error_body(const ApiError& e);
 
-// The model as the server presents it.
+// The model as the server presents it, and what requests are validated against.
 struct ServedModel {
-  const LanguageModel& lm;
+  const Tokenizer& tokenizer;  // must outlive this
+  int64_t context_length = 0;  // max_position_embeddings: prompt plus completion tokens
+  int64_t vocab_size = 0;      // token ids of a prompt must lie in [0, vocab_size)
+  std::vector<int64_t> stop_ids;  // tokens that end every generation (the model's EOS ids)
+  std::string root;         // the checkpoint's path, /v1/models' "root"
   std::string name;         // what clients pass as "model"
-  ChatTemplate chat_template;
+  ChatTemplate chat_template = ChatTemplate::plain;
   std::string fingerprint;  // system_fingerprint
   int64_t created = 0;      // unix time the server loaded it
   // The most bytes a prompt can have and still fit the context (context x the longest token's
@@ -44,7 +51,7 @@ struct ServedModel {
 
 // Context length x the longest token's bytes: no text longer than this encodes to a prompt that
 // fits (every token covers at most that many bytes of valid UTF-8 text).
-size_t max_prompt_bytes(const LanguageModel& lm);
+size_t max_prompt_bytes(const Tokenizer& tok, int64_t context_length);
 
 enum class Endpoint { chat, completions };
 

@@ -3,12 +3,13 @@
 // families, and rendering them in C++ keeps the server dependency-free).
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace pizza::serve {
 
@@ -28,7 +29,10 @@ std::string_view chat_template_name(ChatTemplate t);
 // [INST] with <<SYS>> -> llama2, else [INST] -> mistral). Without one, the family decides:
 // qwen2* -> chatml, gemma* -> gemma, mistral/mixtral -> mistral, llama with a Llama-3 tokenizer
 // -> llama3; any other model (a base model such as stories260K) -> plain.
-ChatTemplate default_chat_template(const LanguageModel& lm);
+// model_path: the checkpoint (a directory, or a file without tokenizer_config.json);
+// model_type: config.json's; tokenizer: the model's, when it has one.
+ChatTemplate default_chat_template(const std::filesystem::path& model_path, std::string_view model_type,
+                                   const Tokenizer* tokenizer);
 
 struct RenderedChat {
   std::string text;            // the prompt, ending with the assistant turn's opening

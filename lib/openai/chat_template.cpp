@@ -1,4 +1,4 @@
-#include "serve/chat_template.h"
+#include "openai/chat_template.h"
 
 #include <simdjson.h>
 
@@ -134,20 +134,20 @@ std::string_view chat_template_name(ChatTemplate t) {
   return "plain";
 }
 
-ChatTemplate default_chat_template(const LanguageModel& lm) {
+ChatTemplate default_chat_template(const std::filesystem::path& model_path, std::string_view type,
+                                   const Tokenizer* tokenizer) {
   std::error_code ec;
-  if (std::filesystem::is_directory(lm.path(), ec)) {
-    auto text = configured_template_text(lm.path());
+  if (std::filesystem::is_directory(model_path, ec)) {
+    auto text = configured_template_text(model_path);
     if (contains(text, "<|im_start|>")) return ChatTemplate::chatml;
     if (contains(text, "<|start_header_id|>")) return ChatTemplate::llama3;
     if (contains(text, "<start_of_turn>")) return ChatTemplate::gemma;
     if (contains(text, "[INST]")) return contains(text, "<<SYS>>") ? ChatTemplate::llama2 : ChatTemplate::mistral;
   }
-  const auto& type = lm.config().model_type;
   if (starts_with_any(type, {"qwen2"})) return ChatTemplate::chatml;
   if (starts_with_any(type, {"gemma"})) return ChatTemplate::gemma;
   if (starts_with_any(type, {"mistral", "mixtral"})) return ChatTemplate::mistral;
-  if (type == "llama" && lm.has_tokenizer() && has_special_token(lm.tokenizer(), "<|start_header_id|>"))
+  if (type == "llama" && tokenizer && has_special_token(*tokenizer, "<|start_header_id|>"))
     return ChatTemplate::llama3;
   return ChatTemplate::plain;
 }
