@@ -6,28 +6,9 @@
 
 namespace pizza {
 
-namespace {
-
-std::string json_string(std::string_view s) {
-  JsonWriter w;
-  w.value(s);
-  return w.take();
-}
-
-}  // namespace
-
-std::optional<int64_t> special_token_id(const Tokenizer& tok, const std::string& marker) {
-  EncodeOptions eo;
-  eo.add_special_tokens = false;
-  eo.parse_special = true;
-  auto enc = tok.encode(marker, eo);
-  if (enc.tokens.size() == 1 && enc.tokens[0].special) return enc.tokens[0].id;
-  return std::nullopt;
-}
-
 ChatPrompt render_chat_prompt(const LanguageModel& lm, const std::string& prompt, const ChatOptions& opts) {
   ChatPrompt c;
-  c.chat_template = opts.chat_template.value_or(serve::default_chat_template(lm));
+  c.chat_template = opts.chat_template.value_or(serve::default_chat_template(lm.path(), lm.config().model_type, &lm.tokenizer()));
   c.system = opts.system;
   std::vector<serve::ChatMessage> messages;
   if (opts.system) messages.push_back({"system", *opts.system});
@@ -39,7 +20,7 @@ ChatPrompt render_chat_prompt(const LanguageModel& lm, const std::string& prompt
   c.prompt_begin = begin;
   c.parse_special = rendered.parse_special;
   if (rendered.end_of_turn)
-    if (auto id = special_token_id(lm.tokenizer(), *rendered.end_of_turn)) c.stop_ids.push_back(*id);
+    if (auto id = serve::special_token_id(lm.tokenizer(), *rendered.end_of_turn)) c.stop_ids.push_back(*id);
   return c;
 }
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "model/model.h"
-#include "serve/chat_template.h"
+#include "openai/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pizza {
@@ -46,10 +46,6 @@ ChatPrompt render_chat_prompt(const LanguageModel& lm, const std::string& prompt
 // at the prompt's start (tokens before it) or end (tokens after it), its text the bytes it
 // covers (or its piece, for a special token).
 Encoding encode_chat_prompt(const Tokenizer& tok, const ChatPrompt& chat);
-
-// The token id of a template marker such as "<|im_end|>" when the tokenizer has it as one
-// special token.
-std::optional<int64_t> special_token_id(const Tokenizer& tok, const std::string& marker);
 
 // The parameters a --chat result records: chat, chat_template, system (none without --chat).
 std::vector<std::pair<std::string, std::string>> chat_parameters(const ChatPrompt* chat);

@@ -215,4 +215,13 @@ RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& message
   return out;
 }
 
+std::optional<int64_t> special_token_id(const Tokenizer& tok, const std::string& marker) {
+  EncodeOptions eo;
+  eo.add_special_tokens = false;
+  eo.parse_special = true;
+  auto enc = tok.encode(marker, eo);
+  if (enc.tokens.size() == 1 && enc.tokens[0].special) return enc.tokens[0].id;
+  return std::nullopt;
+}
+
 }  // namespace pizza::serve

@@ -50,4 +50,8 @@ struct RenderedChat {
 // encoding with add_special_tokens adds it where the tokenizer is configured to.
 RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages);
 
+// The token id of a template marker such as "<|im_end|>" when the tokenizer has it as one
+// special token (what ends generation at the end of the assistant's turn).
+std::optional<int64_t> special_token_id(const Tokenizer& tok, const std::string& marker);
+
 }  // namespace pizza::serve

@@ -286,16 +286,6 @@ void check_context(const ServedModel& model, const GenerationRequest& g, std::st
                    std::string(what), "context_length_exceeded");
 }
 
-// The template's end-of-turn marker as one token id, when the tokenizer has it as a special token.
-std::optional<int64_t> special_id(const Tokenizer& tok, const std::string& marker) {
-  EncodeOptions eo;
-  eo.add_special_tokens = false;
-  eo.parse_special = true;
-  auto enc = tok.encode(marker, eo);
-  if (enc.tokens.size() == 1 && enc.tokens[0].special) return enc.tokens[0].id;
-  return std::nullopt;
-}
-
 ApiRequest parse_chat(const Fields& f, const ServedModel& model) {
   ApiRequest r;
   r.endpoint = Endpoint::chat;
@@ -307,7 +297,7 @@ ApiRequest parse_chat(const Fields& f, const ServedModel& model) {
   if (g.prompt.empty()) invalid_value("messages", "the conversation encodes to no tokens.");
   g.stop_ids = model.stop_ids;
   if (rendered.end_of_turn)
-    if (auto id = special_id(tok, *rendered.end_of_turn)) g.stop_ids.push_back(*id);
+    if (auto id = special_token_id(tok, *rendered.end_of_turn)) g.stop_ids.push_back(*id);
   parse_common(f, r);
   r.logprobs = opt_bool(f, "logprobs").value_or(false);
   auto top = opt_int(f, "top_logprobs", 0, kMaxTopLogprobs);

@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "serve/chat_template.h"
+#include "openai/chat_template.h"
 
 using namespace pizza::serve;
 
