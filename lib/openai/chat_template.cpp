@@ -154,27 +154,24 @@ ChatTemplate default_chat_template(const std::filesystem::path& model_path, std:
 
 RenderedChat render_chat(ChatTemplate t, const std::vector<ChatMessage>& messages) {
   RenderedChat out;
+  // One turn: its opening, the content (recording where it lands), its closing.
+  const auto turn = [&out](const std::string& open, const std::string& content, const char* close) {
+    out.text += open;
+    out.content_spans.emplace_back(out.text.size(), out.text.size() + content.size());
+    out.text += content + close;
+  };
   switch (t) {
     case ChatTemplate::llama2:
     case ChatTemplate::mistral:
       return render_inst(messages, t == ChatTemplate::llama2);
     case ChatTemplate::llama3:
-      for (const auto& m : messages) {
-        out.text += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
-        const std::string content = trim(m.content);
-        out.content_spans.emplace_back(out.text.size(), out.text.size() + content.size());
-        out.text += content + "<|eot_id|>";
-      }
+      for (const auto& m : messages) turn("<|start_header_id|>" + m.role + "<|end_header_id|>\n\n", trim(m.content), "<|eot_id|>");
       out.text += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       out.parse_special = true;
       out.end_of_turn = "<|eot_id|>";
       return out;
     case ChatTemplate::chatml:
-      for (const auto& m : messages) {
-        out.text += "<|im_start|>" + m.role + "\n";
-        out.content_spans.emplace_back(out.text.size(), out.text.size() + m.content.size());
-        out.text += m.content + "<|im_end|>\n";
-      }
+      for (const auto& m : messages) turn("<|im_start|>" + m.role + "\n", m.content, "<|im_end|>\n");
       out.text += "<|im_start|>assistant\n";
       out.parse_special = true;
       out.end_of_turn = "<|im_end|>";

@@ -38,15 +38,7 @@ class HostileServer {
       std::string body = rewrite ? rewrite(n, auth, "fake-model") : "";
       if (body.empty()) {
         const std::string text = "echo:" + std::string(prompt);
-        pizza::JsonWriter w;
-        w.begin_object().field("model", "m-" + auth).field("system_fingerprint", auth);
-        w.key("choices").begin_array().begin_object().field("index", 0).field("finish_reason", "length");
-        w.key("message").begin_object().field("role", "assistant").field("content", text).end_object();
-        w.key("logprobs").begin_object().key("content").begin_array().begin_object().field("token", text);
-        w.field("logprob", -0.5).key("top_logprobs").begin_array().begin_object().field("token", text);
-        w.field("logprob", -0.5).end_object().end_array().end_object().end_array().end_object();
-        w.end_object().end_array().end_object();
-        body = w.take();
+        body = pizza::test::echo_chat_completion(text, "m-" + auth, std::string_view(auth));
       }
       res.set_content(body, "application/json");
     });

@@ -164,15 +164,7 @@ TEST_CASE("cli: api --endpoint chat --system sends the system message before eve
     simdjson::dom::parser parser;
     simdjson::dom::array messages = parser.parse(req.body)["messages"].get_array();
     const std::string text = "echo:" + std::string(std::string_view(messages.at(messages.size() - 1)["content"]));
-    pizza::JsonWriter w;
-    w.begin_object().field("model", "fake-model");
-    w.key("choices").begin_array().begin_object().field("index", 0).field("finish_reason", "length");
-    w.key("message").begin_object().field("role", "assistant").field("content", text).end_object();
-    w.key("logprobs").begin_object().key("content").begin_array().begin_object().field("token", text);
-    w.field("logprob", -0.5).key("top_logprobs").begin_array().begin_object().field("token", text);
-    w.field("logprob", -0.5).end_object().end_array().end_object().end_array().end_object();
-    w.end_object().end_array().end_object();
-    res.set_content(w.take(), "application/json");
+    res.set_content(pizza::test::echo_chat_completion(text, "fake-model"), "application/json");
   });
   http.start();
   const std::vector<std::string> base{"api", "--base-url", http.origin() + "/v1", "--model", "fake-model", "--prompt", kPrompt,

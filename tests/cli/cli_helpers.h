@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "support/paths.h"
+#include "util/json_writer.h"
 
 namespace pizza::test {
 
@@ -56,6 +58,23 @@ inline void check_usage_error(const CliResult& r, const std::string& fragment) {
   CHECK(r.out.empty());
   CHECK(r.err.rfind("pizza: error: ", 0) == 0);
   CHECK(r.err.find(fragment) != std::string::npos);
+}
+
+// A chat completion as an OpenAI-compatible server answers it with logprobs: one choice whose
+// message and single token are `text` (log-probability -0.5, its own only alternative).
+// `fingerprint`: a system_fingerprint field when given.
+inline std::string echo_chat_completion(std::string_view text, std::string_view model,
+                                        std::optional<std::string_view> fingerprint = std::nullopt) {
+  JsonWriter w;
+  w.begin_object().field("model", model);
+  if (fingerprint) w.field("system_fingerprint", *fingerprint);
+  w.key("choices").begin_array().begin_object().field("index", 0).field("finish_reason", "length");
+  w.key("message").begin_object().field("role", "assistant").field("content", text).end_object();
+  w.key("logprobs").begin_object().key("content").begin_array().begin_object().field("token", text);
+  w.field("logprob", -0.5).key("top_logprobs").begin_array().begin_object().field("token", text);
+  w.field("logprob", -0.5).end_object().end_array().end_object().end_array().end_object();
+  w.end_object().end_array().end_object();
+  return w.take();
 }
 
 }  // namespace pizza::test

@@ -10,12 +10,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const pizza::fuzz::ScratchDir dir;
-  if (size < 4) return -1;
-  uint32_t tail = 0;
-  for (int i = 0; i < 4; ++i) tail |= uint32_t(data[size - 4 + i]) << (8 * i);
-  tail &= (1u << 26) - 1;
-  const auto file = dir.write("model.bin", pizza::fuzz::as_text(data, size - 4));
-  dir.resize("model.bin", size - 4 + tail);
+  const auto file = dir.write_with_tail("model.bin", data, size);
+  if (file.empty()) return -1;
   try {
     pizza::checkpoint::Llama2cFile f(file);
     (void)f.config();

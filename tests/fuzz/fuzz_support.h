@@ -55,6 +55,19 @@ class ScratchDir {
   }
   // Makes <dir>/<name> exactly `size` bytes long (a sparse tail of zeros when it grows).
   void resize(const std::string& name, uint64_t size) const { std::filesystem::resize_file(path_ / name, size); }
+  // A weights file from one input: all but its last 4 bytes, then a sparse tail of zeros whose
+  // length (below 64 MiB) those 4 bytes give, so that header sizes and data ranges past the
+  // written bytes are reachable without the fuzzer writing megabytes. Returns the path; empty
+  // for inputs shorter than 4 bytes.
+  std::filesystem::path write_with_tail(const std::string& name, const uint8_t* data, size_t size) const {
+    if (size < 4) return {};
+    uint32_t tail = 0;
+    for (int i = 0; i < 4; ++i) tail |= uint32_t(data[size - 4 + i]) << (8 * i);
+    tail &= (1u << 26) - 1;
+    auto p = write(name, std::string_view(reinterpret_cast<const char*>(data), size - 4));
+    resize(name, size - 4 + tail);
+    return p;
+  }
   void remove(const std::string& name) const {
     std::error_code ec;
     std::filesystem::remove(path_ / name, ec);
