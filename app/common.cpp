@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <iterator>
+#include <limits>
 
 #include "api/config.h"
 #include "hub/hub.h"
@@ -163,8 +164,11 @@ void add_output_options(CLI::App* cmd, std::string& format, std::string& output,
 
 void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_size, std::optional<size_t>& stride,
                               std::optional<double>& static_threshold, std::optional<int>& max_depth) {
-  cmd->add_option("--init-chunk-size", init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))");
-  cmd->add_option("--stride", stride, "Hierarchical: first chunks' stride (default chunk/2)");
+  // Counts are checked as written: CLI11 would read "-1" into a size_t as 2^64 - 1.
+  const CLI::Range positive(int64_t{1}, std::numeric_limits<int64_t>::max(), "POSITIVE");
+  cmd->add_option("--init-chunk-size", init_chunk_size, "Hierarchical: first chunk size in units (default max(2, units/2))")
+      ->check(positive);
+  cmd->add_option("--stride", stride, "Hierarchical: first chunks' stride (default chunk/2)")->check(positive);
   // Finite: it is compared with scores and recorded among the result's JSON parameters.
   const CLI::Validator finite(
       [](std::string& s) {
@@ -174,7 +178,8 @@ void add_hierarchical_options(CLI::App* cmd, std::optional<size_t>& init_chunk_s
       "NUMBER");
   cmd->add_option("--static-threshold", static_threshold, "Hierarchical: also split chunks scoring above this")
       ->check(finite);
-  cmd->add_option("--max-depth", max_depth, "Hierarchical: deepest split level (default: until nothing splits)");
+  cmd->add_option("--max-depth", max_depth, "Hierarchical: deepest split level (default: until nothing splits)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 report::ColorMode color_mode(const std::string& color) {

@@ -97,6 +97,17 @@ TEST_CASE("cli: local usage errors exit 2 naming the flag", "[cli][bad-input]") 
     check_usage_error(local({"-p", "Once", "-n", "2", "--method", "hierarchical", "--static-threshold", "nan"}),
                       "--static-threshold");
   }
+  // Negative counts once wrapped to 2^64 - 1 in a size_t and ran.
+  SECTION("--stride -1") {
+    check_usage_error(local({"-p", "Once", "-n", "2", "--method", "hierarchical", "--stride", "-1"}), "--stride");
+  }
+  SECTION("--init-chunk-size -2") {
+    check_usage_error(local({"-p", "Once", "-n", "2", "--method", "hierarchical", "--init-chunk-size", "-2"}),
+                      "--init-chunk-size");
+  }
+  SECTION("--max-depth -1") {
+    check_usage_error(local({"-p", "Once", "-n", "2", "--method", "hierarchical", "--max-depth", "-1"}), "--max-depth");
+  }
 }
 
 TEST_CASE("cli: local input errors exit 1 with one clear line", "[cli][bad-input]") {
