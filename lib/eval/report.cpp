@@ -256,7 +256,7 @@ std::string csv_number(double v) { return format_number(v); }
 
 std::string render_csv(const EvalReport& r) {
   const auto cols = columns(r.options);
-  std::string out = "prompt,method,metric,k,fraction,value\r\n";
+  std::string out = "prompt,method,metric,k,fraction,value\n";
   auto line = [&out](const std::string& id, const std::string& method, std::string_view metric, const std::string& k,
                      const std::string& frac, double v) {
     append_field(out, id);
@@ -264,7 +264,7 @@ std::string render_csv(const EvalReport& r) {
     append_field(out, method);
     out += ',';
     out += metric;
-    out += ',' + k + ',' + frac + ',' + csv_number(v) + "\r\n";
+    out += ',' + k + ',' + frac + ',' + csv_number(v) + '\n';
   };
   for (const auto& p : r.prompts) {
     if (p.error) continue;

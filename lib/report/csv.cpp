@@ -1,4 +1,5 @@
-// Long-format CSV (RFC 4180): one record per (output, input) pair, CRLF line endings.
+// Long-format CSV (RFC 4180): one record per (output, input) pair, LF line endings (RFC 4180
+// allows them; shell pipelines such as `cut | paste | bc` break on CR).
 #include <algorithm>
 #include <cmath>
 
@@ -40,7 +41,7 @@ namespace {
 std::string csv_header(bool with_id, bool with_metric) {
   std::string out = with_id ? "id," : "";
   if (with_metric) out += "metric,";
-  return out + "output_index,output_token,output_id,input_index,input_token,input_id,score\r\n";
+  return out + "output_index,output_token,output_id,input_index,input_token,input_id,score\n";
 }
 
 }  // namespace
@@ -70,7 +71,7 @@ std::string render_csv_rows(const AttributionResult& r, const std::string* id, b
         out += row_prefix;
         out += std::to_string(i) + ',';
         append_field(out, r.inputs[i].text);
-        out += ',' + id_field(r.inputs[i]) + ',' + csv_number(m.at(o, i)) + "\r\n";
+        out += ',' + id_field(r.inputs[i]) + ',' + csv_number(m.at(o, i)) + '\n';
       }
     }
   }

@@ -119,9 +119,11 @@ TEST_CASE("eval: the table marks the best value of every column and says what fa
 TEST_CASE("eval: CSV is one value per line") {
   const std::string csv = render(sample(), pizza::report::Format::csv, false);
   const auto lines = pizza::test::lines_of(csv);
-  CHECK(lines[0] == "prompt,method,metric,k,fraction,value\r");
-  CHECK(std::find(lines.begin(), lines.end(), "a,saliency,topk,3,,1.7999999999999998\r") != lines.end());
-  CHECK(std::find(lines.begin(), lines.end(), "a,saliency,deletion_curve,,0.5,0.2\r") != lines.end());
+  // LF line ends (RFC 4180 allows them; `cut | paste | bc` pipelines break on CR).
+  CHECK(csv.find('\r') == std::string::npos);
+  CHECK(lines[0] == "prompt,method,metric,k,fraction,value");
+  CHECK(std::find(lines.begin(), lines.end(), "a,saliency,topk,3,,1.7999999999999998") != lines.end());
+  CHECK(std::find(lines.begin(), lines.end(), "a,saliency,deletion_curve,,0.5,0.2") != lines.end());
   // 2 prompts x 2 methods x (6 metric values + 3 + 3 curve points).
   CHECK(lines.size() == 1 + 2 * 2 * 12);
 }

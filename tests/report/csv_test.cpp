@@ -12,10 +12,10 @@ namespace {
 
 using Records = std::vector<std::vector<std::string>>;
 
-// A strict RFC 4180 reader: CRLF record ends, quoted fields with doubled quotes, and nothing
-// else. Anything outside the grammar (a quote inside an unquoted field, an unterminated quoted
-// field, a bare CR/LF, text after a closing quote, a missing final CRLF, records of
-// different lengths) throws.
+// A strict RFC 4180 reader with LF record ends (what pizza writes): quoted fields with doubled
+// quotes, and nothing else. Anything outside the grammar (a quote inside an unquoted field, an
+// unterminated quoted field, a CR outside quotes, text after a closing quote, a missing final
+// LF, records of different lengths) throws.
 Records parse_csv_strict(std::string_view s) {
   Records records;
   std::vector<std::string> record;
@@ -39,20 +39,21 @@ Records parse_csv_strict(std::string_view s) {
         field += s[i++];
       }
     } else {
-      while (i < n && s[i] != ',' && s[i] != '\r' && s[i] != '\n') {
+      while (i < n && s[i] != ',' && s[i] != '\n') {
+        if (s[i] == '\r') throw std::runtime_error("CR outside a quoted field");
         if (s[i] == '"') throw std::runtime_error("quote inside an unquoted field");
         field += s[i++];
       }
     }
     record.push_back(std::move(field));
-    if (i >= n) throw std::runtime_error("last record does not end with CRLF");
+    if (i >= n) throw std::runtime_error("last record does not end with LF");
     if (s[i] == ',') {
       ++i;
       if (i >= n) throw std::runtime_error("input ends after a comma");
       continue;
     }
-    if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n') {
-      i += 2;
+    if (s[i] == '\n') {
+      i += 1;
       if (!records.empty() && records.front().size() != record.size())
         throw std::runtime_error("inconsistent field count");
       records.push_back(std::move(record));
@@ -81,12 +82,12 @@ std::string expected_input_id(const pizza::InputUnit& u) {
 }  // namespace
 
 TEST_CASE("strict CSV test parser rejects malformed input", "[csv]") {
-  CHECK_THROWS(parse_csv_strict("a,b\"c\r\n"));           // bare quote in unquoted field
-  CHECK_THROWS(parse_csv_strict("a,\"bc\r\n"));           // unterminated quote
-  CHECK_THROWS(parse_csv_strict("a,b\r\nc\r\n"));         // inconsistent field count
-  CHECK_THROWS(parse_csv_strict("a,b\nc,d\n"));           // LF-only line ends
-  CHECK_THROWS(parse_csv_strict("a,\"b\"x\r\n"));         // text after closing quote
-  CHECK(parse_csv_strict("a,\"b,\"\"c\"\"\r\n\"\r\n") == Records{{"a", "b,\"c\"\r\n"}});
+  CHECK_THROWS(parse_csv_strict("a,b\"c\n"));           // bare quote in unquoted field
+  CHECK_THROWS(parse_csv_strict("a,\"bc\n"));           // unterminated quote
+  CHECK_THROWS(parse_csv_strict("a,b\nc\n"));           // inconsistent field count
+  CHECK_THROWS(parse_csv_strict("a,b\r\nc,d\r\n"));     // CRLF line ends (pizza writes LF)
+  CHECK_THROWS(parse_csv_strict("a,\"b\"x\n"));         // text after closing quote
+  CHECK(parse_csv_strict("a,\"b,\"\"c\"\"\r\n\"\n") == Records{{"a", "b,\"c\"\r\n"}});
 }
 
 TEST_CASE("CSV is long format, RFC 4180, and round-trips tokens and scores", "[csv]") {
