@@ -48,6 +48,12 @@ void add_config_option(CLI::App& app) {
   app.fallthrough();
 }
 
+void document_config_option(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands({}))
+    sub->footer("Config file:\n  --config FILE               Read options from a TOML file (this command's [" + sub->get_name() +
+                "] section; keys are the long option names)");
+}
+
 std::shared_ptr<BatchMode> BatchMode::add(CLI::App* cmd, CLI::Option* prompt, std::vector<std::string> whole_run) {
   auto mode = std::make_shared<BatchMode>(Key{}, cmd);
   mode->prompt_ = prompt;

@@ -27,6 +27,9 @@ namespace pizza::app {
 // error. Call before adding the subcommands (they inherit `fallthrough`, so --config may also
 // follow the subcommand name).
 void add_config_option(CLI::App& app);
+// Every subcommand's help names --config (an option of `pizza` that subcommands inherit, which
+// CLI11 lists only in the top-level help). Call after the subcommands are added.
+void document_config_option(CLI::App& app);
 
 class BatchJob;
 

@@ -34,6 +34,33 @@ bool light_command(int argc, char** argv) {
   return false;
 }
 
+// A clearer message than CLI11's for two mistakes it reports late or vaguely: an unknown
+// subcommand (CLI11: "A subcommand is required") and an unknown --option when a required one is
+// also missing (CLI11 names the missing one first). Empty when neither applies.
+std::string misuse(CLI::App& app, int argc, char** argv) {
+  if (argc < 2) return {};
+  const std::string first = argv[1];
+  CLI::App* sub = nullptr;
+  for (CLI::App* s : app.get_subcommands({})) {
+    if (s->check_name(first)) sub = s;
+  }
+  if (!sub) {
+    if (first.empty() || first[0] == '-') return {};
+    std::string names;
+    for (CLI::App* s : app.get_subcommands({})) names += (names.empty() ? "" : ", ") + s->get_name();
+    return "unknown subcommand '" + first + "' (expected " + names + ")";
+  }
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    if (a.rfind("--", 0) != 0) continue;
+    const std::string name = a.substr(0, a.find('='));
+    if (!sub->get_option_no_throw(name) && !app.get_option_no_throw(name))
+      return "unknown option " + name + " for pizza " + sub->get_name() + " (see pizza " + sub->get_name() + " --help)";
+  }
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +83,7 @@ int main(int argc, char** argv) {
   pizza::app::add_diff_command(app);
   pizza::app::add_render_command(app);
   pizza::app::add_doctor_command(app);
+  pizza::app::document_config_option(app);
 
   try {
     app.parse(argc, argv);
@@ -64,7 +92,8 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::cerr << "pizza: error: " << e.what() << "\n";
+    const std::string clearer = misuse(app, argc, argv);
+    std::cerr << "pizza: error: " << (clearer.empty() ? std::string(e.what()) : clearer) << "\n";
     return 2;
   } catch (const pizza::UsageError& e) {
     std::cerr << "pizza: error: " << e.what() << "\n";

@@ -138,3 +138,26 @@ TEST_CASE("cli: an --output that cannot be written fails before any work", "[cli
   auto r3 = run_cli({"local", "--model", (dir / "absent-model").string(), "--prompts", "-", "--output", out}, "x\n");
   check_input_error(r3, {out});
 }
+
+TEST_CASE("cli: an unknown subcommand or option is named first", "[cli][bad-input]") {
+  using pizza::test::check_usage_error;
+  using pizza::test::run_cli;
+  // CLI11 alone said "A subcommand is required" here.
+  check_usage_error(run_cli({"bogus"}), "unknown subcommand 'bogus' (expected generate, tokenize, local,");
+  // ... and "--model is required" here: the unknown flag is the mistake to fix first.
+  check_usage_error(run_cli({"local", "--bogus"}), "unknown option --bogus for pizza local");
+  check_usage_error(run_cli({"local", "-p", "x", "--bogus=3"}), "unknown option --bogus for pizza local");
+  check_usage_error(run_cli({"api", "-p", "x", "--skip-special-tokens"}), "unknown option --skip-special-tokens for pizza api");
+  // Known options (a negated flag, the inherited --config) leave CLI11's message.
+  check_usage_error(run_cli({"local", "-p", "x", "--no-mmap", "--config", "/dev/null"}), "--model is required");
+}
+
+TEST_CASE("cli: every subcommand's help names --config and its TOML section", "[cli]") {
+  for (const std::string sub : {"generate", "tokenize", "local", "serve", "api", "eval", "diff", "render", "doctor"}) {
+    const auto r = pizza::test::run_cli({sub, "--help"});
+    INFO(sub);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("--config FILE") != std::string::npos);
+    CHECK(r.out.find("[" + sub + "] section") != std::string::npos);
+  }
+}
