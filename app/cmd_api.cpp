@@ -35,7 +35,7 @@ struct Options {
   UnitCliOptions unit{"word", "", ""};
   StrategyCliOptions strategy;
   std::string extra_body, format, output, color = "auto";
-  int64_t max_tokens = 32;
+  int64_t max_tokens = kDefaultMaxNewTokens;
   int top_logprobs = 20;
   std::optional<int64_t> seed;
   ContextCiteCliOptions context_cite;
@@ -133,7 +133,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   if (o.system) require_utf8(*o.system, "--system");
   if (scoring == Scoring::teacher_forced && endpoint != api::Endpoint::Completions)
     throw UsageError("--scoring teacher-forced needs --endpoint completions (only legacy completions echo prompt log-probabilities)");
-  if (o.max_tokens <= 0) throw UsageError("--max-tokens must be positive, got " + std::to_string(o.max_tokens));
+  if (o.max_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(o.max_tokens));
   if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
   check_api_client_options(o.client);
   const auto unit = parse_unit_options(o.unit);
@@ -195,7 +195,7 @@ std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel&
   apply_engine_result(er, eo, r);
   r.parameters = {
       {"endpoint", json_string(o.endpoint)},
-      {"max_tokens", std::to_string(o.max_tokens)},
+      {"max_new_tokens", std::to_string(o.max_tokens)},
       {"top_logprobs", std::to_string(o.top_logprobs)},
       {"seed", o.seed ? std::to_string(*o.seed) : "null"},
       {"scoring", json_string(scoring_name(scoring))},
@@ -242,7 +242,7 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--scoring", o->scoring, "free-running or teacher-forced (completions endpoint with echo)")->capture_default_str();
   cmd->add_flag("--ignore-output-location,!--at-output-location", o->ignore_location,
                 "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
-  cmd->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->capture_default_str();
+  add_max_new_tokens_option(cmd, o->max_tokens, "Tokens to generate");
   cmd->add_option("--top-logprobs", o->top_logprobs, "Alternatives per generated token (1..20)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed sent to the server; also context-cite's ablation seed (default 0)");
   cmd->add_flag("--legacy-max-tokens", o->legacy_max_tokens, "Chat: send max_tokens instead of max_completion_tokens");

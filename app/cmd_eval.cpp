@@ -29,7 +29,7 @@ struct Options {
   ApiClientCliOptions client;  // --base-url selects the black-box mode
   std::string prompt, prompts, target_text;
   std::vector<std::string> results;
-  int64_t max_new_tokens = 16, max_batch = 16;
+  int64_t max_new_tokens = kDefaultMaxNewTokens, max_batch = 16;
   std::string methods, metrics = "deletion,insertion,abpc,topk,lds", k = "1,3,5", level = "sequence";
   size_t ablations = 64;
   double keep_prob = 0.5;
@@ -263,8 +263,7 @@ void add_eval_command(CLI::App& app) {
   auto* results = cmd->add_option("--results", o->results, "Evaluate attributions written earlier by pizza local/api (JSON or JSONL)");
   prompt->excludes(prompts)->excludes(results);
   prompts->excludes(results);
-  cmd->add_option("--max-new-tokens,-n", o->max_new_tokens, "Tokens to generate greedily (the explained output)")
-      ->capture_default_str();
+  add_max_new_tokens_option(cmd, o->max_new_tokens, "Tokens to generate greedily (the explained output)");
   cmd->add_option("--target-text", o->target_text, "Explain this continuation instead of generating (teacher forcing)");
   cmd->add_option("--methods", o->methods,
                   "Comma-separated methods (default: every gradient method, occlusion, hierarchical, context-cite, "

@@ -12,13 +12,13 @@ void add_generate_command(CLI::App& app) {
   struct Options {
     ModelOptions model;
     std::string prompt;
-    int64_t max_new_tokens = 32;
+    int64_t max_new_tokens = kDefaultMaxNewTokens;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("generate", "Greedy generation: print the continuation of a prompt");
   add_model_options(cmd, opts->model);
   cmd->add_option("--prompt,-p", opts->prompt, "Prompt text ('-' reads standard input)")->required();
-  cmd->add_option("--max-new-tokens,-n", opts->max_new_tokens, "Tokens to generate")->capture_default_str();
+  add_max_new_tokens_option(cmd, opts->max_new_tokens, "Tokens to generate");
   cmd->callback([opts] {
     if (opts->max_new_tokens <= 0)
       throw UsageError("--max-new-tokens must be positive, got " + std::to_string(opts->max_new_tokens));

@@ -24,7 +24,7 @@ struct Options {
   GradientCliOptions gradient;
   StrategyCliOptions strategy;
   std::string format, output, color = "auto";
-  int64_t max_new_tokens = 16, max_batch = 16;
+  int64_t max_new_tokens = kDefaultMaxNewTokens, max_batch = 16;
   bool skip_special = false, quiet = false;
   // Perturbation methods (occlusion, hierarchical).
   std::string embeddings, metric = "prob-diff", scoring = "teacher-forced";
@@ -133,7 +133,7 @@ void add_local_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("local", "Attribute a local model's output to its prompt (gradients or perturbation)");
   add_model_options(cmd, o->model);
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
-  cmd->add_option("--max-new-tokens,-n", o->max_new_tokens, "Tokens to generate greedily")->capture_default_str();
+  add_max_new_tokens_option(cmd, o->max_new_tokens, "Tokens to generate greedily");
   cmd->add_option("--target-text", o->target_text, "Attribute this continuation instead of generating (teacher forcing)");
   cmd->add_option("--contrast-text", o->contrast_text,
                   "Explain the output rather than this foil (one token per output token): target(output) - target(foil)");

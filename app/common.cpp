@@ -26,6 +26,14 @@ void add_model_source_options(CLI::App* cmd, ModelOptions& opts, bool model_requ
   cmd->add_flag("--no-download", opts.no_download, "Use the Hugging Face cache only; do not download missing models");
 }
 
+void add_max_new_tokens_option(CLI::App* cmd, int64_t& value, const std::string& help) {
+  // One option with both names, so that a config file's key and a command-line flag are the same
+  // option whichever spelling each uses (the command line wins). A separate hidden alias option
+  // would let a config key for one spelling override the other spelling's flag.
+  cmd->add_option("-n,--max-new-tokens,--max-tokens", value, help + " (--max-tokens: api's former spelling)")
+      ->capture_default_str();
+}
+
 void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   add_model_source_options(cmd, opts, true);
   cmd->add_option("--threads", opts.runtime.threads, "CPU threads (default: all cores this process may use)");

@@ -28,6 +28,12 @@ struct ModelOptions {
   RuntimeOptions runtime;
 };
 
+// Tokens to generate, one spelling and one default for every subcommand: --max-new-tokens / -n
+// (api's former --max-tokens stays as a second name, also as a TOML key). `help` says what the
+// tokens are for.
+inline constexpr int64_t kDefaultMaxNewTokens = 16;
+void add_max_new_tokens_option(CLI::App* cmd, int64_t& value, const std::string& help);
+
 void add_model_options(CLI::App* cmd, ModelOptions& opts);
 // Only where the model and tokenizer come from (--model, --tokenizer, --tokenizer-dir and the
 // Hugging Face options), for commands that run no model.

@@ -161,3 +161,11 @@ TEST_CASE("cli: every subcommand's help names --config and its TOML section", "[
     CHECK(r.out.find("[" + sub + "] section") != std::string::npos);
   }
 }
+
+TEST_CASE("cli: tokens to generate have one spelling and one default in every subcommand", "[cli]") {
+  for (const std::string sub : {"local", "api", "generate", "eval"}) {
+    const auto r = pizza::test::run_cli({sub, "--help"});
+    INFO(sub << ": " << r.out);
+    CHECK(r.out.find("-n,--max-new-tokens,--max-tokens INT=16") != std::string::npos);
+  }
+}
