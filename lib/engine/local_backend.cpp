@@ -26,9 +26,9 @@ std::string LocalBackend::describe() const { return "local:" + lm_.path().string
 
 std::vector<int64_t> LocalBackend::ids_of(const Prompt& p) const {
   std::vector<int64_t> ids;
-  if (p.token_ids) ids.assign(p.token_ids->begin(), p.token_ids->end());
-  else
-  {
+  if (p.token_ids) {
+    ids.assign(p.token_ids->begin(), p.token_ids->end());
+  } else {
     EncodeOptions eo;
     eo.parse_special = opts_.parse_special;
     for (auto id : lm_.tokenizer().encode(p.text, eo).ids()) ids.push_back(id);

@@ -25,13 +25,8 @@ const std::vector<int64_t> kFoils = {301, 261, 290, 355};
 
 GradientAttribution run(const Transformer& model, const std::string& method, const std::string& target,
                         const std::vector<int64_t>& foils, GradientAlgorithm algo = GradientAlgorithm::fast) {
-  GradientRequest req;
-  req.prompt = kPrompt;
-  req.outputs = kOutputs;
+  auto req = test::gradient_request(kPrompt, kOutputs, method, target);
   req.foils = foils;
-  req.method = find_gradient_method(method);
-  REQUIRE(req.method != nullptr);
-  req.target = &find_target(target);
   req.algorithm = algo;
   req.max_batch = 3;
   req.options.ig_steps = 6;

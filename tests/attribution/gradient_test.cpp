@@ -41,12 +41,7 @@ torch::Tensor matrix(simdjson::dom::element e) {
 GradientAttribution run(const Transformer& model, const std::vector<int64_t>& prompt, const std::vector<int64_t>& outputs,
                         const std::string& method, const std::string& target, GradientAlgorithm algo = GradientAlgorithm::fast,
                         int64_t max_batch = 16, MethodOptions opts = {}, int threads = 1) {
-  GradientRequest req;
-  req.prompt = prompt;
-  req.outputs = outputs;
-  req.method = find_gradient_method(method);
-  REQUIRE(req.method != nullptr);
-  req.target = &find_target(target);
+  auto req = test::gradient_request(prompt, outputs, method, target);
   req.algorithm = algo;
   req.max_batch = max_batch;
   req.threads = threads;

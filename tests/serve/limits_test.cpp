@@ -23,6 +23,17 @@ namespace {
 constexpr const char* kQuickRequest = R"({"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 4, "temperature": 0})";
 constexpr const char* kLongRequest = R"({"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 400, "temperature": 0})";
 
+// kQuickRequest on a new connection, allowing 30 s where milliseconds are expected; REQUIREs
+// that an HTTP answer came back.
+httplib::Result quick_post(int port) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(30, 0);
+  auto res = cli.Post("/v1/completions", kQuickRequest, "application/json");
+  INFO("error: " << (res ? "" : httplib::to_string(res.error())));
+  REQUIRE(res);
+  return res;
+}
+
 // An OpenAI error object with this code.
 void check_error(const std::string& body, const std::string& code) {
   INFO("body: " << body);
@@ -89,11 +100,7 @@ TEST_CASE("sixteen slow clients trickling headers cannot keep a normal client wa
   for (int i = 0; i < 20; ++i) slow.push_back(std::make_unique<TricklingHeaders>(srv.port(), 2s, 60s));
   std::this_thread::sleep_for(500ms);  // the server has accepted them all
 
-  httplib::Client cli("127.0.0.1", srv.port());
-  cli.set_read_timeout(30, 0);  // expected: milliseconds
-  auto res = cli.Post("/v1/completions", kQuickRequest, "application/json");
-  INFO("error: " << (res ? "" : httplib::to_string(res.error())));
-  REQUIRE(res);
+  auto res = quick_post(srv.port());
   CHECK(res->status == 200);
   for (auto& s : slow) s->finish();
   for (auto& s : slow) CHECK(s->connection().received().empty());  // still waiting: not freed by a deadline
@@ -170,11 +177,7 @@ TEST_CASE("connections over the connection bound get 503 with Retry-After at onc
       REQUIRE(held.back()->send("POST /v1/completions HTTP/1.1\r\n"));  // and nothing more
     }
     std::this_thread::sleep_for(500ms);  // the server has accepted them all
-    httplib::Client cli("127.0.0.1", srv.port());
-    cli.set_read_timeout(30, 0);  // expected: milliseconds
-    auto res = cli.Post("/v1/completions", kQuickRequest, "application/json");
-    INFO("error: " << (res ? "" : httplib::to_string(res.error())));
-    REQUIRE(res);
+    auto res = quick_post(srv.port());
     CHECK(res->status == 503);
     CHECK(res->get_header_value("Retry-After") == "1");
     check_error(res->body, "server_overloaded");

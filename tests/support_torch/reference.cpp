@@ -1,5 +1,7 @@
 #include "support_torch/reference.h"
 
+#include <stdexcept>
+
 namespace pizza::test {
 
 ReferenceTensors::ReferenceTensors(const std::filesystem::path& file) : ck_(checkpoint::Checkpoint::open(file)) {}
@@ -27,6 +29,17 @@ double worst_row_relative(const torch::Tensor& a, const torch::Tensor& b) {
   auto diff = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().amax(1);
   auto scale = b.to(torch::kFloat64).abs().amax(1).clamp_min(1e-300);
   return (diff / scale).max().item<double>();
+}
+
+GradientRequest gradient_request(std::vector<int64_t> prompt, std::vector<int64_t> outputs, const std::string& method,
+                                 const std::string& target) {
+  GradientRequest req;
+  req.prompt = std::move(prompt);
+  req.outputs = std::move(outputs);
+  req.method = find_gradient_method(method);
+  if (!req.method) throw std::invalid_argument("no gradient method " + method);
+  req.target = &find_target(target);
+  return req;
 }
 
 }  // namespace pizza::test

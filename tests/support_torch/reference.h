@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "attribution/gradient.h"
 #include "checkpoint/safetensors.h"
 #include "model/model.h"
 
@@ -29,5 +30,10 @@ double worst_excess(const torch::Tensor& a, const torch::Tensor& b, double atol,
 double worst_row_relative(const torch::Tensor& a, const torch::Tensor& b);
 
 Runtime cpu_runtime(const std::string& dtype = "float32");
+
+// A gradient request for `method` and `target` by name (each test's runner then sets what it
+// varies); throws std::invalid_argument for a method the registry lacks.
+GradientRequest gradient_request(std::vector<int64_t> prompt, std::vector<int64_t> outputs, const std::string& method,
+                                 const std::string& target);
 
 }  // namespace pizza::test
