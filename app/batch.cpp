@@ -4,7 +4,14 @@
 #include <cstdlib>
 #include <optional>
 #include <iostream>
+#include <iterator>
+#include <sstream>
+#include <filesystem>
 
+#include <unistd.h>
+
+#include "app/common.h"
+#include "diff/diff.h"
 #include "report/report.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -13,12 +20,42 @@ namespace pizza::app {
 
 namespace {
 
+// `key =` with nothing after it: CLI11 would read it as an empty string, which a number option
+// then takes as 0. An empty value is an error naming its section and key; an intended empty
+// string is written "".
+void reject_empty_values(const std::string& text) {
+  std::istringstream lines(text);
+  std::string line, section;
+  while (std::getline(lines, line)) {
+    const auto trim = [](std::string s) {
+      const size_t b = s.find_first_not_of(" \t\r");
+      const size_t e = s.find_last_not_of(" \t\r");
+      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '[') {
+      section = trim(line.substr(1, line.find(']') == std::string::npos ? std::string::npos : line.find(']') - 1));
+      continue;
+    }
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string value = trim(line.substr(eq + 1));
+    if (value.empty() || value[0] == '#')
+      throw CLI::ConfigError((section.empty() ? "" : "[" + section + "] ") + trim(line.substr(0, eq)) +
+                             ": empty value (write \"\" for an empty string)");
+  }
+}
+
 // TOML keys may be spelled max_new_tokens as well as max-new-tokens (CLI11 only knows the
 // latter), matching the JSONL override keys.
 class TomlConfig : public CLI::ConfigTOML {
  public:
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
-    auto items = CLI::ConfigTOML::from_config(input);
+    const std::string text((std::istreambuf_iterator<char>(input)), std::istreambuf_iterator<char>());
+    reject_empty_values(text);
+    std::istringstream in(text);
+    auto items = CLI::ConfigTOML::from_config(in);
     for (auto& item : items) std::replace(item.name.begin(), item.name.end(), '_', '-');
     return items;
   }
@@ -88,13 +125,21 @@ std::shared_ptr<BatchMode> BatchMode::add(CLI::App* cmd, CLI::Option* prompt, st
   return mode;
 }
 
-BatchJob BatchMode::prepare() const {
-  const std::string format = format_->as<std::string>();
-  if (!format.empty() && format != "json" && format != "jsonl")
-    throw UsageError("--prompts writes JSONL records; --format must be json or left out, got '" + format + "'");
+BatchJob BatchMode::read_job() const {
   BatchJob job(*this);
   job.config_.output = output_->as<std::string>();
   if (!job.config_.output.empty()) check_writable(job.config_.output);  // before the model load
+  // JSON Lines, one record per line as it is done (and resumable), unless --format or the
+  // --output extension asks for a report: then the records are rendered as one at the end.
+  const std::string format = format_->as<std::string>();
+  const std::optional<report::Format> chosen =
+      !format.empty() ? std::optional(report::parse_format(format)) : report::format_from_extension(job.config_.output);
+  if (chosen && *chosen != report::Format::json && *chosen != report::Format::jsonl) {
+    if (resume_)
+      throw UsageError("--resume needs JSON Lines output (-o FILE.jsonl); a " + std::string(report::format_name(*chosen)) +
+                       " report is written whole at the end");
+    job.report_ = chosen;
+  }
   job.config_.resume = resume_;
   if (!shard_.empty()) {
     const batch::EnvLookup env = [](std::string_view name) -> std::optional<std::string> {
@@ -108,6 +153,11 @@ BatchJob BatchMode::prepare() const {
   job.config_.progress = !quiet_->as<bool>();
   job.records_ = batch::load_prompts(prompts_);
   return job;
+}
+
+std::string BatchMode::record_location(const batch::Record& record) const {
+  return "--prompts " + (prompts_ == "-" ? std::string("(standard input)") : prompts_) + " line " + std::to_string(record.line) +
+         " (id \"" + record.id + "\"): ";
 }
 
 void BatchMode::apply(const batch::Record& record) const {
@@ -134,8 +184,14 @@ void BatchMode::apply(const batch::Record& record) const {
   // "-" would make the subcommand read its prompt from standard input.
   if (record.prompt == "-") throw InputError("the prompt \"-\" is not allowed in batch mode");
   set(prompt_, "prompt", {record.prompt});
-  if (record.target_text) set(find("target-text"), "target_text", {*record.target_text});
-  for (const auto& [key, json] : record.overrides) set(find(key), key, batch::json_to_cli_values(key, json));
+  if (record.target_text) {
+    set(find("target-text"), "target_text", {*record.target_text});
+    record_options_.insert(find("target-text"));
+  }
+  for (const auto& [key, json] : record.overrides) {
+    set(find(key), key, batch::json_to_cli_values(key, json));
+    record_options_.insert(find(key));
+  }
   // Records run quietly: the batch draws its own progress bar.
   set(quiet_, "quiet", {"true"});
 }
@@ -147,14 +203,58 @@ void BatchMode::restore_results() const {
     for (const std::string& r : it->second) it->first->add_result(r);
   }
   saved_.clear();
+  record_options_.clear();
 }
+
+namespace {
+
+// The JSON Lines a report-format batch collects before it renders them: a private file in the
+// temporary directory, removed however the run ends.
+class ScratchRecords {
+ public:
+  ScratchRecords() {
+    std::string name = (std::filesystem::temp_directory_path() / "pizza-batch-XXXXXX").string();
+    const int fd = ::mkstemp(name.data());
+    if (fd < 0) throw InputError("cannot create a temporary file in " + std::filesystem::temp_directory_path().string());
+    ::close(fd);
+    path_ = name;
+  }
+  ~ScratchRecords() {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  ScratchRecords(const ScratchRecords&) = delete;
+  ScratchRecords& operator=(const ScratchRecords&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
 
 void BatchJob::run_records(const std::function<AttributionResult(const batch::Record&)>& attribute) const {
   const report::RenderOptions plain;
-  const batch::RunSummary s = batch::run_records(records_, config_, [&](const batch::Record& record) {
+  std::optional<ScratchRecords> scratch;
+  batch::RunConfig config = config_;
+  if (report_) {
+    scratch.emplace();
+    config.output = scratch->path();
+  }
+  const batch::RunSummary s = batch::run_records(records_, config, [&](const batch::Record& record) {
     return report::render(attribute(record), report::Format::json, plain);
   });
   const std::string where = config_.output.empty() ? "standard output" : config_.output;
+  if (report_) {
+    // Read back as pizza render reads a saved batch, so both show a batch alike.
+    const diff::ResultsFile file = diff::load_results(scratch->path());
+    std::vector<report::BatchRecord> records;
+    for (const diff::Record& r : file.records) records.push_back({r.id, r.error ? nullptr : &r.result, r.error.value_or("")});
+    report::RenderOptions opt = report::detect_render_options(report::ColorMode::never);
+    opt.stdout_is_tty = false;
+    const std::string text = report::render_batch(records, *report_, opt);
+    write_output(text, config_.output);
+  }
   if (s.dropped_bytes > 0)
     std::cerr << "pizza: --resume: removed a torn last line (" << s.dropped_bytes << " bytes) from " << where << "\n";
   if (s.failed > 0)

@@ -12,13 +12,17 @@
 
 #include <functional>
 #include <memory>
+#include <set>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "batch/records.h"
 #include "batch/runner.h"
+#include "report/report.h"
 #include "result/attribution_result.h"
+#include "util/error.h"
 
 namespace pizza::app {
 
@@ -50,12 +54,41 @@ class BatchMode {
   };
   BatchMode(Key, CLI::App* cmd) : cmd_(cmd) {}
 
-  // Reads and checks the prompt file and the batch flags: call before loading the model, so
-  // that a broken file fails fast.
-  BatchJob prepare() const;
+  // Reads and checks the prompt file, the batch flags and every record: each record's values
+  // are applied onto a copy of `bound` (the options struct the subcommand's CLI options write
+  // into) and handed to `check`, which throws for a run it would refuse. Call before loading the
+  // model, so that a broken file or record fails fast, naming its line.
+  template <class Options>
+  BatchJob prepare(Options& bound, const std::type_identity_t<std::function<void(const Options&)>>& check) const;
+
+  // While a record's values are applied (inside prepare's `check` and run's `attribute`): the
+  // options the record sets itself (its prompt aside).
+  const std::set<const CLI::Option*>& record_options() const { return record_options_; }
 
  private:
   friend class BatchJob;
+  BatchJob read_job() const;
+  // Calls f with a copy of `bound` that has the record's values applied, then puts `bound` and
+  // the options' results back as they were.
+  template <class Options, class F>
+  auto with_record(Options& bound, const batch::Record& record, F&& f) const {
+    const Options base = bound;
+    // The options' callbacks write into `bound`: take the record's copy, then put it back.
+    struct Restore {
+      Options& target;
+      const Options& value;
+      const BatchMode& mode;
+      ~Restore() {
+        target = value;
+        mode.restore_results();
+      }
+    } restore{bound, base, *this};
+    apply(record);
+    const Options record_options = bound;
+    return f(record_options);
+  }
+  // "--prompts FILE line N (id "X"): " for messages about one record.
+  std::string record_location(const batch::Record& record) const;
   // Sets the record's prompt, target text and overrides through the options' callbacks (which
   // write into the bound options struct); InputError for an unknown, whole-run or bad key.
   void apply(const batch::Record& record) const;
@@ -74,6 +107,7 @@ class BatchMode {
   std::string output_path_, format_name_;
   bool quiet_flag_ = false;
   mutable std::vector<std::pair<CLI::Option*, CLI::results_t>> saved_;
+  mutable std::set<const CLI::Option*> record_options_;
 };
 
 // One prepared batch: the records and where they go.
@@ -85,22 +119,7 @@ class BatchJob {
   // "N of M records failed" when any record failed (exit status 1), after writing all others.
   template <class Options>
   void run(Options& bound, const std::type_identity_t<std::function<AttributionResult(const Options&)>>& attribute) const {
-    run_records([&](const batch::Record& record) {
-      const Options base = bound;
-      // The options' callbacks write into `bound`: take the record's copy, then put it back.
-      struct Restore {
-        Options& target;
-        const Options& value;
-        const BatchMode& mode;
-        ~Restore() {
-          target = value;
-          mode.restore_results();
-        }
-      } restore{bound, base, mode_};
-      mode_.apply(record);
-      const Options record_options = bound;
-      return attribute(record_options);
-    });
+    run_records([&](const batch::Record& record) { return mode_.with_record(bound, record, attribute); });
   }
 
  private:
@@ -111,6 +130,23 @@ class BatchJob {
   const BatchMode& mode_;
   std::vector<batch::Record> records_;
   batch::RunConfig config_;
+  // A report format (csv, html, table) for the whole batch; nullopt: JSON Lines as records finish.
+  std::optional<report::Format> report_;
 };
+
+template <class Options>
+BatchJob BatchMode::prepare(Options& bound, const std::type_identity_t<std::function<void(const Options&)>>& check) const {
+  BatchJob job = read_job();
+  for (const batch::Record& record : job.records_) {
+    try {
+      with_record(bound, record, check);
+    } catch (const UsageError& e) {
+      throw UsageError(record_location(record) + e.what());
+    } catch (const InputError& e) {
+      throw InputError(record_location(record) + e.what());
+    }
+  }
+  return job;
+}
 
 }  // namespace pizza::app

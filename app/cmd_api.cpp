@@ -1,4 +1,5 @@
 // `pizza api`: black-box perturbation attribution over an OpenAI-compatible server.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/option_scope.h"
 #include "engine/local_perturbation.h"
 #include "perturbation/engine.h"
 #include "report/report.h"
@@ -36,7 +38,7 @@ struct Options {
   StrategyCliOptions strategy;
   std::string extra_body, format, output, color = "auto";
   int64_t max_tokens = kDefaultMaxNewTokens;
-  int top_logprobs = 20;
+  int top_logprobs = kDefaultTopLogprobs;
   std::optional<int64_t> seed;
   ContextCiteCliOptions context_cite;
   bool dry_run = false, legacy_max_tokens = false, quiet = false, ignore_location = true;
@@ -105,39 +107,77 @@ void print_dry_run(api::ApiClient& client, const api::HttpBackendOptions& bo, co
             << e.completion_tokens << " completion tokens\n";
 }
 
-// One attribution; nullopt for --dry-run (which prints its estimate instead).
-std::optional<AttributionResult> attribute_api(const Options& o, EmbeddingModel& embedding_model) {
-  // Validate everything before the first request.
-  const auto prompt = read_prompt(o.prompt);
+RunShape run_shape(const Options& o) {
+  RunShape r;
+  r.method = o.method;
+  r.scoring = o.scoring;
+  const std::vector<Metric> metrics = parse_metrics(o.metric);
+  r.prob_diff = std::find(metrics.begin(), metrics.end(), Metric::prob_diff) != metrics.end();
+  r.cosine = std::find(metrics.begin(), metrics.end(), Metric::cosine) != metrics.end();
+  r.strategy = strategy_name(parse_strategy(o.strategy.strategy));
+  r.custom_units = !o.unit.spans.empty() || !o.unit.regex.empty();
+  r.endpoint = o.endpoint;
+  return r;
+}
+
+// The run the options describe, checked before any request or model load.
+struct ApiPlan {
+  std::string prompt;
   EngineOptions eo;
+  Scoring scoring = Scoring::free_running;
+  StrategySpec strategy;
+  api::Endpoint endpoint = api::Endpoint::Chat;
+  UnitSpec unit;
+};
+
+ApiPlan plan_api(const GivenOptions& given, const Options& o) {
+  ApiPlan p;
+  p.prompt = require_prompt(read_prompt(o.prompt));
+  EngineOptions& eo = p.eo;
   eo.algorithm = parse_algorithm(o.method);
-  const Scoring scoring = parse_scoring(o.scoring);
-  eo.scoring = scoring;
+  p.scoring = parse_scoring(o.scoring);
+  eo.scoring = p.scoring;
   eo.metrics = parse_metrics(o.metric);
   eo.ignore_output_location = o.ignore_location;
   eo.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
   eo.context_cite = context_cite_options(o.context_cite, o.seed.value_or(0));
-  const StrategySpec strategy = strategy_spec(o.strategy);
-  if (strategy.kind == Strategy::nth_nearest && o.embeddings.empty())
-    throw UsageError("--perturbation nth-nearest needs --embeddings MODEL (a local checkpoint whose embedding table ranks the replacements)");
+  p.strategy = strategy_spec(o.strategy);
+  if (o.endpoint != "chat" && o.endpoint != "completions")
+    throw UsageError("--endpoint: unknown value '" + o.endpoint + "' (expected chat or completions)");
+  check_scopes(given, api_scopes(), run_shape(o));
+  if (p.strategy.kind == Strategy::nth_nearest && o.embeddings.empty())
+    throw UsageError("--strategy nth-nearest needs --embeddings MODEL (a local checkpoint whose embedding table ranks the replacements)");
   for (auto m : eo.metrics)
     if (m == Metric::cosine && o.embeddings.empty())
       throw UsageError("--metric cosine needs --embeddings MODEL (a local checkpoint whose embedding table compares the outputs)");
   // Before the --embeddings model is loaded (the engine checks again for every backend).
-  if (scoring == Scoring::teacher_forced) require_teacher_forceable(eo.metrics);
-  if (o.endpoint != "chat" && o.endpoint != "completions")
-    throw UsageError("--endpoint: unknown value '" + o.endpoint + "' (expected chat or completions)");
-  const auto endpoint = o.endpoint == "chat" ? api::Endpoint::Chat : api::Endpoint::Completions;
-  if (o.system && endpoint != api::Endpoint::Chat)
+  if (p.scoring == Scoring::teacher_forced) require_teacher_forceable(eo.metrics);
+  p.endpoint = o.endpoint == "chat" ? api::Endpoint::Chat : api::Endpoint::Completions;
+  if (o.system && p.endpoint != api::Endpoint::Chat)
     throw UsageError("--system needs --endpoint chat (completions send the prompt alone, with no messages)");
   if (o.system) require_utf8(*o.system, "--system");
-  if (scoring == Scoring::teacher_forced && endpoint != api::Endpoint::Completions)
+  if (p.scoring == Scoring::teacher_forced && p.endpoint != api::Endpoint::Completions)
     throw UsageError("--scoring teacher-forced needs --endpoint completions (only legacy completions echo prompt log-probabilities)");
   if (o.max_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(o.max_tokens));
-  if (o.top_logprobs < 1 || o.top_logprobs > 20) throw UsageError("--top-logprobs must be 1..20, got " + std::to_string(o.top_logprobs));
+  if (o.top_logprobs > kMaxApiTopLogprobs)
+    throw UsageError("--top-logprobs must be 1.." + std::to_string(kMaxApiTopLogprobs) + " for a server (OpenAI's limit), got " +
+                     std::to_string(o.top_logprobs));
   check_api_client_options(o.client);
-  const auto unit = parse_unit_options(o.unit);
+  p.unit = parse_unit_options(o.unit);
   output_format(o.format, o.output);  // an unknown --format fails before any request
+  return p;
+}
+
+// One attribution; nullopt for --dry-run (which prints its estimate instead).
+std::optional<AttributionResult> attribute_api(const GivenOptions& given, const Options& o, EmbeddingModel& embedding_model) {
+  // Validate everything before the first request.
+  ApiPlan plan = plan_api(given, o);
+  const std::string& prompt = plan.prompt;
+  EngineOptions& eo = plan.eo;
+  const Scoring scoring = plan.scoring;
+  const StrategySpec& strategy = plan.strategy;
+  const api::Endpoint endpoint = plan.endpoint;
+  const UnitSpec& unit = plan.unit;
 
   ModelOptions tokenizer_source;  // no --model: the served model is remote
   tokenizer_source.tokenizer = o.tokenizer;
@@ -230,7 +270,7 @@ void add_api_command(CLI::App& app) {
   cmd->add_option("--endpoint", o->endpoint, "chat or completions")->capture_default_str();
   cmd->add_option("--system", o->system, "Chat: a system message sent before the prompt's user message (never perturbed)");
   cmd->add_option("--method", o->method, "occlusion, hierarchical or context-cite")->capture_default_str();
-  add_strategy_options(cmd, o->strategy, "--perturbation");
+  add_strategy_options(cmd, o->strategy);
   cmd->add_option("--embeddings", o->embeddings,
                   "Local model (directory or hub repo id) whose embedding table serves nth-nearest and cosine");
   cmd->add_option("--metric", o->metric,
@@ -243,7 +283,7 @@ void add_api_command(CLI::App& app) {
   cmd->add_flag("--ignore-output-location,!--at-output-location", o->ignore_location,
                 "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
   add_max_new_tokens_option(cmd, o->max_tokens, "Tokens to generate");
-  cmd->add_option("--top-logprobs", o->top_logprobs, "Alternatives per generated token (1..20)")->capture_default_str();
+  add_top_logprobs_option(cmd, o->top_logprobs, "Alternatives per generated token (1.." + std::to_string(kMaxApiTopLogprobs) + ")");
   cmd->add_option("--seed", o->seed, "Sampling seed sent to the server; also context-cite's ablation seed (default 0)");
   cmd->add_flag("--legacy-max-tokens", o->legacy_max_tokens, "Chat: send max_tokens instead of max_completion_tokens");
   cmd->add_flag("--dry-run", o->dry_run, "Print how many requests would be sent (and their token estimate); send none");
@@ -253,14 +293,16 @@ void add_api_command(CLI::App& app) {
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
   auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
   auto embedding_model = std::make_shared<EmbeddingModel>();
-  cmd->callback([o, batch, embedding_model] {
+  cmd->callback([o, batch, embedding_model, cmd] {
     if (batch->active()) {
       if (o->dry_run) throw UsageError("--dry-run works on one --prompt, not with --prompts");
-      const BatchJob job = batch->prepare();
-      job.run(*o, [&](const Options& r) { return *attribute_api(r, *embedding_model); });
+      check_scopes({*cmd}, api_scopes(), run_shape(*o));
+      const GivenOptions record{*cmd, &batch->record_options()};
+      const BatchJob job = batch->prepare(*o, [&](const Options& r) { plan_api(record, r); });
+      job.run(*o, [&](const Options& r) { return *attribute_api(record, r, *embedding_model); });
       return;
     }
-    if (auto result = attribute_api(*o, *embedding_model)) write_result(*result, output_format(o->format, o->output), o->output, o->color);
+    if (auto result = attribute_api({*cmd}, *o, *embedding_model)) write_result(*result, output_format(o->format, o->output), o->output, o->color);
   });
 }
 

@@ -6,8 +6,10 @@
 #include <string>
 
 #include "app/commands.h"
+#include "app/common.h"
 #include "diff/diff.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pizza::app {
 
@@ -20,7 +22,7 @@ void add_diff_command(CLI::App& app) {
     std::optional<double> min_spearman;
     int top_k = 3;
     int max_findings = 20;
-    std::string format = "text";
+    std::string format, output;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -41,10 +43,12 @@ void add_diff_command(CLI::App& app) {
   cmd->add_flag("--allow-failed", opts->compare.allow_failed, "A record that failed in both runs is not a difference");
   cmd->add_option("--max-findings", opts->max_findings, "Findings listed per record (0: all)")
       ->capture_default_str();
-  cmd->add_option("--format", opts->format, "Report format")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
+  add_format_output_options(cmd, opts->format, opts->output, "Report format: text or json (default: from the --output file's extension, else text)");
   cmd->callback([opts] {
+    const std::string format = opts->format.empty() ? text_format(opts->output, {"text", "json"}) : opts->format;
+    if (format != "text" && format != "json")
+      throw UsageError("--format: unknown value '" + format + "' for pizza diff (expected text or json)");
+    if (!opts->output.empty()) check_writable(opts->output);
     if (opts->top_k < 0) throw UsageError("--top-k must be >= 0, got " + std::to_string(opts->top_k));
     if (opts->max_findings < 0)
       throw UsageError("--max-findings must be >= 0, got " + std::to_string(opts->max_findings));
@@ -65,8 +69,7 @@ void add_diff_command(CLI::App& app) {
       throw UsageError(e.what());
     }
     const diff::Report report = diff::compare(base, fresh, opts->compare);
-    std::cout << (opts->format == "json" ? diff::render_json(report) : diff::render_text(report));
-    std::cout.flush();
+    write_output(format == "json" ? diff::render_json(report) : diff::render_text(report), opts->output);
     if (!report.same())
       throw InputError("results differ from the baseline (" + std::to_string(report.differences()) +
                        " differences in " + std::to_string(report.records.size()) + " records)");

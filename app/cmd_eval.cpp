@@ -238,17 +238,9 @@ void run(const Options& o) {
   bar.finish();
   report.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
 
-  const auto mode = o.color == "always" ? report::ColorMode::always
-                    : o.color == "never" ? report::ColorMode::never
-                                         : report::ColorMode::auto_;
-  auto ropt = report::detect_render_options(mode);
+  auto ropt = report::detect_render_options(color_mode(o.color));
   if (!o.output.empty()) ropt.stdout_is_tty = false;
-  const std::string text = eval::render(report, format, report::use_color(ropt));
-  if (o.output.empty()) {
-    std::cout << text << std::flush;
-  } else {
-    write_file_atomic(o.output, text);
-  }
+  write_output(eval::render(report, format, report::use_color(ropt)), o.output);
   if (failed) throw InputError(std::to_string(failed) + " of " + std::to_string(n) + " prompts failed (their errors are in the output)");
 }
 

@@ -5,6 +5,7 @@
 #include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/option_scope.h"
 #include "engine/local.h"
 #include "engine/local_perturbation.h"
 #include "report/report.h"
@@ -28,7 +29,7 @@ struct Options {
   bool skip_special = false, quiet = false;
   // Perturbation methods (occlusion, hierarchical).
   std::string embeddings, metric = "prob-diff", scoring = "teacher-forced";
-  int64_t top_k = 20;
+  int top_logprobs = kDefaultTopLogprobs;
   bool ignore_location = true;
   std::optional<size_t> init_chunk_size, stride;
   std::optional<double> static_threshold;
@@ -64,7 +65,7 @@ using PreparedRun = std::function<AttributionResult(const LoadedModels&)>;
 // --method occlusion|hierarchical: the perturbation engine over the local model.
 PreparedRun prepare_perturbation(const Options& o) {
   LocalPerturbationRequest req;
-  req.prompt = read_prompt(o.prompt);
+  req.prompt = require_prompt(read_prompt(o.prompt));
   if (!o.target_text.empty()) req.target_text = o.target_text;
   if (!o.contrast_text.empty()) req.contrast_text = o.contrast_text;
   req.max_new_tokens = o.max_new_tokens;
@@ -77,10 +78,9 @@ PreparedRun prepare_perturbation(const Options& o) {
   req.strategy = strategy_spec(o.strategy);
   req.unit = parse_unit_options(o.unit);
   req.backend.max_batch = o.max_batch;
-  req.backend.top_k = o.top_k;
+  req.backend.top_k = o.top_logprobs;
   req.chat = chat_options(o.chat);
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
-  if (o.top_k <= 0) throw UsageError("--top-k must be positive, got " + std::to_string(o.top_k));
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
     req.embeddings = m.embeddings.get();
     ProgressBar bar("perturbing", !quiet);
@@ -91,7 +91,7 @@ PreparedRun prepare_perturbation(const Options& o) {
 
 PreparedRun prepare_gradient(const Options& o) {
   LocalRequest req;
-  req.prompt = read_prompt(o.prompt);
+  req.prompt = require_prompt(read_prompt(o.prompt));
   if (!o.target_text.empty()) req.target_text = o.target_text;
   if (!o.contrast_text.empty()) req.contrast_text = o.contrast_text;
   req.max_new_tokens = o.max_new_tokens;
@@ -114,9 +114,31 @@ PreparedRun prepare_gradient(const Options& o) {
   };
 }
 
-PreparedRun prepare(const Options& o) {
-  const bool perturbation = o.method == "occlusion" || o.method == "hierarchical" || o.method == "context-cite";
+bool is_perturbation(const std::string& method) {
+  return method == "occlusion" || method == "hierarchical" || method == "context-cite";
+}
+
+RunShape run_shape(const Options& o) {
+  RunShape r;
+  r.method = o.method;
+  r.gradient = !is_perturbation(o.method);
+  r.scoring = o.scoring;
+  for (perturbation::Metric m : perturbation::parse_metrics(o.metric)) {
+    r.prob_diff = r.prob_diff || m == perturbation::Metric::prob_diff;
+    r.cosine = r.cosine || m == perturbation::Metric::cosine;
+  }
+  r.strategy = perturbation::strategy_name(perturbation::parse_strategy(o.strategy.strategy));
+  r.target_text = !o.target_text.empty();
+  r.custom_units = !o.unit.spans.empty() || !o.unit.regex.empty();
+  return r;
+}
+
+// Checks the options (`given`: the command line's and config file's, or a batch record's)
+// before any model loads, and builds the run.
+PreparedRun prepare(const GivenOptions& given, const Options& o) {
+  const bool perturbation = is_perturbation(o.method);
   PreparedRun run = perturbation ? prepare_perturbation(o) : prepare_gradient(o);
+  check_scopes(given, local_scopes(), run_shape(o));
   return [run, path = o.model.model](const LoadedModels& m) {
     AttributionResult result = run(m);
     result.model_path = path;
@@ -146,7 +168,7 @@ void add_local_command(CLI::App& app) {
       ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
   cmd->add_option("--max-batch", o->max_batch, "Gradient methods: rows per vectorised backward pass; occlusion: prompts per forward pass")->capture_default_str();
   add_unit_options(cmd, o->unit, "Input units: token, word or sentence");
-  cmd->add_flag("--skip-special-tokens", o->skip_special, "Hide BOS and other special tokens");
+  add_skip_special_tokens_option(cmd, o->skip_special, "Hide BOS and other special tokens");
   cmd->add_option("--normalize", o->normalize, "none, row-max or row-sum")->capture_default_str();
   add_strategy_options(cmd, o->strategy);
   cmd->add_option("--embeddings", o->embeddings, "Embedding table for nth-nearest and cosine: another model (default: the model's)");
@@ -156,7 +178,7 @@ void add_local_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--ignore-output-location,!--at-output-location", o->ignore_location,
                 "Free-running prob-diff: find each output token anywhere in the perturbed output (default) or at its position");
-  cmd->add_option("--top-k", o->top_k, "Free-running: alternatives kept per generated token")->capture_default_str();
+  add_top_logprobs_option(cmd, o->top_logprobs, "Free-running: alternatives kept per generated token");
   add_hierarchical_options(cmd, o->init_chunk_size, o->stride, o->static_threshold, o->max_depth);
   add_context_cite_options(cmd, o->context_cite);
   cmd->add_option("--seed", o->seed, "context-cite: seed of the ablations")->capture_default_str();
@@ -164,15 +186,18 @@ void add_local_command(CLI::App& app) {
 
   auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
 
-  cmd->callback([o, batch] {
+  cmd->callback([o, batch, cmd] {
     if (batch->active()) {
-      const BatchJob job = batch->prepare();  // a broken prompt file fails before the model load
+      // A broken prompt file or record fails before the model load.
+      check_scopes({*cmd}, local_scopes(), run_shape(*o));
+      const auto record = [cmd, batch](const Options& r) { return prepare({*cmd, &batch->record_options()}, r); };
+      const BatchJob job = batch->prepare(*o, [&](const Options& r) { record(r); });
       const LoadedModels m = load_models(*o);
-      job.run(*o, [&m](const Options& r) { return prepare(r)(m); });
+      job.run(*o, [&](const Options& r) { return record(r)(m); });
       return;
     }
     // Validate everything before the (slow) model load.
-    const PreparedRun run = prepare(*o);
+    const PreparedRun run = prepare({*cmd}, *o);
     const auto format = output_format(o->format, o->output);
     const LoadedModels m = load_models(*o);
     write_result(run(m), format, o->output, o->color);

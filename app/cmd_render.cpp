@@ -22,8 +22,7 @@ void add_render_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("render", "Show a saved result (.json or .jsonl batch) as a table, CSV or HTML, without recomputing");
   cmd->add_option("FILE", o->file, "Result file written by --format json or by --prompts ('-' reads standard input)")->required();
-  cmd->add_option("--format,-f", o->format, "table, csv, html or json (default: from --output, else table)");
-  cmd->add_option("--output,-o", o->output, "Write to this file (atomically) instead of stdout");
+  add_format_output_options(cmd, o->format, o->output, "table, csv, html, json or jsonl (default: from --output, else table)");
   cmd->add_option("--color", o->color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
   cmd->callback([o] {
@@ -42,13 +41,7 @@ void add_render_command(CLI::App& app) {
     if (!o->output.empty()) opt.stdout_is_tty = false;  // `auto` colour is for the terminal only
     const report::Format chosen = format ? *format : report::format_from_extension(o->output).value_or(report::Format::table);
     const std::string text = report::render_batch(records, chosen, opt);
-    if (o->output.empty()) {
-      std::cout << text;
-      std::cout.flush();
-      if (!std::cout) throw InputError("cannot write the report to standard output");
-    } else {
-      write_file_atomic(o->output, text);
-    }
+    write_output(text, o->output);
   });
 }
 

@@ -5,6 +5,7 @@
 #include "app/common.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/json_writer.h"
 
 namespace pizza::app {
@@ -40,7 +41,7 @@ std::string pad(const std::string& s, size_t width) {
 void add_tokenize_command(CLI::App& app) {
   struct Options {
     ModelOptions source;
-    std::string prompt, format = "table";
+    std::string prompt, format, output;
     bool no_special = false;
   };
   auto opts = std::make_shared<Options>();
@@ -48,9 +49,10 @@ void add_tokenize_command(CLI::App& app) {
   // --model may be a hub repo id: only its tokenizer files are fetched.
   add_model_source_options(cmd, opts->source, false);
   cmd->add_option("--prompt,-p", opts->prompt, "Text ('-' reads standard input)")->required();
-  cmd->add_option("--format", opts->format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
-  cmd->add_flag("--no-special-tokens", opts->no_special, "Do not add BOS/EOS");
+  add_format_output_options(cmd, opts->format, opts->output, "table or json (default: table)");
+  add_skip_special_tokens_option(cmd, opts->no_special, "Do not add BOS/EOS");
   cmd->callback([opts] {
+    if (!opts->output.empty()) check_writable(opts->output);
     if (opts->source.model.empty() && opts->source.tokenizer.empty()) throw UsageError("tokenize needs --model or --tokenizer");
     if (!opts->source.tokenizer_dir.empty() && opts->source.tokenizer.empty())
       throw UsageError("--tokenizer-dir needs --tokenizer NAME (a tiktoken encoding such as o200k_base)");
@@ -59,7 +61,11 @@ void add_tokenize_command(CLI::App& app) {
     EncodeOptions eo;
     eo.add_special_tokens = !opts->no_special;
     auto enc = tok->encode(text, eo);
-    if (opts->format == "json") {
+    const std::string format = opts->format.empty() ? text_format(opts->output, {"table", "json"}) : opts->format;
+    if (format != "table" && format != "json")
+      throw UsageError("--format: unknown value '" + format + "' for pizza tokenize (expected table or json)");
+    std::string out;
+    if (format == "json") {
       JsonWriter w(1);
       w.begin_object().field("tokenizer", tok->describe()).field("text", text).key("tokens").begin_array();
       for (const auto& t : enc.tokens) {
@@ -68,16 +74,19 @@ void add_tokenize_command(CLI::App& app) {
         w.field("special", t.special).end_object();
       }
       w.end_array().end_object();
-      std::cout << w.str() << "\n";
-      return;
+      out = w.str() + "\n";
+    } else {
+      char line[160];
+      std::snprintf(line, sizeof line, "%6s  %8s  %-12s  %-20s  %s\n", "index", "id", "span", "piece", "text");
+      out = line;
+      for (size_t i = 0; i < enc.tokens.size(); ++i) {
+        const auto& t = enc.tokens[i];
+        const auto span = std::to_string(t.begin) + ":" + std::to_string(t.end);
+        std::snprintf(line, sizeof line, "%6zu  %8d  %-12s  ", i, t.id, span.c_str());
+        out += line + pad(visible(t.text), 20) + "  " + visible(text.substr(t.begin, t.end - t.begin)) + "\n";
+      }
     }
-    std::printf("%6s  %8s  %-12s  %-20s  %s\n", "index", "id", "span", "piece", "text");
-    for (size_t i = 0; i < enc.tokens.size(); ++i) {
-      const auto& t = enc.tokens[i];
-      auto span = std::to_string(t.begin) + ":" + std::to_string(t.end);
-      std::printf("%6zu  %8d  %-12s  %s  %s\n", i, t.id, span.c_str(), pad(visible(t.text), 20).c_str(),
-                  visible(text.substr(t.begin, t.end - t.begin)).c_str());
-    }
+    write_output(out, opts->output);
   });
 }
 

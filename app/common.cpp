@@ -1,10 +1,13 @@
 #include "app/common.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <limits>
+#include <set>
 
 #include "api/config.h"
 #include "hub/hub.h"
@@ -30,9 +33,47 @@ void add_max_new_tokens_option(CLI::App* cmd, int64_t& value, const std::string&
   // One option with both names, so that a config file's key and a command-line flag are the same
   // option whichever spelling each uses (the command line wins). A separate hidden alias option
   // would let a config key for one spelling override the other spelling's flag.
-  cmd->add_option("-n,--max-new-tokens,--max-tokens", value, help + " (--max-tokens: api's former spelling)")
+  cmd->add_option("-n,--max-new-tokens,--max-tokens", value, help)
       ->capture_default_str();
 }
+
+void add_top_logprobs_option(CLI::App* cmd, int& value, const std::string& help) {
+  cmd->add_option("--top-logprobs,--top-k", value, help)
+      ->check(CLI::Range(1, kMaxTopLogprobs))
+      ->capture_default_str();
+}
+
+void add_skip_special_tokens_option(CLI::App* cmd, bool& value, const std::string& help) {
+  cmd->add_flag("--skip-special-tokens,--no-special-tokens", value, help);
+}
+
+namespace {
+
+// Names kept so that old scripts and config files run; --help shows only the current ones.
+const std::set<std::string, std::less<>> kFormerNames = {"--max-tokens", "--top-k", "--perturbation", "--no-special-tokens"};
+
+class FormerNamesHidden : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool positional) const override {
+    const std::string all = CLI::Formatter::make_option_name(opt, positional);
+    if (positional) return all;
+    // CLI11 joins the names with ','.
+    std::string shown;
+    size_t start = 0;
+    while (start <= all.size()) {
+      size_t end = all.find(',', start);
+      if (end == std::string::npos) end = all.size();
+      const std::string name = all.substr(start, end - start);
+      if (!kFormerNames.contains(name.substr(0, name.find('{')))) shown += (shown.empty() ? "" : ",") + name;
+      start = end + 1;
+    }
+    return shown;
+  }
+};
+
+}  // namespace
+
+void hide_former_names(CLI::App& app) { app.formatter(std::make_shared<FormerNamesHidden>()); }
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   add_model_source_options(cmd, opts, true);
@@ -90,6 +131,11 @@ std::string read_prompt(const std::string& arg) {
   return text;
 }
 
+std::string require_prompt(std::string prompt) {
+  if (prompt.empty()) throw UsageError("--prompt is empty: there is nothing to attribute the output to");
+  return prompt;
+}
+
 void add_unit_options(CLI::App* cmd, UnitCliOptions& o, const std::string& unit_help) {
   cmd->add_option("--unit", o.unit, unit_help)->capture_default_str();
   cmd->add_option("--spans", o.spans, "Custom units as byte spans of the prompt: a:b,c:d");
@@ -111,8 +157,8 @@ UnitSpec parse_unit_options(const UnitCliOptions& o) {
   return spec;
 }
 
-void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o, const std::string& aliases) {
-  cmd->add_option(aliases.empty() ? "--strategy" : aliases + ",--strategy", o.strategy,
+void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o) {
+  cmd->add_option("--strategy,--perturbation", o.strategy,
                   "How a unit is removed: delete, fixed, nth-nearest, pad or mask (local: out of attention)")
       ->capture_default_str();
   cmd->add_option("--replacement", o.replacement, "Replacement text of --strategy fixed");
@@ -162,9 +208,33 @@ std::optional<report::Format> output_format(const std::string& format, const std
   return std::nullopt;
 }
 
+void add_format_output_options(CLI::App* cmd, std::string& format, std::string& output, const std::string& formats) {
+  cmd->add_option("-f,--format", format, formats);
+  cmd->add_option("-o,--output", output, "Write to this file (atomically) instead of stdout");
+}
+
+std::string text_format(const std::string& output, std::initializer_list<std::string_view> known) {
+  std::string ext = std::filesystem::path(output).extension().string();
+  if (!ext.empty()) ext.erase(0, 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (std::string_view k : known)
+    if (k == ext) return ext;
+  return std::string(*known.begin());
+}
+
+void write_output(const std::string& text, const std::string& output) {
+  if (!output.empty()) {
+    write_file_atomic(output, text);
+    return;
+  }
+  std::cout << text;
+  std::cout.flush();
+  if (!std::cout) throw InputError("cannot write to standard output");
+}
+
 void add_output_options(CLI::App* cmd, std::string& format, std::string& output, std::string& color, bool& quiet) {
-  cmd->add_option("--format,-f", format, "table, csv, json or html (default: from --output, else table)");
-  cmd->add_option("--output,-o", output, "Write to this file (atomically) instead of stdout");
+  add_format_output_options(cmd, format, output,
+                            "table, csv, json, jsonl or html (default: from the --output file's extension, else table)");
   cmd->add_option("--color", color, "auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", quiet, "No progress bar");

@@ -34,6 +34,22 @@ struct ModelOptions {
 inline constexpr int64_t kDefaultMaxNewTokens = 16;
 void add_max_new_tokens_option(CLI::App* cmd, int64_t& value, const std::string& help);
 
+// Alternatives per generated token, one spelling for every subcommand: --top-logprobs
+// (OpenAI's name; pizza local's former --top-k stays as a hidden second name). A server takes
+// at most kMaxApiTopLogprobs; a local model is bounded by kMaxTopLogprobs.
+inline constexpr int kDefaultTopLogprobs = 20;
+inline constexpr int kMaxApiTopLogprobs = 20;
+inline constexpr int kMaxTopLogprobs = 1000;
+void add_top_logprobs_option(CLI::App* cmd, int& value, const std::string& help);
+
+// --skip-special-tokens: BOS and other special tokens left out of what the command shows
+// (tokenize's former --no-special-tokens stays as a hidden second name).
+void add_skip_special_tokens_option(CLI::App* cmd, bool& value, const std::string& help);
+
+// Former option names that still work but are left out of --help (the one vocabulary is the
+// other names). Call on the root app before adding subcommands: they inherit its formatter.
+void hide_former_names(CLI::App& app);
+
 void add_model_options(CLI::App* cmd, ModelOptions& opts);
 // Only where the model and tokenizer come from (--model, --tokenizer, --tokenizer-dir and the
 // Hugging Face options), for commands that run no model.
@@ -52,6 +68,9 @@ std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts);
 
 // --prompt TEXT, or '-' for standard input (read whole, as bytes).
 std::string read_prompt(const std::string& arg);
+// The prompt of an attribution: UsageError when it is empty (no unit to attribute to, for any
+// method). Returns it.
+std::string require_prompt(std::string prompt);
 
 // --unit / --spans / --unit-regex: which input units the matrix's columns are.
 struct UnitCliOptions {
@@ -62,13 +81,13 @@ void add_unit_options(CLI::App* cmd, UnitCliOptions& o, const std::string& unit_
 // One spec (custom spans and regex override --unit); UsageError for bad values.
 UnitSpec parse_unit_options(const UnitCliOptions& o);
 
-// --strategy / --replacement / --n: how a perturbation removes a unit.
+// --strategy / --replacement / --nth: how a perturbation removes a unit.
 struct StrategyCliOptions {
   std::string strategy = "delete", replacement;
   int64_t nth = 1;
 };
-// `aliases`: extra names of --strategy (pizza api's --perturbation).
-void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o, const std::string& aliases = "");
+// (pizza api's former --perturbation stays as a hidden second name of --strategy.)
+void add_strategy_options(CLI::App* cmd, StrategyCliOptions& o);
 // UsageError for an unknown strategy or fixed without --replacement.
 perturbation::StrategySpec strategy_spec(const StrategyCliOptions& o);
 
@@ -105,6 +124,18 @@ std::optional<ChatOptions> chat_options(const ChatCliOptions& o);
 // --format, else the --output file's extension, else table. UsageError for unknown names;
 // InputError when --output cannot be written (checked here, before any work).
 std::optional<report::Format> output_format(const std::string& format, const std::string& output);
+
+// -f/--format FORMAT and -o/--output FILE, the one spelling of both in every subcommand that
+// writes something. `formats` is the help's list of names ("table or json").
+void add_format_output_options(CLI::App* cmd, std::string& format, std::string& output, const std::string& formats);
+
+// The format named by the --output file's extension (".json" -> "json") when it is one of
+// `known`, else known's first (the default).
+std::string text_format(const std::string& output, std::initializer_list<std::string_view> known);
+
+// Writes a command's whole text to stdout (output empty) or to the file atomically; InputError
+// when it cannot.
+void write_output(const std::string& text, const std::string& output);
 
 // --format, --output, --color, --quiet: how every attribution command writes its result.
 void add_output_options(CLI::App* cmd, std::string& format, std::string& output, std::string& color, bool& quiet);

@@ -1,5 +1,6 @@
 // Entry point: registers the subcommands, maps errors to exit codes
 // (0 ok, 1 runtime/input error, 2 usage error) and never lets an exception escape.
+#include <cctype>
 #include <new>
 #include <cstdio>
 #include <iostream>
@@ -11,6 +12,7 @@
 
 #include "app/batch.h"
 #include "app/commands.h"
+#include "app/common.h"
 #include "blas/blas.h"
 #include "util/error.h"
 
@@ -61,6 +63,45 @@ std::string misuse(CLI::App& app, int argc, char** argv) {
   return {};
 }
 
+// CLI11's message for a config key no option takes, "INI was not able to parse local.bogus",
+// as "[local] bogus: unknown key ...". Other messages unchanged.
+std::string config_message(const std::string& what) {
+  const std::string prefix = "INI was not able to parse ";
+  if (what.rfind(prefix, 0) != 0) return what;
+  const std::string item = what.substr(prefix.size());
+  const size_t dot = item.rfind('.');
+  if (dot == std::string::npos) return "unknown key '" + item + "' outside any [subcommand] section";
+  const std::string section = item.substr(0, dot);
+  return "[" + section + "] " + item.substr(dot + 1) + ": unknown key (not an option of pizza " + section +
+         "; see pizza " + section + " --help)";
+}
+
+// "--config FILE: " when `message` is about an option whose value came from the config file
+// (the command line does not name it), so that a bad value in a file is looked for there.
+std::string config_origin(CLI::App& app, int argc, char** argv, const std::string& message) {
+  const CLI::Option* config = app.get_config_ptr();
+  if (config == nullptr || config->count() == 0) return {};
+  const size_t at = message.find("--");
+  if (at == std::string::npos) return {};
+  size_t end = at + 2;
+  while (end < message.size() && (std::isalnum(static_cast<unsigned char>(message[end])) || message[end] == '-')) ++end;
+  const std::string name = message.substr(at, end - at);
+  const CLI::Option* opt = nullptr;
+  for (CLI::App* sub : app.get_subcommands())
+    if ((opt = sub->get_option_no_throw(name)) != nullptr) break;
+  if (opt == nullptr) return {};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    if (a.size() < 2 || a[0] != '-') continue;
+    const std::string flag = a.substr(0, a.find('='));
+    if (opt->check_name(flag)) return {};
+    // -n8 (a short name with its value attached)
+    if (flag[1] != '-' && opt->check_name(flag.substr(0, 2))) return {};
+  }
+  return "--config " + config->as<std::string>() + ": ";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,6 +115,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", [] { return pizza::blas::version_string(); });
   pizza::app::add_config_option(app);  // before the subcommands, which inherit its fallthrough
+  pizza::app::hide_former_names(app);  // and its help formatter
   pizza::app::add_generate_command(app);
   pizza::app::add_tokenize_command(app);
   pizza::app::add_local_command(app);
@@ -88,15 +130,17 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ConfigError& e) {
-    std::cerr << "pizza: error: --config " << app.get_config_ptr()->as<std::string>() << ": " << e.what() << "\n";
+    std::cerr << "pizza: error: --config " << app.get_config_ptr()->as<std::string>() << ": " << config_message(e.what())
+              << "\n";
     return 2;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     const std::string clearer = misuse(app, argc, argv);
-    std::cerr << "pizza: error: " << (clearer.empty() ? std::string(e.what()) : clearer) << "\n";
+    std::cerr << "pizza: error: "
+              << (clearer.empty() ? config_origin(app, argc, argv, e.what()) + e.what() : clearer) << "\n";
     return 2;
   } catch (const pizza::UsageError& e) {
-    std::cerr << "pizza: error: " << e.what() << "\n";
+    std::cerr << "pizza: error: " << config_origin(app, argc, argv, e.what()) << e.what() << "\n";
     return 2;
   } catch (const pizza::InputError& e) {
     std::cerr << "pizza: error: " << first_line(e.what()) << "\n";

@@ -19,7 +19,7 @@ bool starts_with_boundary_marker(std::string_view piece) {
 LocalBackend::LocalBackend(const LanguageModel& lm, std::vector<int64_t> reference, LocalBackendOptions opts)
     : lm_(lm), reference_(std::move(reference)), opts_(opts) {
   if (opts_.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(opts_.max_batch));
-  if (opts_.top_k <= 0) throw UsageError("--top-k must be positive, got " + std::to_string(opts_.top_k));
+  if (opts_.top_k <= 0) throw UsageError("--top-logprobs must be positive, got " + std::to_string(opts_.top_k));
 }
 
 std::string LocalBackend::describe() const { return "local:" + lm_.path().string(); }

@@ -528,6 +528,7 @@ std::string render(const EvalReport& r, report::Format format, bool color) {
   switch (format) {
     case report::Format::table: return render_table(r, color);
     case report::Format::json: return render_json(r, 2);
+    case report::Format::jsonl: return render_json(r, -1) + "\n";
     case report::Format::csv: return render_csv(r);
     case report::Format::html: return render_html(r);
   }

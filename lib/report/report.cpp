@@ -21,8 +21,11 @@ namespace pizza::report {
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Format>, 4> kFormats{{
-    {"table", Format::table}, {"csv", Format::csv}, {"json", Format::json}, {"html", Format::html}}};
+constexpr std::array<std::pair<std::string_view, Format>, 5> kFormats{{{"table", Format::table},
+                                                                      {"csv", Format::csv},
+                                                                      {"json", Format::json},
+                                                                      {"jsonl", Format::jsonl},
+                                                                      {"html", Format::html}}};
 
 bool env_set(const char* name) {
   const char* v = std::getenv(name);
@@ -46,7 +49,7 @@ Format parse_format(std::string_view name) {
   for (const auto& [n, f] : kFormats)
     if (n == name) return f;
   throw UsageError("unknown output format '" + std::string(name) +
-                   "' (valid: table, csv, json, html)");
+                   "' (valid: table, csv, json, jsonl, html)");
 }
 
 std::string_view format_name(Format f) {
@@ -61,6 +64,7 @@ std::optional<Format> format_from_extension(const std::filesystem::path& path) {
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (ext == ".csv") return Format::csv;
   if (ext == ".json") return Format::json;
+  if (ext == ".jsonl" || ext == ".ndjson") return Format::jsonl;
   if (ext == ".html" || ext == ".htm") return Format::html;
   if (ext == ".txt") return Format::table;
   return std::nullopt;
@@ -86,6 +90,7 @@ std::string render(const AttributionResult& result, Format format, const RenderO
   switch (format) {
     case Format::csv: return detail::render_csv(result);
     case Format::json: return detail::render_json(result, 2);
+    case Format::jsonl: return detail::render_json(result, -1) + "\n";
     case Format::html: return detail::render_html(result);
     case Format::table: break;
   }
@@ -100,7 +105,8 @@ std::string render_batch(std::span<const BatchRecord> records, Format format, co
   switch (format) {
     case Format::csv: return detail::render_csv_batch(records);
     case Format::html: return detail::render_html_page(records);
-    case Format::json: throw UsageError("a batch is already JSON (Lines); render it as table, csv or html");
+    case Format::json:
+    case Format::jsonl: throw UsageError("a batch is already JSON (Lines); render it as table, csv or html");
     case Format::table: break;
   }
   std::string out;

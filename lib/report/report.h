@@ -13,12 +13,14 @@
 
 namespace pizza::report {
 
-enum class Format { table, csv, json, html };
+// jsonl: the JSON document on one line (a one-record JSON Lines file, as --prompts writes).
+enum class Format { table, csv, json, jsonl, html };
 enum class ColorMode { auto_, always, never };
 
-// "table" | "csv" | "json" | "html"; anything else is a UsageError listing the valid names.
+// "table" | "csv" | "json" | "jsonl" | "html"; anything else is a UsageError listing the valid
+// names.
 Format parse_format(std::string_view name);
-// .csv .json .html/.htm .txt (case-insensitive); nullopt for anything else.
+// .csv .json .jsonl/.ndjson .html/.htm .txt (case-insensitive); nullopt for anything else.
 std::optional<Format> format_from_extension(const std::filesystem::path& path);
 std::string_view format_name(Format f);
 

@@ -88,10 +88,11 @@ TEST_CASE("cli: shard auto from Kubernetes and Slurm variables merges into the s
 TEST_CASE("cli: resume refuses other run parameters and retry-failed reruns the failures", "[cli][ci]") {
   TempDir dir;
   const auto out = dir / "out.jsonl";
-  spit(dir / "two.jsonl", "{\"id\":\"a\",\"prompt\":\"Lily saw\"}\n{\"id\":\"b\",\"prompt\":\"Tom liked\",\"colour\":\"red\"}\n");
+  // Record b's prompt is longer than the model's context: it fails when it runs.
+  spit(dir / "two.jsonl", "{\"id\":\"a\",\"prompt\":\"Lily saw\"}\n{\"id\":\"b\",\"prompt\":\"" + std::string(3000, 'a') + "\"}\n");
   spit(dir / "three.jsonl", "{\"id\":\"a\",\"prompt\":\"Lily saw\"}\n{\"id\":\"b\",\"prompt\":\"Tom liked\"}\n"
                             "{\"id\":\"c\",\"prompt\":\"The cat\"}\n");
-  // Record b fails (unknown key): the output holds a result and an error record.
+  // The output holds a result and an error record.
   auto r = run_cli(local_batch(dir / "two.jsonl", out, {"--norm", "l1"}));
   CHECK(r.exit_code == 1);
   check_schema(out, 2);

@@ -91,8 +91,29 @@ TEST_CASE("cli: config file errors are usage errors naming the file", "[cli][con
   check_usage_error(r, "c.toml");
   CHECK(r.err.find("max-new-tokenz") != std::string::npos);
 
+  // The message names the file, the section and the key.
+  check_usage_error(r, "--config " + cfg + ": [local] max-new-tokenz: unknown key (not an option of pizza local");
+
+  // A bad value names the file too (CLI11 alone names only the option, as if typed).
   spit(cfg, "[local]\nmax-new-tokens = \"many\"\n");
+  check_usage_error(local_json({"--config", cfg, "--model", stories_dir()}), "--config " + cfg + ": ");
   check_usage_error(local_json({"--config", cfg, "--model", stories_dir()}), "many");
+  spit(cfg, "[local]\nnorm = \"l7\"\n");
+  check_usage_error(local_json({"--config", cfg, "--model", stories_dir()}), "--config " + cfg + ": --norm");
+  // ... but not a bad value typed on the command line next to a config file.
+  spit(cfg, "[local]\nunit = \"word\"\n");
+  r = local_json({"--config", cfg, "--model", stories_dir(), "--norm", "l7"});
+  check_usage_error(r, "--norm");
+  CHECK(r.err.find("c.toml") == std::string::npos);
+
+  // An empty value is an error, not 0 or "".
+  spit(cfg, "[local]\nunit = \"word\"\nmax-new-tokens =\n");
+  check_usage_error(local_json({"--config", cfg, "--model", stories_dir()}), "[local] max-new-tokens: empty value");
+  spit(cfg, "[local]\nmax-new-tokens =   # none yet\n");
+  check_usage_error(local_json({"--config", cfg, "--model", stories_dir()}), "[local] max-new-tokens: empty value");
+  // An option that does not apply to the run is refused from the file as from the command line.
+  spit(cfg, "[local]\nmethod = \"occlusion\"\nig-steps = 8\n");
+  check_usage_error(local_json({"--config", cfg, "--model", stories_dir()}), "--ig-steps does not apply to --method occlusion");
 
   check_usage_error(local_json({"--config", (dir / "nope.toml").string(), "--model", stories_dir()}), "nope.toml");
 }

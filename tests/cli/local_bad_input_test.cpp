@@ -111,11 +111,6 @@ TEST_CASE("cli: local usage errors exit 2 naming the flag", "[cli][bad-input]") 
 }
 
 TEST_CASE("cli: local input errors exit 1 with one clear line", "[cli][bad-input]") {
-  SECTION("an empty prompt with a tokenizer that adds no BOS") {
-    ModelCopy m;
-    std::ofstream(m / "tokenizer_config.json") << R"({"add_bos_token": false})";
-    check_input_error(local({"-p", "", "-n", "2"}, m.path().string()), {"empty"});
-  }
   SECTION("a prompt longer than the model's context (512 positions)") {
     check_input_error(local({"-p", words(600), "-n", "2"}), {"512"});
   }
@@ -124,10 +119,17 @@ TEST_CASE("cli: local input errors exit 1 with one clear line", "[cli][bad-input
   }
 }
 
-TEST_CASE("cli: an empty prompt is attributed to BOS alone when the tokenizer adds one", "[cli][bad-input]") {
-  // The counterpart of the error above: with BOS there is something to condition on.
-  auto r = local({"-p", "", "-n", "2", "--format", "csv"});
-  INFO("stderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(r.out.find("<s>") != std::string::npos);
+TEST_CASE("cli: an empty prompt is a usage error for every method", "[cli][bad-input]") {
+  // Not attributed to BOS alone: perturbation methods have no unit to remove, and a gradient
+  // over BOS alone explains nothing about the prompt. One rule for all, before the model loads.
+  for (const char* method : {"saliency", "integrated-gradients", "occlusion", "hierarchical", "context-cite"}) {
+    INFO(method);
+    check_usage_error(local({"-p", "", "-n", "2", "--method", method}), "--prompt is empty");
+  }
+  // Standard input holding only echo's newline is empty too.
+  check_usage_error(run_cli({"local", "--model", stories_dir(), "-p", "-", "-n", "2"}, "\n"), "--prompt is empty");
+  // So without a BOS token, which used to fail later with another message.
+  ModelCopy m;
+  std::ofstream(m / "tokenizer_config.json") << R"({"add_bos_token": false})";
+  check_usage_error(local({"-p", "", "-n", "2"}, m.path().string()), "--prompt is empty");
 }

@@ -1,0 +1,102 @@
+#include "app/option_scope.h"
+
+#include <vector>
+
+#include "util/error.h"
+
+namespace pizza::app {
+
+namespace {
+
+std::string by_method(const RunShape& r) { return "to --method " + r.method; }
+std::string by_scoring(const RunShape& r) { return "to --scoring " + r.scoring; }
+std::string by_strategy(const RunShape& r) { return "to --strategy " + r.strategy; }
+std::string by_target_text(const RunShape&) { return "with --target-text"; }
+std::string by_custom_units(const RunShape&) { return "with --spans or --unit-regex"; }
+std::string by_endpoint(const RunShape& r) { return "to --endpoint " + r.endpoint; }
+
+bool gradient(const RunShape& r) { return r.gradient; }
+bool perturbation(const RunShape& r) { return !r.gradient; }
+bool saliency(const RunShape& r) { return r.method == "saliency"; }
+bool signed_gradient(const RunShape& r) { return r.gradient && r.method != "saliency"; }
+bool integrated_gradients(const RunShape& r) { return r.method == "integrated-gradients"; }
+bool hierarchical(const RunShape& r) { return r.method == "hierarchical"; }
+bool context_cite(const RunShape& r) { return r.method == "context-cite"; }
+bool free_running(const RunShape& r) { return !r.gradient && r.scoring == "free-running"; }
+bool located(const RunShape& r) { return free_running(r) && r.prob_diff; }
+bool fixed(const RunShape& r) { return !r.gradient && r.strategy == "fixed"; }
+bool nth_nearest(const RunShape& r) { return !r.gradient && r.strategy == "nth-nearest"; }
+bool uses_embeddings(const RunShape& r) { return !r.gradient && (r.strategy == "nth-nearest" || r.cosine); }
+bool generates(const RunShape& r) { return !r.target_text; }
+bool named_units(const RunShape& r) { return !r.custom_units; }
+bool chat_endpoint(const RunShape& r) { return r.endpoint == "chat"; }
+
+// Options of the perturbation engine, the same in pizza local and pizza api.
+const std::vector<OptionScope>& perturbation_scopes() {
+  static const std::vector<OptionScope> scopes = {
+      {"--strategy", perturbation, by_method, "perturbation methods"},
+      {"--replacement", fixed, by_strategy, "--strategy fixed"},
+      {"--nth", nth_nearest, by_strategy, "--strategy nth-nearest"},
+      {"--embeddings", uses_embeddings, by_strategy, "--strategy nth-nearest or --metric cosine"},
+      {"--metric", perturbation, by_method, "perturbation methods"},
+      {"--scoring", perturbation, by_method, "perturbation methods"},
+      {"--ignore-output-location", located, by_scoring, "free-running scoring with --metric prob-diff"},
+      {"--init-chunk-size", hierarchical, by_method, "hierarchical"},
+      {"--stride", hierarchical, by_method, "hierarchical"},
+      {"--static-threshold", hierarchical, by_method, "hierarchical"},
+      {"--max-depth", hierarchical, by_method, "hierarchical"},
+      {"--ablations", context_cite, by_method, "context-cite"},
+      {"--keep-prob", context_cite, by_method, "context-cite"},
+      {"--lasso-alpha", context_cite, by_method, "context-cite"},
+      {"--unit", named_units, by_custom_units, "runs without custom units (the spans or matches are the units)"},
+  };
+  return scopes;
+}
+
+std::vector<OptionScope> join(std::vector<OptionScope> a, const std::vector<OptionScope>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
+std::span<const OptionScope> local_scopes() {
+  static const std::vector<OptionScope> scopes = join(
+      {
+          {"--target", gradient, by_method, "gradient methods (perturbation methods score with --metric)"},
+          {"--norm", saliency, by_method, "saliency"},
+          {"--abs", signed_gradient, by_method, "signed gradient methods (saliency's norms are never negative)"},
+          {"--ig-steps", integrated_gradients, by_method, "integrated-gradients"},
+          {"--ig-baseline", integrated_gradients, by_method, "integrated-gradients"},
+          {"--aggregate", gradient, by_method, "gradient methods (perturbation removes whole units)"},
+          {"--algorithm", gradient, by_method, "gradient methods"},
+          {"--normalize", gradient, by_method, "gradient methods"},
+          {"--skip-special-tokens", gradient, by_method, "gradient methods (perturbation never removes special tokens)"},
+          {"--top-logprobs", free_running, by_scoring, "free-running scoring"},
+          {"--seed", context_cite, by_method, "context-cite (the seed of its ablations)"},
+          {"--max-new-tokens", generates, by_target_text, "generated outputs (the continuation sets the length)"},
+      },
+      perturbation_scopes());
+  return scopes;
+}
+
+std::span<const OptionScope> api_scopes() {
+  static const std::vector<OptionScope> scopes = join(
+      {
+          {"--legacy-max-tokens", chat_endpoint, by_endpoint, "--endpoint chat"},
+      },
+      perturbation_scopes());
+  return scopes;
+}
+
+void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, const RunShape& run) {
+  for (const OptionScope& s : scopes) {
+    const CLI::Option* opt = given.cmd.get_option_no_throw(std::string(s.option));
+    if (opt == nullptr || opt->count() == 0 || s.applies(run)) continue;
+    if (given.only != nullptr && !given.only->contains(opt)) continue;
+    throw UsageError(std::string(s.option) + " does not apply " + s.excluded_by(run) + "; it is for " +
+                     std::string(s.applies_to));
+  }
+}
+
+}  // namespace pizza::app
