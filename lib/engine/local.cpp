@@ -7,6 +7,7 @@
 #include "model/generate.h"
 #include "util/error.h"
 #include "util/json_writer.h"
+#include "util/memory.h"
 #include "util/utf8.h"
 
 namespace pizza {
@@ -217,6 +218,14 @@ void apply_units(const LanguageModel& lm, const TokenizedRun& run, const UnitSpe
   r.unit = std::string(unit_kind_name(unit.kind));
 }
 
+int64_t memory_budget(const LanguageModel& lm, std::optional<int64_t> max_memory) {
+  if (max_memory) return *max_memory;
+  if (!lm.model().device().is_cpu()) return 0;  // activations live on the device: no host bound
+  const auto available = available_memory_bytes();
+  if (!available) return 0;
+  return weight_bytes(lm.model()) + static_cast<int64_t>(kDefaultMemoryFraction * static_cast<double>(*available));
+}
+
 AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest& req) {
   const auto* method = find_gradient_method(req.method);
   if (!method) throw UsageError("--method: '" + req.method + "' is not a gradient method");
@@ -243,6 +252,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   gr.options = req.method_options;
   gr.algorithm = req.algorithm;
   gr.max_batch = req.max_batch;
+  gr.max_memory = memory_budget(lm, req.max_memory);
   gr.threads = lm.runtime().threads;
   if (auto p = lm.tokenizer().pad_id()) gr.pad_id = *p;
   else if (auto u = lm.tokenizer().unk_id()) gr.pad_id = *u;
@@ -251,6 +261,9 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto t0 = std::chrono::steady_clock::now();
   auto ga = attribute_gradients(lm.model(), gr);
   r.timings.attribute_ms = ms_since(t0);
+  r.timings.memory_budget_bytes = gr.max_memory;
+  r.timings.rows_per_pass = ga.rows_per_pass;
+  r.timings.estimated_peak_bytes = ga.estimated_bytes;
 
   const auto probs = output_probabilities(lm.model(), run.prompt_ids, run.output_ids);
   for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = probs[i];

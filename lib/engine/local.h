@@ -32,6 +32,8 @@ struct LocalRequest {
   MethodOptions method_options;
   GradientAlgorithm algorithm = GradientAlgorithm::fast;
   int64_t max_batch = 16;
+  // --max-memory in bytes, weights included; nullopt: default_memory_budget.
+  std::optional<int64_t> max_memory;
   UnitSpec unit;
   Aggregate aggregate = Aggregate::sum;
   bool skip_special = false;
@@ -77,6 +79,12 @@ std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& f
 // Probability of each output token at its position (one no-grad forward).
 std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,
                                          const std::vector<int64_t>& outputs);
+
+// --max-memory's value, or its default: the model's weights plus kDefaultMemoryFraction
+// (util/memory.h) of the memory still available now (MemAvailable and the cgroup's headroom;
+// 0, no bound, where neither can be read). Weights count against the budget, so that it bounds
+// the whole process as a user measures it (its peak RSS).
+int64_t memory_budget(const LanguageModel& lm, std::optional<int64_t> max_memory);
 
 // Where and how the model computes: device, dtype, threads, BLAS.
 RunInfo run_info(const LanguageModel& lm);

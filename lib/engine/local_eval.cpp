@@ -77,6 +77,7 @@ std::unique_ptr<Scoring> make_scoring(const LanguageModel& lm, const LocalEvalRe
                                              s->embeddings.shared_vocab, pad);
   LocalBackendOptions bo;
   bo.max_batch = req.max_batch;
+  bo.max_memory = memory_budget(lm, req.gradient.max_memory);
   s->backend = std::make_unique<LocalBackend>(lm, run.prompt_ids, bo);
   s->output = forced_output(tok, run.prompt_ids, run.output_ids);
   return s;
