@@ -35,6 +35,12 @@ inline constexpr int64_t kDefaultMaxNewTokens = 16;
 void add_max_new_tokens_option(CLI::App* cmd, int64_t& value, const std::string& help);
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts);
+
+// --max-memory SIZE (512M, 2G, 1.5GiB, bytes) of the commands that run local gradient or
+// perturbation batches: one definition for pizza local and pizza eval. max_memory_option parses
+// it (nullopt when not given: the default budget); UsageError naming the option for bad sizes.
+void add_max_memory_option(CLI::App* cmd, std::string& value);
+std::optional<int64_t> max_memory_option(const std::string& value);
 // Only where the model and tokenizer come from (--model, --tokenizer, --tokenizer-dir and the
 // Hugging Face options), for commands that run no model.
 void add_model_source_options(CLI::App* cmd, ModelOptions& opts, bool model_required);
