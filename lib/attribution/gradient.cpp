@@ -286,11 +286,13 @@ GradientMemory estimate_gradient_memory(const ModelConfig& cfg, torch::Dtype dty
   const int64_t probs = H * L * L;
   GradientMemory m;
   // Per point: what one layer's forward saves for the backward, times the layers, plus the
-  // largest layer's transients (the raw, scaled and masked scores) and the target's logits at the
-  // N predicting positions with their log-softmax.
-  const int64_t saved_probs = probs * (c + (b != c ? b : 0));
+  // largest layer's transients (the raw, scaled and masked scores, the probabilities) and the
+  // target's logits at the N predicting positions with their log-softmax.
   const int64_t saved_rows = L * b * (4 * D + 2 * (H + 2 * G) * hd + 3 * I);
-  m.per_point = layers * (saved_probs + saved_rows) + 3 * probs * c + outputs * V * (b + 2 * c) + 2 * L * D * b;
+  m.per_point = layers * saved_rows + 3 * probs * c + outputs * V * (b + 2 * c) + 2 * L * D * b;
+  // Per backward pass and point: one layer's recomputed probabilities (in the compute dtype too
+  // when it differs) and the scores they come from.
+  m.per_pass = probs * (3 * c + (b != c ? b : 0));
   // Per (row, point) of a backward: the softmax backward's transients (dP, dP * P, dP - <dP, P>,
   // P * (...); with a compute dtype other than the softmax's also dP's conversion and dS's), the
   // gradients of one layer's activations, and the row's float64 gradient being accumulated.
@@ -335,7 +337,7 @@ GradientAttribution attribute_gradients(const Transformer& model, const Gradient
   const auto N = static_cast<int64_t>(request.outputs.size());
   const auto npoints = static_cast<int64_t>(request.method->points(request.options).size());
   const auto mem = estimate_gradient_memory(model.config(), model.dtype(), static_cast<int64_t>(request.prompt.size()), N);
-  const int64_t weights = weight_bytes(model);
+  const int64_t weights = request.resident_bytes > 0 ? request.resident_bytes : weight_bytes(model);
   const bool fast = request.algorithm == GradientAlgorithm::fast;
   // Rows per backward and points per forward at --max-batch mb, as run_fast splits them.
   auto shape = [&](int64_t mb) {
@@ -344,14 +346,18 @@ GradientAttribution attribute_gradients(const Transformer& model, const Gradient
   };
   auto estimate = [&](int64_t mb) {
     const auto [R, A] = shape(mb);
-    return weights + mem.total(R, A);
+    // for_row_ranges: on the CPU up to --threads concurrent passes, each recomputing the
+    // probabilities of its layer.
+    const int64_t passes = fast && model.device().is_cpu() ? std::clamp<int64_t>(request.threads, 1, R) : 1;
+    return weights + mem.total(R, A, passes);
   };
   int64_t batch = fast ? std::clamp<int64_t>(request.max_batch, 1, std::max<int64_t>(1, N * npoints)) : 1;
   while (request.max_memory > 0 && batch > 1 && estimate(batch) > request.max_memory) --batch;
   if (request.max_memory > 0 && estimate(batch) > request.max_memory) {
     const int64_t need = estimate(1);
     throw InputError("one row of " + request.method->name + " over " + std::to_string(total) + " tokens needs ~" +
-                     format_bytes(need) + " (" + format_bytes(weights) + " of weights, " + format_bytes(need - weights) +
+                     format_bytes(need) + " (" + format_bytes(weights) +
+                     (request.resident_bytes > 0 ? " resident already, " : " of weights, ") + format_bytes(need - weights) +
                      " of activations) but --max-memory allows " + format_bytes(request.max_memory) +
                      ": use a shorter prompt, fewer output tokens or a larger --max-memory");
   }

@@ -52,6 +52,9 @@ struct GradientRequest {
   // algorithm lowers its rows per backward (and points per forward) until the estimate
   // (estimate_gradient_memory) fits; when one row does not fit, InputError before any work.
   int64_t max_memory = 0;
+  // What the process already holds against that budget (0: the model's weights, weight_bytes):
+  // pizza local passes its resident memory, libtorch and the tokenizer included.
+  int64_t resident_bytes = 0;
   // done and total count (row, point) gradients: rows x the method's points.
   std::function<void(size_t done, size_t total)> progress;
 };
@@ -70,16 +73,20 @@ struct GradientAttribution {
 
 // An estimate of the memory a fast-algorithm run holds beyond the weights, from the model's
 // shape, the dtype and the sequence length L = P + N - 1, derived from what the code keeps: per
-// point of a forward, the graph the backward reads (per layer the attention probabilities
-// [H, L, L] in the softmax's dtype and a copy in the compute dtype when they differ, the
-// normalised inputs, q, k, v and the gated activation's derivatives, the linear layers' inputs)
-// plus the forward's transient scores; per (row, point) of a vectorised backward, the
+// point of a forward, the graph the backward reads (per layer the normalised inputs, q, k, v, the
+// gated activation's derivatives and the linear layers' inputs; not the attention probabilities,
+// which the backward recomputes: model/attention_core.cpp) plus the forward's transient scores
+// [H, L, L]; per concurrent backward pass (a thread's share of the rows) and point, one layer's
+// recomputed probabilities and their transients; per (row, point) of a vectorised backward, the
 // softmax backward's transients (about four [H, L, L] tensors in the softmax's dtype, two more in
 // the compute dtype when it differs) and the gradients of one layer's activations; fixed, the
-// float64 accumulators [N, P+N, D] and the embeddings.
+// float64 accumulators [N, P+N, D], the embeddings and the logits [L, V] of the targets' forward.
 struct GradientMemory {
-  int64_t fixed = 0, per_point = 0, per_row = 0;
-  int64_t total(int64_t rows, int64_t points) const { return fixed + points * per_point + rows * points * per_row; }
+  int64_t fixed = 0, per_point = 0, per_row = 0, per_pass = 0;
+  // rows and points of one backward, split into `passes` concurrent backward passes.
+  int64_t total(int64_t rows, int64_t points, int64_t passes = 1) const {
+    return fixed + points * per_point + rows * points * per_row + passes * points * per_pass;
+  }
 };
 GradientMemory estimate_gradient_memory(const ModelConfig& cfg, torch::Dtype dtype, int64_t prompt, int64_t outputs);
 

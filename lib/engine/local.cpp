@@ -223,7 +223,8 @@ int64_t memory_budget(const LanguageModel& lm, std::optional<int64_t> max_memory
   if (!lm.model().device().is_cpu()) return 0;  // activations live on the device: no host bound
   const auto available = available_memory_bytes();
   if (!available) return 0;
-  return weight_bytes(lm.model()) + static_cast<int64_t>(kDefaultMemoryFraction * static_cast<double>(*available));
+  const int64_t resident = std::max(weight_bytes(lm.model()), current_rss_bytes());
+  return resident + static_cast<int64_t>(kDefaultMemoryFraction * static_cast<double>(*available));
 }
 
 AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest& req) {
@@ -253,6 +254,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   gr.algorithm = req.algorithm;
   gr.max_batch = req.max_batch;
   gr.max_memory = memory_budget(lm, req.max_memory);
+  gr.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
   gr.threads = lm.runtime().threads;
   if (auto p = lm.tokenizer().pad_id()) gr.pad_id = *p;
   else if (auto u = lm.tokenizer().unk_id()) gr.pad_id = *u;

@@ -80,10 +80,11 @@ std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& f
 std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,
                                          const std::vector<int64_t>& outputs);
 
-// --max-memory's value, or its default: the model's weights plus kDefaultMemoryFraction
-// (util/memory.h) of the memory still available now (MemAvailable and the cgroup's headroom;
-// 0, no bound, where neither can be read). Weights count against the budget, so that it bounds
-// the whole process as a user measures it (its peak RSS).
+// --max-memory's value, or its default: what the process holds now (its resident memory, at
+// least the model's weights) plus kDefaultMemoryFraction (util/memory.h) of the memory still
+// available (MemAvailable and the cgroup's headroom; 0, no bound, where neither can be read, or
+// on another device than the CPU). What is resident counts against the budget, weights and
+// libtorch included, so that it bounds the whole process as a user measures it (its peak RSS).
 int64_t memory_budget(const LanguageModel& lm, std::optional<int64_t> max_memory);
 
 // Where and how the model computes: device, dtype, threads, BLAS.

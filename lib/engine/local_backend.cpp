@@ -38,7 +38,7 @@ int64_t estimate_forward_memory(const ModelConfig& cfg, torch::Dtype dtype, int6
 
 size_t LocalBackend::batch_size(int64_t tokens, int64_t logit_rows) {
   const auto& model = lm_.model();
-  if (weights_ < 0) weights_ = weight_bytes(model);
+  if (weights_ < 0) weights_ = opts_.resident_bytes > 0 ? opts_.resident_bytes : weight_bytes(model);
   const int64_t per = estimate_forward_memory(model.config(), model.dtype(), tokens, logit_rows);
   // The reference prompt's cache (one row) stays while batches run.
   const int64_t fixed = weights_ + estimate_forward_memory(model.config(), model.dtype(), static_cast<int64_t>(reference_.size()), 0);
@@ -46,7 +46,7 @@ size_t LocalBackend::batch_size(int64_t tokens, int64_t logit_rows) {
   if (opts_.max_memory > 0) {
     if (fixed + per > opts_.max_memory)
       throw InputError("one perturbed prompt of " + std::to_string(tokens) + " tokens needs ~" + format_bytes(fixed + per) +
-                       " (" + format_bytes(weights_) + " of weights, " + format_bytes(fixed + per - weights_) +
+                       " (" + format_bytes(weights_) + (opts_.resident_bytes > 0 ? " resident already, " : " of weights, ") + format_bytes(fixed + per - weights_) +
                        " of activations) but --max-memory allows " + format_bytes(opts_.max_memory) +
                        ": use a shorter prompt, fewer output tokens or a larger --max-memory");
     B = std::clamp<int64_t>((opts_.max_memory - fixed) / per, 1, B);

@@ -21,6 +21,9 @@ struct LocalBackendOptions {
   // Bytes a batch may take, the model's weights included (0: no bound but max_batch): batches
   // shrink until estimate_forward_memory fits; InputError when one prompt does not.
   int64_t max_memory = 0;
+  // Held already against that budget (0: the model's weights; pizza's engines pass the
+  // process's resident memory).
+  int64_t resident_bytes = 0;
   int64_t max_new_tokens = 16;  // free-running completions
   int64_t top_k = 20;           // alternatives reported per generated token (as OpenAI's max)
   // A prompt given as text only is tokenized with special-token strings parsed (a rendered chat

@@ -4,6 +4,7 @@
 
 #include "engine/local.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/json_writer.h"
 
 namespace pizza {
@@ -91,6 +92,7 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
   auto bo = req.backend;
   bo.max_new_tokens = req.max_new_tokens;
   bo.max_memory = memory_budget(lm, req.max_memory);
+  bo.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
   if (chat) {
     bo.parse_special = chat->parse_special;
     bo.stop_ids = chat->stop_ids;

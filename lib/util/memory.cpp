@@ -11,6 +11,8 @@
 
 #include "util/error.h"
 
+#include <unistd.h>
+
 namespace pizza {
 
 namespace {
@@ -148,6 +150,15 @@ std::optional<std::string> cgroup_path(std::string_view proc_self_cgroup, std::s
     if (match) return std::string(trim(line.substr(c2 + 1)));
   }
   return std::nullopt;
+}
+
+int64_t current_rss_bytes() {
+  const auto statm = read_text("/proc/self/statm");
+  if (!statm) return 0;
+  std::istringstream in(*statm);
+  int64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return 0;
+  return resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 std::optional<int64_t> available_memory_bytes() {

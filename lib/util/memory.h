@@ -36,6 +36,9 @@ std::optional<std::string> cgroup_path(std::string_view proc_self_cgroup, std::s
 // nullopt when none can be read (not Linux).
 std::optional<int64_t> available_memory_bytes();
 
+// This process's resident memory now (/proc/self/statm; 0 where unreadable).
+int64_t current_rss_bytes();
+
 // The share of available memory --max-memory defaults to. A quarter is left free because the
 // estimate of a batch's working set is approximate (allocator rounding and fragmentation, glibc
 // keeping up to 1 GiB of freed heap mapped: util/allocator.h), other processes keep allocating
