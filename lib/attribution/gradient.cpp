@@ -316,24 +316,16 @@ int64_t weight_bytes(const Transformer& model) {
   return total;
 }
 
-GradientAttribution attribute_gradients(const Transformer& model, const GradientRequest& request) {
-  if (!request.method || !request.target) throw UsageError("attribute_gradients: method and target are required");
-  if (request.prompt.empty())
-    throw InputError("the prompt has no tokens (empty text and no BOS): nothing to attribute to");
-  if (request.outputs.empty()) throw InputError("no output tokens to attribute");
-  if (!request.foils.empty() && request.foils.size() != request.outputs.size())
-    throw InputError("the foil has " + std::to_string(request.foils.size()) + " tokens and the explained output " +
-                     std::to_string(request.outputs.size()) + ": a contrastive target needs one foil token per output token");
-  if (!request.foils.empty() && request.target->needs_all_positions)
-    throw UsageError("--target " + request.target->name + " has no contrastive form; use prob, logprob or logit with --contrast-text");
-  if (request.method->uses_baseline && request.options.ig_steps <= 0)
-    throw UsageError("--ig-steps must be positive, got " + std::to_string(request.options.ig_steps));
+namespace {
+
+struct BatchPlan {
+  int64_t batch = 1, rows_per_pass = 1, estimate = 0;
+};
+
+// How many (row, point) gradients one backward takes: --max-batch, lowered until the estimate
+// fits --max-memory; InputError when one row does not.
+BatchPlan plan_batches(const Transformer& model, const GradientRequest& request) {
   const auto total = static_cast<int64_t>(request.prompt.size() + request.outputs.size()) - 1;
-  if (total > model.config().max_position_embeddings)
-    throw InputError("prompt + output is " + std::to_string(total) + " tokens, more than the model's context of " +
-                     std::to_string(model.config().max_position_embeddings));
-  // How many (row, point) gradients one backward takes: --max-batch, lowered until the estimate
-  // fits --max-memory.
   const auto N = static_cast<int64_t>(request.outputs.size());
   const auto npoints = static_cast<int64_t>(request.method->points(request.options).size());
   const auto mem = estimate_gradient_memory(model.config(), model.dtype(), static_cast<int64_t>(request.prompt.size()), N);
@@ -361,9 +353,35 @@ GradientAttribution attribute_gradients(const Transformer& model, const Gradient
                      " of activations) but --max-memory allows " + format_bytes(request.max_memory) +
                      ": use a shorter prompt, fewer output tokens or a larger --max-memory");
   }
-  auto out = Engine(model, request, batch).run();
-  out.rows_per_pass = fast ? shape(batch).first * shape(batch).second : 1;
-  out.estimated_bytes = estimate(batch);
+  return {batch, fast ? shape(batch).first * shape(batch).second : 1, estimate(batch)};
+}
+
+}  // namespace
+
+void check_gradient_memory(const Transformer& model, const GradientRequest& request) {
+  if (request.method && !request.prompt.empty() && !request.outputs.empty()) plan_batches(model, request);
+}
+
+GradientAttribution attribute_gradients(const Transformer& model, const GradientRequest& request) {
+  if (!request.method || !request.target) throw UsageError("attribute_gradients: method and target are required");
+  if (request.prompt.empty())
+    throw InputError("the prompt has no tokens (empty text and no BOS): nothing to attribute to");
+  if (request.outputs.empty()) throw InputError("no output tokens to attribute");
+  if (!request.foils.empty() && request.foils.size() != request.outputs.size())
+    throw InputError("the foil has " + std::to_string(request.foils.size()) + " tokens and the explained output " +
+                     std::to_string(request.outputs.size()) + ": a contrastive target needs one foil token per output token");
+  if (!request.foils.empty() && request.target->needs_all_positions)
+    throw UsageError("--target " + request.target->name + " has no contrastive form; use prob, logprob or logit with --contrast-text");
+  if (request.method->uses_baseline && request.options.ig_steps <= 0)
+    throw UsageError("--ig-steps must be positive, got " + std::to_string(request.options.ig_steps));
+  const auto total = static_cast<int64_t>(request.prompt.size() + request.outputs.size()) - 1;
+  if (total > model.config().max_position_embeddings)
+    throw InputError("prompt + output is " + std::to_string(total) + " tokens, more than the model's context of " +
+                     std::to_string(model.config().max_position_embeddings));
+  const auto plan = plan_batches(model, request);
+  auto out = Engine(model, request, plan.batch).run();
+  out.rows_per_pass = plan.rows_per_pass;
+  out.estimated_bytes = plan.estimate;
   return out;
 }
 

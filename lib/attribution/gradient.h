@@ -93,6 +93,11 @@ GradientMemory estimate_gradient_memory(const ModelConfig& cfg, torch::Dtype dty
 // The bytes of the model's weights (each storage once: tied tables count once).
 int64_t weight_bytes(const Transformer& model);
 
+// attribute_gradients' memory check alone (InputError when one row cannot fit --max-memory), for
+// callers that can check before generating the outputs (with as many placeholder outputs as
+// they may generate: more outputs never need less).
+void check_gradient_memory(const Transformer& model, const GradientRequest& request);
+
 GradientAttribution attribute_gradients(const Transformer& model, const GradientRequest& request);
 
 }  // namespace pizza

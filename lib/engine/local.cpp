@@ -79,7 +79,7 @@ std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& f
 
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
                          int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids,
-                         const ChatPrompt* chat) {
+                         const ChatPrompt* chat, const BeforeGeneration& before_generation) {
   TokenizedRun run;
   const auto& tok = lm.tokenizer();
   run.prompt = chat ? encode_chat_prompt(tok, *chat) : tok.encode(prompt);
@@ -97,6 +97,7 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     if (run.output_ids.empty()) throw InputError("--target-text is empty: there is no output token to attribute");
   } else {
     if (max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(max_new_tokens));
+    if (before_generation) before_generation(run.prompt_ids, max_new_tokens);
     GenerateOptions go;
     go.max_new_tokens = max_new_tokens;
     go.stop_ids = lm.stop_ids();
@@ -235,7 +236,24 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
 
   const auto chat = req.chat ? std::optional(render_chat_prompt(lm, req.prompt, *req.chat)) : std::nullopt;
   const std::string& prompt = chat ? chat->prompt : req.prompt;
-  auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr);
+  const int64_t budget = memory_budget(lm, req.max_memory);
+  // A row that cannot fit fails before the generation too: checked with as many outputs as it
+  // may generate.
+  auto check_memory = [&](const std::vector<int64_t>& prompt_ids, int64_t outputs) {
+    GradientRequest probe;
+    probe.prompt = prompt_ids;
+    probe.outputs.assign(static_cast<size_t>(outputs), 0);
+    probe.method = method;
+    probe.target = &target;
+    probe.options = req.method_options;
+    probe.algorithm = req.algorithm;
+    probe.max_batch = req.max_batch;
+    probe.max_memory = budget;
+    probe.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
+    probe.threads = lm.runtime().threads;
+    check_gradient_memory(lm.model(), probe);
+  };
+  auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr, check_memory);
   AttributionResult r;
   describe_run(lm, run, prompt, r);
   r.method = method->name;
@@ -253,7 +271,7 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   gr.options = req.method_options;
   gr.algorithm = req.algorithm;
   gr.max_batch = req.max_batch;
-  gr.max_memory = memory_budget(lm, req.max_memory);
+  gr.max_memory = budget;
   gr.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
   gr.threads = lm.runtime().threads;
   if (auto p = lm.tokenizer().pad_id()) gr.pad_id = *p;

@@ -60,9 +60,12 @@ struct TokenizedRun {
 // target_text, else greedy. With `chat` the model runs on the rendered conversation
 // (encode_chat_prompt: spans refer to chat->prompt, template tokens are special), and greedy
 // generation also stops at the template's end of turn.
+// Called after tokenization and before generating (only when generating): the prompt's ids and
+// the most tokens the generation may add. The gradient engine checks its memory budget there.
+using BeforeGeneration = std::function<void(const std::vector<int64_t>& prompt_ids, int64_t max_outputs)>;
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
                          int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt,
-                         const ChatPrompt* chat = nullptr);
+                         const ChatPrompt* chat = nullptr, const BeforeGeneration& before_generation = {});
 
 // The tokens of `text` as it continues the run's input (tokenized together, so it splits as it
 // would in context; alone when the input's tokens are not a prefix of the joint ones). `option`
