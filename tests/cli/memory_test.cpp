@@ -60,3 +60,13 @@ TEST_CASE("cli: timings report the memory budget and the rows per pass it allowe
   CHECK(timing(occ.out, "memory_budget_bytes") == 2LL << 30);
   CHECK(timing(occ.out, "rows_per_pass") == 16);
 }
+
+TEST_CASE("cli: pizza eval takes --max-memory for its local methods and scoring", "[cli]") {
+  const auto eval = [](const std::string& size) {
+    return run_cli({"eval", "-m", stories_dir(), "--prompt", "Once upon a time", "-n", "3", "--methods", "saliency",
+                    "--metrics", "deletion", "--max-memory", size, "-q"});
+  };
+  check_input_error(eval("1K"), {"one row of saliency", "--max-memory allows 1.0 KiB"});
+  check_usage_error(eval("2X"), "--max-memory");
+  CHECK(eval("3G").exit_code == 0);
+}
