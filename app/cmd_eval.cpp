@@ -30,6 +30,7 @@ struct Options {
   std::string prompt, prompts, target_text;
   std::vector<std::string> results;
   int64_t max_new_tokens = kDefaultMaxNewTokens, max_batch = 16;
+  std::string max_memory;
   std::string methods, metrics = "deletion,insertion,abpc,topk,lds", k = "1,3,5", level = "sequence";
   size_t ablations = 64;
   double keep_prob = 0.5;
@@ -97,6 +98,7 @@ LocalEvalRequest make_request(const Options& o) {
   apply_gradient_options(o.gradient, req.gradient);
   req.gradient.max_batch = o.max_batch;
   req.perturbation.backend.max_batch = o.max_batch;
+  req.gradient.max_memory = req.perturbation.max_memory = max_memory_option(o.max_memory);
   return req;
 }
 
@@ -273,6 +275,7 @@ void add_eval_command(CLI::App& app) {
   add_gradient_options(cmd, o->gradient);
   cmd->add_option("--max-batch", o->max_batch, "Rows per backward pass; perturbed prompts per forward pass")
       ->capture_default_str();
+  add_max_memory_option(cmd, o->max_memory);
   // Black box: --base-url (and --model naming the served model) scores over an OpenAI-compatible
   // server's completions endpoint with echo.
   add_api_client_options(cmd, o->client);

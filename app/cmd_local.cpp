@@ -26,6 +26,7 @@ struct Options {
   StrategyCliOptions strategy;
   std::string format, output, color = "auto";
   int64_t max_new_tokens = kDefaultMaxNewTokens, max_batch = 16;
+  std::string max_memory;
   bool skip_special = false, quiet = false;
   // Perturbation methods (occlusion, hierarchical).
   std::string embeddings, metric = "prob-diff", scoring = "teacher-forced";
@@ -78,6 +79,7 @@ PreparedRun prepare_perturbation(const Options& o) {
   req.strategy = strategy_spec(o.strategy);
   req.unit = parse_unit_options(o.unit);
   req.backend.max_batch = o.max_batch;
+  req.max_memory = max_memory_option(o.max_memory);
   req.backend.top_k = o.top_logprobs;
   req.chat = chat_options(o.chat);
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
@@ -99,6 +101,7 @@ PreparedRun prepare_gradient(const Options& o) {
   apply_gradient_options(o.gradient, req);
   req.algorithm = o.algorithm == "reference" ? GradientAlgorithm::reference : GradientAlgorithm::fast;
   req.max_batch = o.max_batch;
+  req.max_memory = max_memory_option(o.max_memory);
   req.unit = parse_unit_options(o.unit);
   req.skip_special = o.skip_special;
   req.normalize = parse_normalize(o.normalize);
@@ -108,7 +111,7 @@ PreparedRun prepare_gradient(const Options& o) {
                      "' (expected saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp, occlusion, "
                      "hierarchical or context-cite)");
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
-    ProgressBar bar("attributing", !quiet);
+    ProgressBar bar("attributing rows", !quiet);
     req.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
     return run_local_gradient(*m.lm, req);
   };
@@ -167,6 +170,7 @@ void add_local_command(CLI::App& app) {
   cmd->add_option("--algorithm", o->algorithm, "fast (batched) or reference (PIZZA's per-step loop)")
       ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
   cmd->add_option("--max-batch", o->max_batch, "Gradient methods: rows per vectorised backward pass; occlusion: prompts per forward pass")->capture_default_str();
+  add_max_memory_option(cmd, o->max_memory);
   add_unit_options(cmd, o->unit, "Input units: token, word or sentence");
   add_skip_special_tokens_option(cmd, o->skip_special, "Hide BOS and other special tokens");
   cmd->add_option("--normalize", o->normalize, "none, row-max or row-sum")->capture_default_str();

@@ -14,6 +14,7 @@
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json_writer.h"
+#include "util/memory.h"
 #include "util/utf8.h"
 
 namespace pizza::app {
@@ -82,6 +83,18 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   cmd->add_option("--dtype", opts.runtime.dtype, "float32, float64 or bfloat16")->capture_default_str();
   cmd->add_flag("!--no-mmap", opts.runtime.map_weights,
                 "Read the weight files into memory at load instead of mapping them (for files rewritten in place while pizza runs)");
+}
+
+void add_max_memory_option(CLI::App* cmd, std::string& value) {
+  cmd->add_option("--max-memory", value,
+                  "Memory the run may use, weights included (512M, 2G; K/M/G/T are powers of 1024): gradient rows per "
+                  "backward and perturbed prompts per forward shrink to fit (default: 3/4 of the available memory, "
+                  "within the cgroup's limit)");
+}
+
+std::optional<int64_t> max_memory_option(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  return parse_memory_size(value, "--max-memory");
 }
 
 std::filesystem::path resolve_model_path(const ModelOptions& opts, hub::Need need) {

@@ -51,6 +51,12 @@ void add_skip_special_tokens_option(CLI::App* cmd, bool& value, const std::strin
 void hide_former_names(CLI::App& app);
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts);
+
+// --max-memory SIZE (512M, 2G, 1.5GiB, bytes) of the commands that run local gradient or
+// perturbation batches: one definition for pizza local and pizza eval. max_memory_option parses
+// it (nullopt when not given: the default budget); UsageError naming the option for bad sizes.
+void add_max_memory_option(CLI::App* cmd, std::string& value);
+std::optional<int64_t> max_memory_option(const std::string& value);
 // Only where the model and tokenizer come from (--model, --tokenizer, --tokenizer-dir and the
 // Hugging Face options), for commands that run no model.
 void add_model_source_options(CLI::App* cmd, ModelOptions& opts, bool model_required);

@@ -4,8 +4,11 @@
 
 #include <future>
 
+#include <unordered_set>
+
 #include "model/model.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace pizza {
 
@@ -43,7 +46,9 @@ torch::Tensor batched_vjp(const torch::Tensor& values, const torch::Tensor& inpu
 
 class Engine {
  public:
-  Engine(const Transformer& model, const GradientRequest& req) : model_(model), req_(req) {
+  // batch: the fast algorithm's rows per backward x points per forward (--max-batch, or less to
+  // fit --max-memory).
+  Engine(const Transformer& model, const GradientRequest& req, int64_t batch) : model_(model), req_(req), batch_(batch) {
     P_ = static_cast<int64_t>(req.prompt.size());
     N_ = static_cast<int64_t>(req.outputs.size());
     std::vector<int64_t> seq = req.prompt;
@@ -106,7 +111,7 @@ class Engine {
       for (auto [a, w] : points) {
         run_row(t, a, w);
         ++out.passes;
-        if (req_.progress) req_.progress(out.passes, total);
+        if (req_.progress) req_.progress(out.passes, total);  // one (row, point) per pass
       }
     }
   }
@@ -117,11 +122,12 @@ class Engine {
   // split across threads, for_row_ranges).
   void run_fast(GradientAttribution& out) {
     const auto points = req_.method->points(req_.options);
-    const int64_t mb = std::max<int64_t>(1, req_.max_batch);
+    const int64_t mb = std::max<int64_t>(1, batch_);
     const int64_t R = std::min<int64_t>(N_, mb);                  // rows per backward
     const int64_t A = std::max<int64_t>(1, mb / R);              // points per forward
     const auto npoints = static_cast<int64_t>(points.size());
-    const size_t total = static_cast<size_t>(((N_ + R - 1) / R) * ((npoints + A - 1) / A));
+    const size_t total = static_cast<size_t>(N_ * npoints);      // (row, point) gradients
+    size_t done = 0;
     const int64_t L = P_ + N_ - 1;
     const auto dev = x_.device();
     auto x = x_.slice(0, 0, L), base = base_.slice(0, 0, L);
@@ -147,7 +153,8 @@ class Engine {
           acc_.narrow(0, q0, Q).narrow(1, 0, L).add_((g.to(torch::kFloat64) * w).sum(1));
         });
         ++out.passes;
-        if (req_.progress) req_.progress(out.passes, total);
+        done += static_cast<size_t>(K * Ak);
+        if (req_.progress) req_.progress(done, total);
       }
     }
   }
@@ -259,12 +266,101 @@ class Engine {
 
   const Transformer& model_;
   const GradientRequest& req_;
+  int64_t batch_ = 1;
   int64_t P_ = 0, N_ = 0;
   torch::Tensor x_, base_, tokens_, foils_, acc_;  // foils_ undefined: no contrast
   std::optional<std::vector<double>> target_values_;  // f(x) per row, when a pass computed it
 };
 
 }  // namespace
+
+GradientMemory estimate_gradient_memory(const ModelConfig& cfg, torch::Dtype dtype, int64_t prompt, int64_t outputs) {
+  const int64_t b = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t c = dtype == torch::kFloat64 ? 8 : 4;  // the softmax's dtype
+  const int64_t L = std::max<int64_t>(1, prompt + outputs - 1), S = prompt + outputs;
+  const int64_t D = cfg.hidden_size, H = cfg.num_heads, G = cfg.num_kv_heads, hd = cfg.head_dim;
+  const int64_t V = cfg.vocab_size, layers = cfg.num_layers;
+  // Expert layers run every expert on every token here (transformer.cpp's SparseMoE): count the
+  // experts' intermediate activations together.
+  const int64_t I = std::max(cfg.intermediate_size, cfg.num_experts * cfg.expert_intermediate_size);
+  const int64_t probs = H * L * L;
+  GradientMemory m;
+  // Per point: what one layer's forward saves for the backward, times the layers, plus the
+  // largest layer's transients (the raw, scaled and masked scores, the probabilities) and the
+  // target's logits at the N predicting positions with their log-softmax.
+  const int64_t saved_rows = L * b * (4 * D + 2 * (H + 2 * G) * hd + 3 * I);
+  m.per_point = layers * saved_rows + 3 * probs * c + outputs * V * (b + 2 * c) + 2 * L * D * b;
+  // Per backward pass and point: one layer's recomputed probabilities (in the compute dtype too
+  // when it differs) and the scores they come from.
+  m.per_pass = probs * (3 * c + (b != c ? b : 0));
+  // Per (row, point) of a backward: the softmax backward's transients (dP, dP * P, dP - <dP, P>,
+  // P * (...); with a compute dtype other than the softmax's also dP's conversion and dS's), the
+  // gradients of one layer's activations, and the row's float64 gradient being accumulated.
+  m.per_row = probs * (4 * c + (b != c ? 2 * b : 0)) + L * c * (4 * D + 2 * (H + 2 * G) * hd + 3 * I) + L * D * (b + 16);
+  // The float64 accumulators [N, P+N, D], the embeddings and baseline (and their float64
+  // copies), the logits [L, V] of the forward that evaluates the targets.
+  m.fixed = outputs * S * D * 8 + S * D * (2 * b + 16) + L * V * (b + c);
+  return m;
+}
+
+int64_t weight_bytes(const Transformer& model) {
+  std::unordered_set<const void*> seen;
+  int64_t total = 0;
+  auto add = [&](const torch::Tensor& t) {
+    if (!t.defined() || !seen.insert(t.storage().data()).second) return;
+    total += static_cast<int64_t>(t.storage().nbytes());
+  };
+  for (const auto& p : model.parameters()) add(p);
+  for (const auto& p : model.buffers()) add(p);
+  add(model.embedding_table());
+  return total;
+}
+
+namespace {
+
+struct BatchPlan {
+  int64_t batch = 1, rows_per_pass = 1, estimate = 0;
+};
+
+// How many (row, point) gradients one backward takes: --max-batch, lowered until the estimate
+// fits --max-memory; InputError when one row does not.
+BatchPlan plan_batches(const Transformer& model, const GradientRequest& request) {
+  const auto total = static_cast<int64_t>(request.prompt.size() + request.outputs.size()) - 1;
+  const auto N = static_cast<int64_t>(request.outputs.size());
+  const auto npoints = static_cast<int64_t>(request.method->points(request.options).size());
+  const auto mem = estimate_gradient_memory(model.config(), model.dtype(), static_cast<int64_t>(request.prompt.size()), N);
+  const int64_t weights = request.resident_bytes > 0 ? request.resident_bytes : weight_bytes(model);
+  const bool fast = request.algorithm == GradientAlgorithm::fast;
+  // Rows per backward and points per forward at --max-batch mb, as run_fast splits them.
+  auto shape = [&](int64_t mb) {
+    const int64_t R = std::min(N, mb);
+    return std::pair{R, std::min(npoints, std::max<int64_t>(1, mb / R))};
+  };
+  auto estimate = [&](int64_t mb) {
+    const auto [R, A] = shape(mb);
+    // for_row_ranges: on the CPU up to --threads concurrent passes, each recomputing the
+    // probabilities of its layer.
+    const int64_t passes = fast && model.device().is_cpu() ? std::clamp<int64_t>(request.threads, 1, R) : 1;
+    return weights + mem.total(R, A, passes);
+  };
+  int64_t batch = fast ? std::clamp<int64_t>(request.max_batch, 1, std::max<int64_t>(1, N * npoints)) : 1;
+  while (request.max_memory > 0 && batch > 1 && estimate(batch) > request.max_memory) --batch;
+  if (request.max_memory > 0 && estimate(batch) > request.max_memory) {
+    const int64_t need = estimate(1);
+    throw InputError("one row of " + request.method->name + " over " + std::to_string(total) + " tokens needs ~" +
+                     format_bytes(need) + " (" + format_bytes(weights) +
+                     (request.resident_bytes > 0 ? " resident already, " : " of weights, ") + format_bytes(need - weights) +
+                     " of activations) but --max-memory allows " + format_bytes(request.max_memory) +
+                     ": use a shorter prompt, fewer output tokens or a larger --max-memory");
+  }
+  return {batch, fast ? shape(batch).first * shape(batch).second : 1, estimate(batch)};
+}
+
+}  // namespace
+
+void check_gradient_memory(const Transformer& model, const GradientRequest& request) {
+  if (request.method && !request.prompt.empty() && !request.outputs.empty()) plan_batches(model, request);
+}
 
 GradientAttribution attribute_gradients(const Transformer& model, const GradientRequest& request) {
   if (!request.method || !request.target) throw UsageError("attribute_gradients: method and target are required");
@@ -282,7 +378,11 @@ GradientAttribution attribute_gradients(const Transformer& model, const Gradient
   if (total > model.config().max_position_embeddings)
     throw InputError("prompt + output is " + std::to_string(total) + " tokens, more than the model's context of " +
                      std::to_string(model.config().max_position_embeddings));
-  return Engine(model, request).run();
+  const auto plan = plan_batches(model, request);
+  auto out = Engine(model, request, plan.batch).run();
+  out.rows_per_pass = plan.rows_per_pass;
+  out.estimated_bytes = plan.estimate;
+  return out;
 }
 
 }  // namespace pizza

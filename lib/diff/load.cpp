@@ -279,6 +279,14 @@ Record read_record(dom::element root, const Reader& rd, size_t line, bool id_req
     double peak = 0;
     timing("peak_rss_bytes", peak);
     r.timings.peak_rss_bytes = peak >= 0 && peak < 9.2e18 ? static_cast<int64_t>(peak) : 0;
+    const auto count = [&](std::string_view key, int64_t& out) {
+      double v = 0;
+      timing(key, v);
+      out = v >= 0 && v < 9.2e18 ? static_cast<int64_t>(v) : 0;
+    };
+    count("memory_budget_bytes", r.timings.memory_budget_bytes);
+    count("rows_per_pass", r.timings.rows_per_pass);
+    count("estimated_peak_bytes", r.timings.estimated_peak_bytes);
   }
   if (doc["run"].get(e) == simdjson::SUCCESS) {
     dom::element f;

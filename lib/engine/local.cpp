@@ -7,6 +7,7 @@
 #include "model/generate.h"
 #include "util/error.h"
 #include "util/json_writer.h"
+#include "util/memory.h"
 #include "util/utf8.h"
 
 namespace pizza {
@@ -78,7 +79,7 @@ std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& f
 
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
                          int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids,
-                         const ChatPrompt* chat) {
+                         const ChatPrompt* chat, const BeforeGeneration& before_generation) {
   TokenizedRun run;
   const auto& tok = lm.tokenizer();
   run.prompt = chat ? encode_chat_prompt(tok, *chat) : tok.encode(prompt);
@@ -96,6 +97,7 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     if (run.output_ids.empty()) throw InputError("--target-text is empty: there is no output token to attribute");
   } else {
     if (max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(max_new_tokens));
+    if (before_generation) before_generation(run.prompt_ids, max_new_tokens);
     GenerateOptions go;
     go.max_new_tokens = max_new_tokens;
     go.stop_ids = lm.stop_ids();
@@ -217,6 +219,15 @@ void apply_units(const LanguageModel& lm, const TokenizedRun& run, const UnitSpe
   r.unit = std::string(unit_kind_name(unit.kind));
 }
 
+int64_t memory_budget(const LanguageModel& lm, std::optional<int64_t> max_memory) {
+  if (max_memory) return *max_memory;
+  if (!lm.model().device().is_cpu()) return 0;  // activations live on the device: no host bound
+  const auto available = available_memory_bytes();
+  if (!available) return 0;
+  const int64_t resident = std::max(weight_bytes(lm.model()), current_rss_bytes());
+  return resident + static_cast<int64_t>(kDefaultMemoryFraction * static_cast<double>(*available));
+}
+
 AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest& req) {
   const auto* method = find_gradient_method(req.method);
   if (!method) throw UsageError("--method: '" + req.method + "' is not a gradient method");
@@ -225,7 +236,24 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
 
   const auto chat = req.chat ? std::optional(render_chat_prompt(lm, req.prompt, *req.chat)) : std::nullopt;
   const std::string& prompt = chat ? chat->prompt : req.prompt;
-  auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr);
+  const int64_t budget = memory_budget(lm, req.max_memory);
+  // A row that cannot fit fails before the generation too: checked with as many outputs as it
+  // may generate.
+  auto check_memory = [&](const std::vector<int64_t>& prompt_ids, int64_t outputs) {
+    GradientRequest probe;
+    probe.prompt = prompt_ids;
+    probe.outputs.assign(static_cast<size_t>(outputs), 0);
+    probe.method = method;
+    probe.target = &target;
+    probe.options = req.method_options;
+    probe.algorithm = req.algorithm;
+    probe.max_batch = req.max_batch;
+    probe.max_memory = budget;
+    probe.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
+    probe.threads = lm.runtime().threads;
+    check_gradient_memory(lm.model(), probe);
+  };
+  auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr, check_memory);
   AttributionResult r;
   describe_run(lm, run, prompt, r);
   r.method = method->name;
@@ -243,6 +271,8 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   gr.options = req.method_options;
   gr.algorithm = req.algorithm;
   gr.max_batch = req.max_batch;
+  gr.max_memory = budget;
+  gr.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
   gr.threads = lm.runtime().threads;
   if (auto p = lm.tokenizer().pad_id()) gr.pad_id = *p;
   else if (auto u = lm.tokenizer().unk_id()) gr.pad_id = *u;
@@ -251,6 +281,9 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto t0 = std::chrono::steady_clock::now();
   auto ga = attribute_gradients(lm.model(), gr);
   r.timings.attribute_ms = ms_since(t0);
+  r.timings.memory_budget_bytes = gr.max_memory;
+  r.timings.rows_per_pass = ga.rows_per_pass;
+  r.timings.estimated_peak_bytes = ga.estimated_bytes;
 
   const auto probs = output_probabilities(lm.model(), run.prompt_ids, run.output_ids);
   for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = probs[i];

@@ -32,6 +32,8 @@ struct LocalRequest {
   MethodOptions method_options;
   GradientAlgorithm algorithm = GradientAlgorithm::fast;
   int64_t max_batch = 16;
+  // --max-memory in bytes, weights included; nullopt: default_memory_budget.
+  std::optional<int64_t> max_memory;
   UnitSpec unit;
   Aggregate aggregate = Aggregate::sum;
   bool skip_special = false;
@@ -58,9 +60,12 @@ struct TokenizedRun {
 // target_text, else greedy. With `chat` the model runs on the rendered conversation
 // (encode_chat_prompt: spans refer to chat->prompt, template tokens are special), and greedy
 // generation also stops at the template's end of turn.
+// Called after tokenization and before generating (only when generating): the prompt's ids and
+// the most tokens the generation may add. The gradient engine checks its memory budget there.
+using BeforeGeneration = std::function<void(const std::vector<int64_t>& prompt_ids, int64_t max_outputs)>;
 TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, const std::optional<std::string>& target_text,
                          int64_t max_new_tokens, const std::optional<std::vector<int64_t>>& output_ids = std::nullopt,
-                         const ChatPrompt* chat = nullptr);
+                         const ChatPrompt* chat = nullptr, const BeforeGeneration& before_generation = {});
 
 // The tokens of `text` as it continues the run's input (tokenized together, so it splits as it
 // would in context; alone when the input's tokens are not a prefix of the joint ones). `option`
@@ -77,6 +82,13 @@ std::string foil_tokens_json(const Tokenizer& tok, const std::vector<int64_t>& f
 // Probability of each output token at its position (one no-grad forward).
 std::vector<double> output_probabilities(const Transformer& model, const std::vector<int64_t>& prompt,
                                          const std::vector<int64_t>& outputs);
+
+// --max-memory's value, or its default: what the process holds now (its resident memory, at
+// least the model's weights) plus kDefaultMemoryFraction (util/memory.h) of the memory still
+// available (MemAvailable and the cgroup's headroom; 0, no bound, where neither can be read, or
+// on another device than the CPU). What is resident counts against the budget, weights and
+// libtorch included, so that it bounds the whole process as a user measures it (its peak RSS).
+int64_t memory_budget(const LanguageModel& lm, std::optional<int64_t> max_memory);
 
 // Where and how the model computes: device, dtype, threads, BLAS.
 RunInfo run_info(const LanguageModel& lm);

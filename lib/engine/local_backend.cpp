@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <numeric>
 
+#include "attribution/gradient.h"
 #include "model/generate.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace pizza {
 
@@ -20,6 +22,40 @@ LocalBackend::LocalBackend(const LanguageModel& lm, std::vector<int64_t> referen
     : lm_(lm), reference_(std::move(reference)), opts_(opts) {
   if (opts_.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(opts_.max_batch));
   if (opts_.top_k <= 0) throw UsageError("--top-logprobs must be positive, got " + std::to_string(opts_.top_k));
+}
+
+int64_t estimate_forward_memory(const ModelConfig& cfg, torch::Dtype dtype, int64_t tokens, int64_t logit_rows) {
+  const int64_t b = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t c = dtype == torch::kFloat64 ? 8 : 4;
+  const int64_t T = std::max<int64_t>(1, tokens);
+  const int64_t I = std::max(cfg.intermediate_size, cfg.num_experts * cfg.expert_intermediate_size);
+  const int64_t kv = 2 * cfg.num_layers * cfg.num_kv_heads * T * cfg.head_dim * b;
+  const int64_t attention = 3 * cfg.num_heads * T * T * c;
+  const int64_t rows = T * b * (4 * cfg.hidden_size + (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim + 3 * I);
+  const int64_t logits = logit_rows * cfg.vocab_size * (b + 16);
+  return kv + std::max(attention, rows) + logits;
+}
+
+size_t LocalBackend::batch_size(int64_t tokens, int64_t logit_rows) {
+  const auto& model = lm_.model();
+  if (weights_ < 0) weights_ = opts_.resident_bytes > 0 ? opts_.resident_bytes : weight_bytes(model);
+  const int64_t per = estimate_forward_memory(model.config(), model.dtype(), tokens, logit_rows);
+  // The reference prompt's cache (one row) stays while batches run.
+  const int64_t fixed = weights_ + estimate_forward_memory(model.config(), model.dtype(), static_cast<int64_t>(reference_.size()), 0);
+  int64_t B = opts_.max_batch;
+  if (opts_.max_memory > 0) {
+    if (fixed + per > opts_.max_memory)
+      throw InputError("one perturbed prompt of " + std::to_string(tokens) + " tokens needs ~" + format_bytes(fixed + per) +
+                       " (" + format_bytes(weights_) + (opts_.resident_bytes > 0 ? " resident already, " : " of weights, ") + format_bytes(fixed + per - weights_) +
+                       " of activations) but --max-memory allows " + format_bytes(opts_.max_memory) +
+                       ": use a shorter prompt, fewer output tokens or a larger --max-memory");
+    B = std::clamp<int64_t>((opts_.max_memory - fixed) / per, 1, B);
+  }
+  if (B > rows_per_pass_) {
+    rows_per_pass_ = B;
+    estimated_bytes_ = fixed + B * per;
+  }
+  return static_cast<size_t>(B);
 }
 
 std::string LocalBackend::describe() const { return "local:" + lm_.path().string(); }
@@ -40,14 +76,18 @@ std::vector<int64_t> LocalBackend::ids_of(const Prompt& p) const {
 
 std::vector<PGeneration> LocalBackend::complete(std::span<const Prompt> prompts) {
   std::vector<PGeneration> out;
-  const auto B = static_cast<size_t>(opts_.max_batch);
-  for (size_t start = 0; start < prompts.size(); start += B) {
-    std::vector<std::vector<int64_t>> batch;
-    for (size_t i = start; i < std::min(prompts.size(), start + B); ++i) {
-      if (prompts[i].attention_mask)
-        throw UsageError("--strategy mask scores the original output teacher-forced; it cannot generate (use --scoring teacher-forced)");
-      batch.push_back(ids_of(prompts[i]));
-    }
+  std::vector<std::vector<int64_t>> ids;
+  int64_t longest = 0;
+  for (const auto& p : prompts) {
+    if (p.attention_mask)
+      throw UsageError("--strategy mask scores the original output teacher-forced; it cannot generate (use --scoring teacher-forced)");
+    ids.push_back(ids_of(p));
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.back().size()));
+  }
+  const auto B = ids.empty() ? size_t{1} : batch_size(longest + opts_.max_new_tokens, 1);
+  for (size_t start = 0; start < ids.size(); start += B) {
+    std::vector<std::vector<int64_t>> batch(ids.begin() + static_cast<std::ptrdiff_t>(start),
+                                            ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + B)));
     for (auto& g : complete_batch(batch)) out.push_back(std::move(g));
   }
   return out;
@@ -139,15 +179,6 @@ std::vector<LocalBackend::ContrastLogprobs> LocalBackend::score_tokens(std::span
   const auto O = static_cast<int64_t>(out_ids.size());
   if (O == 0) throw InputError("there is no output token to score");
 
-  if (reference_cache_.length() == 0 && !reference_.empty()) {
-    reference_cache_ = model.new_cache();
-    ForwardOptions fo;
-    fo.cache = &reference_cache_;
-    fo.last_only = true;
-    model.forward(model.embed(torch::tensor(reference_, torch::kLong).view({1, -1})), fo);
-    ++forward_passes_;
-  }
-
   // Each prompt shares its first `shared` tokens with the reference; at least one prompt
   // token is recomputed so the logits predicting the first output token exist.
   // --strategy mask: a masked token stays (its position too) but no later token attends to it;
@@ -181,7 +212,18 @@ std::vector<LocalBackend::ContrastLogprobs> LocalBackend::score_tokens(std::span
   torch::Tensor foil_index;  // [1, O, 1]
   if (!foil.empty())
     foil_index = torch::tensor(std::vector<int64_t>(foil.begin(), foil.end()), torch::kLong).to(dev).view({1, O, 1});
-  const auto B = static_cast<size_t>(opts_.max_batch);
+  int64_t longest = 0;
+  for (const auto& it : items) longest = std::max<int64_t>(longest, static_cast<int64_t>(it.ids.size()) + O);
+  const auto B = items.empty() ? size_t{1} : batch_size(longest, O);
+  // After the budget check, so that a prompt that cannot fit fails before any forward.
+  if (reference_cache_.length() == 0 && !reference_.empty()) {
+    reference_cache_ = model.new_cache();
+    ForwardOptions fo;
+    fo.cache = &reference_cache_;
+    fo.last_only = true;
+    model.forward(model.embed(torch::tensor(reference_, torch::kLong).view({1, -1})), fo);
+    ++forward_passes_;
+  }
   for (size_t start = 0; start < items.size(); start += B) {
     const std::span<const Item> batch(items.data() + start, std::min(B, items.size() - start));
     const auto rows = static_cast<int64_t>(batch.size());

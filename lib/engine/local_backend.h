@@ -18,6 +18,12 @@ namespace pizza {
 
 struct LocalBackendOptions {
   int64_t max_batch = 16;       // perturbed prompts per forward pass
+  // Bytes a batch may take, the model's weights included (0: no bound but max_batch): batches
+  // shrink until estimate_forward_memory fits; InputError when one prompt does not.
+  int64_t max_memory = 0;
+  // Held already against that budget (0: the model's weights; pizza's engines pass the
+  // process's resident memory).
+  int64_t resident_bytes = 0;
   int64_t max_new_tokens = 16;  // free-running completions
   int64_t top_k = 20;           // alternatives reported per generated token (as OpenAI's max)
   // A prompt given as text only is tokenized with special-token strings parsed (a rendered chat
@@ -25,6 +31,12 @@ struct LocalBackendOptions {
   bool parse_special = false;
   std::vector<int64_t> stop_ids;  // completions also end at these (a chat template's end of turn)
 };
+
+// Estimated bytes of one no-grad forward over `tokens` positions (keys and queries alike) that
+// reads logits at `logit_rows` of them: per prompt, the KV cache of every layer, the largest
+// layer's transients (scores, masked scores and probabilities [H, T, T] in the softmax's dtype,
+// the MLP's activations) and the logits with their float64 log-softmax.
+int64_t estimate_forward_memory(const ModelConfig& cfg, torch::Dtype dtype, int64_t tokens, int64_t logit_rows);
 
 class LocalBackend : public perturbation::PerturbationBackend {
  public:
@@ -42,6 +54,9 @@ class LocalBackend : public perturbation::PerturbationBackend {
 
   // Model forward passes so far (the reference prefix included).
   size_t forward_passes() const { return forward_passes_; }
+  // The largest batch run so far and its estimated memory (weights included); 0 before any.
+  int64_t rows_per_pass() const { return rows_per_pass_; }
+  int64_t estimated_bytes() const { return estimated_bytes_; }
 
  private:
   std::vector<int64_t> ids_of(const perturbation::Prompt& p) const;
@@ -50,12 +65,16 @@ class LocalBackend : public perturbation::PerturbationBackend {
   std::vector<ContrastLogprobs> score_tokens(std::span<const perturbation::Prompt> prompts,
                                              const perturbation::Generation& output, std::span<const int32_t> foil);
   std::vector<perturbation::Generation> complete_batch(const std::vector<std::vector<int64_t>>& prompts);
+  // Prompts per forward: max_batch, or fewer to fit max_memory at `tokens` positions each.
+  size_t batch_size(int64_t tokens, int64_t logit_rows);
 
   const LanguageModel& lm_;
   std::vector<int64_t> reference_;
   LocalBackendOptions opts_;
   KVCache reference_cache_;  // filled on the first score() call
   size_t forward_passes_ = 0;
+  int64_t weights_ = -1;  // weight_bytes, once needed
+  int64_t rows_per_pass_ = 0, estimated_bytes_ = 0;
 };
 
 // A model's token embedding table, L2-normalised once (float32, on the model's device).

@@ -10,6 +10,7 @@
 #include "engine/local_backend.h"
 #include "eval/backend_eval.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace pizza {
 
@@ -77,6 +78,8 @@ std::unique_ptr<Scoring> make_scoring(const LanguageModel& lm, const LocalEvalRe
                                              s->embeddings.shared_vocab, pad);
   LocalBackendOptions bo;
   bo.max_batch = req.max_batch;
+  bo.max_memory = memory_budget(lm, req.gradient.max_memory);
+  bo.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
   s->backend = std::make_unique<LocalBackend>(lm, run.prompt_ids, bo);
   s->output = forced_output(tok, run.prompt_ids, run.output_ids);
   return s;

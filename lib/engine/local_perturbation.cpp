@@ -4,6 +4,7 @@
 
 #include "engine/local.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/json_writer.h"
 
 namespace pizza {
@@ -90,6 +91,8 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
 
   auto bo = req.backend;
   bo.max_new_tokens = req.max_new_tokens;
+  bo.max_memory = memory_budget(lm, req.max_memory);
+  bo.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
   if (chat) {
     bo.parse_special = chat->parse_special;
     bo.stop_ids = chat->stop_ids;
@@ -109,6 +112,9 @@ AttributionResult run_local_perturbation(const LanguageModel& lm, const LocalPer
   r.inputs = input_units(units);
   for (size_t i = 0; i < r.outputs.size(); ++i) r.outputs[i].prob = std::exp(er.original.tokens[i].logprob);
   apply_engine_result(er, eo, r);
+  r.timings.memory_budget_bytes = bo.max_memory;
+  r.timings.rows_per_pass = backend.rows_per_pass();
+  r.timings.estimated_peak_bytes = backend.estimated_bytes();
 
   r.parameters = {
       {"max_new_tokens", std::to_string(req.max_new_tokens)},

@@ -30,6 +30,8 @@ struct LocalPerturbationRequest {
   const LanguageModel* embeddings = nullptr;
   // --chat: the prompt is the user's message in the model's chat template; only it is perturbed.
   std::optional<ChatOptions> chat;
+  // --max-memory in bytes, weights included; nullopt: the default (engine/local.h memory_budget).
+  std::optional<int64_t> max_memory;
 };
 
 // Whether two tokenizers number the same tokens the same way (so ids carry over).

@@ -23,8 +23,9 @@ torch::Tensor group_queries(const torch::Tensor& q, int64_t groups) {
   return q.reshape({q.size(0), groups, -1, q.size(3)});
 }
 
+// output false: the probabilities only (the backward's recomputation).
 CoreForward core_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                         const torch::Tensor& mask, double scale, std::optional<double> softcap) {
+                         const torch::Tensor& mask, double scale, std::optional<double> softcap, bool output = true) {
   const auto B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3), G = k.size(1), S = k.size(2);
   CoreForward f;
   auto scores = torch::matmul(group_queries(q, G), k.transpose(2, 3)) * scale;  // [B, G, R*T, S]
@@ -36,7 +37,7 @@ CoreForward core_forward(const torch::Tensor& q, const torch::Tensor& k, const t
   const auto compute = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   f.probs = torch::softmax(scores, -1, compute);
   f.probs_c = f.probs.to(q.scalar_type()).view({B, G, -1, S});
-  f.out = torch::matmul(f.probs_c, v).view({B, H, T, hd});
+  if (output) f.out = torch::matmul(f.probs_c, v).view({B, H, T, hd});
   return f;
 }
 
@@ -45,7 +46,12 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
                                const torch::Tensor& v, const torch::Tensor& mask, double scale,
                                std::optional<double> softcap, Relevance rules) {
     auto f = core_forward(q, k, v, mask, scale, softcap);
-    ctx->save_for_backward({group_queries(q, k.size(1)), k, v, f.probs, f.probs_c, f.capped});
+    // The probabilities are not kept: [B, H, T, S] per layer, they would make the forward's
+    // graph grow with the square of the length (at 2048 tokens 4.6 GB for a 135M model's 30
+    // layers), while the backward recomputes them from q, k and the mask (which it keeps
+    // anyway) for one product q k^T and a softmax per layer — the same operations on the same
+    // tensors, so the same values.
+    ctx->save_for_backward({q, k, v, mask});
     ctx->saved_data["rules"] = static_cast<int64_t>(rules);
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["softcap"] = softcap ? *softcap : 0.0;
@@ -55,10 +61,13 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
   // With N grad outputs (N = 1 outside vmap): every product below has N * R * T or N * S rows.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto &qg = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3], &probs_c = saved[4];
-    const auto& capped = saved[5];
+    const auto &k = saved[1], &v = saved[2];
+    const auto qg = group_queries(saved[0], k.size(1));
     const double scale = ctx->saved_data["scale"].toDouble();
     const double softcap = ctx->saved_data["softcap"].toDouble();
+    const auto f = core_forward(saved[0], k, v, saved[3], scale, softcap != 0.0 ? std::optional(softcap) : std::nullopt,
+                               /*output=*/false);
+    const auto &probs = f.probs, &probs_c = f.probs_c, &capped = f.capped;
     // probs is [B, G, R, T, S]: R query heads per kv head, T queries.
     const auto B = k.size(0), G = k.size(1), S = k.size(2), hd = k.size(3), R = probs.size(2), T = probs.size(3);
     const auto H = G * R;

@@ -118,6 +118,9 @@ std::string render_json(const AttributionResult& r, int indent) {
   w.key("attribute_ms");
   number(w, r.timings.attribute_ms);
   w.field("peak_rss_bytes", r.timings.peak_rss_bytes);
+  if (r.timings.memory_budget_bytes > 0) w.field("memory_budget_bytes", r.timings.memory_budget_bytes);
+  if (r.timings.rows_per_pass > 0) w.field("rows_per_pass", r.timings.rows_per_pass);
+  if (r.timings.estimated_peak_bytes > 0) w.field("estimated_peak_bytes", r.timings.estimated_peak_bytes);
   w.end_object();
   w.key("run").begin_object();
   w.field("device", r.run.device).field("dtype", r.run.dtype).field("threads", r.run.threads);

@@ -47,6 +47,12 @@ struct Timings {
   double generate_ms = 0;
   double attribute_ms = 0;
   int64_t peak_rss_bytes = 0;  // the process's resident-memory high-water mark when the run ended (0: unknown)
+  // Local gradient and perturbation runs (0 elsewhere): the --max-memory budget, the rows per
+  // backward (perturbed prompts per forward) it allowed, and the estimated peak at that size.
+  // Timings, not parameters: they follow from the machine, and results do not depend on them.
+  int64_t memory_budget_bytes = 0;
+  int64_t rows_per_pass = 0;
+  int64_t estimated_peak_bytes = 0;
 };
 
 struct RunInfo {

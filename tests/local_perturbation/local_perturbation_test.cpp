@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "attribution/gradient.h"
+#include "engine/local_backend.h"
 #include "engine/local_perturbation.h"
 #include "support/paths.h"
 #include "util/error.h"
@@ -344,4 +346,50 @@ TEST_CASE("contrastive targets: clear errors for a foil of another length, the o
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("\"target\": \"prob-contrast\"") != std::string::npos);
   CHECK(r.out.find("\"contrast_tokens\": [\" He\",\" was\"]") != std::string::npos);
+}
+
+// --max-memory shrinks the backend's batches to what fits; the scores stay those of one big batch
+// (float64: only the summation order of differently shaped products changes, ~1e-15).
+TEST_CASE("perturbation scores are the same under a budget that forces one prompt per forward") {
+  const auto lm = load_stories("float64");
+  const auto& tok = lm->tokenizer();
+  const auto enc = tok.encode(kPrompt);
+  std::vector<int64_t> ids;
+  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  UnitSpec words;
+  words.kind = UnitKind::word;
+  const auto units = make_units(kPrompt, enc.tokens, words);
+  Perturber deleter(units, {}, &tok, nullptr, false, std::nullopt);
+  std::vector<int32_t> out_ids{371, 260, 263};
+  Generation output;
+  for (auto id : out_ids) output.tokens.push_back({tok.token_bytes(id), id, 0, {}});
+  std::vector<Prompt> prompts;
+  for (size_t u = 0; u < units.units.size(); ++u) prompts.push_back(deleter.perturb(std::vector<size_t>{u}));
+
+  LocalBackend big(*lm, ids, {});
+  const auto want = big.score(prompts, output);
+  const auto& model = lm->model();
+  const auto tokens = static_cast<int64_t>(ids.size() + out_ids.size());
+  LocalBackendOptions bo;
+  bo.max_memory = weight_bytes(model) + estimate_forward_memory(model.config(), model.dtype(), static_cast<int64_t>(ids.size()), 0) +
+                  estimate_forward_memory(model.config(), model.dtype(), tokens, 3);
+  LocalBackend small(*lm, ids, bo);
+  const auto got = small.score(prompts, output);
+  CHECK(small.rows_per_pass() == 1);
+  CHECK(big.rows_per_pass() == 16);
+  CHECK(small.forward_passes() > big.forward_passes());
+  REQUIRE(got.size() == want.size());
+  for (size_t k = 0; k < got.size(); ++k)
+    for (size_t i = 0; i < got[k].size(); ++i) CHECK(got[k][i] == Approx(want[k][i]).margin(1e-12));
+
+  // One prompt that cannot fit: InputError naming the budget, before any forward.
+  bo.max_memory = weight_bytes(model) + 1;
+  LocalBackend tiny(*lm, ids, bo);
+  try {
+    tiny.score(prompts, output);
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("--max-memory allows") != std::string::npos);
+  }
+  CHECK(tiny.forward_passes() == 0);
 }
