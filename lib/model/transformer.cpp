@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <map>
 #include <numbers>
 
 #include "model/attention_core.h"
@@ -39,15 +40,23 @@ std::shared_ptr<Linear> make_linear(const ParamSource& p, const std::string& nam
   return std::make_shared<Linear>(w, b);
 }
 
-// Projections of the same input as one: weights (and biases, when they have them) stacked by
-// output rows, so its output is the parts' outputs side by side.
-std::shared_ptr<Linear> stacked(const std::vector<std::shared_ptr<Linear>>& parts) {
-  std::vector<torch::Tensor> weights, biases;
-  for (const auto& part : parts) {
-    weights.push_back(part->weight);
-    if (part->bias.defined()) biases.push_back(part->bias);
+// Projections of the same input as one: the parts' weights (and biases, when they have them)
+// stacked by output rows, so its output is the parts' outputs side by side. The checkpoint
+// tensors are converted straight into the stacked weight (ParamSource::stacked).
+std::shared_ptr<Linear> make_stacked_linear(const ParamSource& p, const std::vector<std::pair<std::string, int64_t>>& parts,
+                                            int64_t in, bool bias, const ModelConfig& cfg) {
+  std::vector<std::string> weights, biases;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, out] : parts) {
+    weights.push_back(name + ".weight");
+    shapes[weights.back()] = {out, in};
+    if (bias) {
+      biases.push_back(name + ".bias");
+      shapes[biases.back()] = {out};
+    }
   }
-  return std::make_shared<Linear>(torch::cat(weights), biases.empty() ? torch::Tensor() : torch::cat(biases));
+  auto check = [&](const torch::Tensor& t, const std::string& name) { expect_shape(t, shapes.at(name), name, cfg); };
+  return std::make_shared<Linear>(p.stacked(weights, check), bias ? p.stacked(biases, check) : torch::Tensor());
 }
 
 // A norm of the config's kind over `dim` features (hidden_size unless given).
@@ -114,10 +123,11 @@ Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p
   const auto D = cfg.hidden_size, hd = cfg.head_dim;
   // q, k and v stacked into one projection: one matrix product forward and, more importantly,
   // one backward product dX = [dQ dK dV] W_qkv instead of three (two of them thin) and two adds.
-  auto q = make_linear(p, layer_name(layer, "attn.q"), cfg.num_heads * hd, D, cfg.attention_bias, cfg);
-  auto k = make_linear(p, layer_name(layer, "attn.k"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
-  auto v = make_linear(p, layer_name(layer, "attn.v"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
-  qkv_ = stacked({q, k, v});
+  qkv_ = make_stacked_linear(p,
+                             {{layer_name(layer, "attn.q"), cfg.num_heads * hd},
+                              {layer_name(layer, "attn.k"), cfg.num_kv_heads * hd},
+                              {layer_name(layer, "attn.v"), cfg.num_kv_heads * hd}},
+                             D, cfg.attention_bias, cfg);
   o_ = make_linear(p, layer_name(layer, "attn.o"), D, cfg.num_heads * hd, cfg.attention_out_bias, cfg);
   register_module("qkv", qkv_);
   register_module("o", o_);
@@ -171,13 +181,13 @@ MLP::MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& p)
 
 MLP::MLP(const ModelConfig& cfg, const std::string& prefix, int64_t I, const ParamSource& p) : act_(cfg.activation) {
   const auto D = cfg.hidden_size;
-  up_ = make_linear(p, prefix + ".up", I, D, cfg.mlp_bias, cfg);
   if (cfg.gated_mlp) {
     // gate and up stacked into one projection (as q/k/v): one product each way, and the
     // gated activation's backward writes both halves' gradients in one pass.
-    auto gate = make_linear(p, prefix + ".gate", I, D, cfg.mlp_bias, cfg);
-    up_ = stacked({gate, up_});
+    up_ = make_stacked_linear(p, {{prefix + ".gate", I}, {prefix + ".up", I}}, D, cfg.mlp_bias, cfg);
     gated_ = true;
+  } else {
+    up_ = make_linear(p, prefix + ".up", I, D, cfg.mlp_bias, cfg);
   }
   down_ = make_linear(p, prefix + ".down", D, I, cfg.mlp_bias, cfg);
   register_module(gated_ ? "gate_up" : "up", up_);
