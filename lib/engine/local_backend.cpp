@@ -107,7 +107,7 @@ std::vector<PGeneration> LocalBackend::complete_batch(const std::vector<std::vec
   std::vector<bool> done(n, false);
   auto [ids, mask] = left_pad(prompts);
   const auto dev = model.device();
-  KVCache cache = model.new_cache();
+  KVCache cache = model.new_cache(ids.size(0), ids.size(1) + opts_.max_new_tokens);
   torch::Tensor step_ids = ids.to(dev), step_mask = mask.to(dev);
   const int64_t k = std::min<int64_t>(opts_.top_k, model.config().vocab_size);
   for (int64_t step = 0; step < opts_.max_new_tokens; ++step) {

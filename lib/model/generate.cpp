@@ -38,7 +38,7 @@ std::vector<Generation> greedy_generate(const Transformer& model, const std::vec
   if (!fits_within(ids.size(1), opts.max_new_tokens, max_pos))
     throw InputError("prompt (" + std::to_string(ids.size(1)) + " tokens) + " + std::to_string(opts.max_new_tokens) +
                      " new tokens exceeds the model's context of " + std::to_string(max_pos) + " tokens");
-  KVCache cache = model.new_cache();
+  KVCache cache = model.new_cache(ids.size(0), ids.size(1) + opts.max_new_tokens);
   std::vector<bool> done(prompts.size(), false);
   auto dev = model.device();
   torch::Tensor step_ids = ids.to(dev), step_mask = mask.to(dev);

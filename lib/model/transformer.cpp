@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <map>
 #include <numbers>
 
 #include "model/attention_core.h"
@@ -39,15 +40,23 @@ std::shared_ptr<Linear> make_linear(const ParamSource& p, const std::string& nam
   return std::make_shared<Linear>(w, b);
 }
 
-// Projections of the same input as one: weights (and biases, when they have them) stacked by
-// output rows, so its output is the parts' outputs side by side.
-std::shared_ptr<Linear> stacked(const std::vector<std::shared_ptr<Linear>>& parts) {
-  std::vector<torch::Tensor> weights, biases;
-  for (const auto& part : parts) {
-    weights.push_back(part->weight);
-    if (part->bias.defined()) biases.push_back(part->bias);
+// Projections of the same input as one: the parts' weights (and biases, when they have them)
+// stacked by output rows, so its output is the parts' outputs side by side. The checkpoint
+// tensors are converted straight into the stacked weight (ParamSource::stacked).
+std::shared_ptr<Linear> make_stacked_linear(const ParamSource& p, const std::vector<std::pair<std::string, int64_t>>& parts,
+                                            int64_t in, bool bias, const ModelConfig& cfg) {
+  std::vector<std::string> weights, biases;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, out] : parts) {
+    weights.push_back(name + ".weight");
+    shapes[weights.back()] = {out, in};
+    if (bias) {
+      biases.push_back(name + ".bias");
+      shapes[biases.back()] = {out};
+    }
   }
-  return std::make_shared<Linear>(torch::cat(weights), biases.empty() ? torch::Tensor() : torch::cat(biases));
+  auto check = [&](const torch::Tensor& t, const std::string& name) { expect_shape(t, shapes.at(name), name, cfg); };
+  return std::make_shared<Linear>(p.stacked(weights, check), bias ? p.stacked(biases, check) : torch::Tensor());
 }
 
 // A norm of the config's kind over `dim` features (hidden_size unless given).
@@ -94,7 +103,21 @@ Linear::Linear(torch::Tensor w, torch::Tensor b) : weight(std::move(w)), bias(st
   if (bias.defined()) register_parameter("bias", bias, false);
 }
 
-torch::Tensor Linear::forward(const torch::Tensor& x) const { return F::linear(x, weight, bias); }
+torch::Tensor Linear::forward(const torch::Tensor& x) const {
+  // One row (a decode step) outside autograd: a BLAS matrix-vector product streams the weight
+  // once, where OpenBLAS's GEMM would first pack (copy) all of it for a single output column,
+  // which made decoding ~2.5x slower than the memory bound. Float32/64 only: those are the
+  // dtypes ATen hands to BLAS.
+  const bool blas_dtype = x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64;
+  if (x.dim() > 0 && x.numel() == x.size(-1) && blas_dtype && x.device().is_cpu() &&
+      !(torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad()))) {
+    auto shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    auto row = x.reshape({-1});
+    return (bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row)).view(shape);
+  }
+  return F::linear(x, weight, bias);
+}
 
 Norm::Norm(NormKind kind, double eps, torch::Tensor weight, torch::Tensor bias)
     : kind_(kind), eps_(eps), weight_(std::move(weight)), bias_(std::move(bias)) {
@@ -114,10 +137,11 @@ Attention::Attention(const ModelConfig& cfg, int64_t layer, const ParamSource& p
   const auto D = cfg.hidden_size, hd = cfg.head_dim;
   // q, k and v stacked into one projection: one matrix product forward and, more importantly,
   // one backward product dX = [dQ dK dV] W_qkv instead of three (two of them thin) and two adds.
-  auto q = make_linear(p, layer_name(layer, "attn.q"), cfg.num_heads * hd, D, cfg.attention_bias, cfg);
-  auto k = make_linear(p, layer_name(layer, "attn.k"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
-  auto v = make_linear(p, layer_name(layer, "attn.v"), cfg.num_kv_heads * hd, D, cfg.attention_bias, cfg);
-  qkv_ = stacked({q, k, v});
+  qkv_ = make_stacked_linear(p,
+                             {{layer_name(layer, "attn.q"), cfg.num_heads * hd},
+                              {layer_name(layer, "attn.k"), cfg.num_kv_heads * hd},
+                              {layer_name(layer, "attn.v"), cfg.num_kv_heads * hd}},
+                             D, cfg.attention_bias, cfg);
   o_ = make_linear(p, layer_name(layer, "attn.o"), D, cfg.num_heads * hd, cfg.attention_out_bias, cfg);
   register_module("qkv", qkv_);
   register_module("o", o_);
@@ -152,11 +176,24 @@ torch::Tensor Attention::forward(const torch::Tensor& x, const torch::Tensor& co
     k = apply_rope(k, cos, sin, cfg_.rope_interleaved);
   }
   if (cache) {
-    auto& ck = cache->keys[static_cast<size_t>(layer_)];
-    auto& cv = cache->values[static_cast<size_t>(layer_)];
-    if (ck.defined()) {
-      k = torch::cat({ck, k}, 2);
-      v = torch::cat({cv, v}, 2);
+    const auto l = static_cast<size_t>(layer_);
+    auto& ck = cache->keys[l];
+    auto& cv = cache->values[l];
+    const int64_t past = ck.defined() ? ck.size(2) : 0;
+    const bool in_place = l < cache->key_store.size() && cache->key_store[l].defined() &&
+                          cache->key_store[l].size(0) == B && past + T <= cache->key_store[l].size(2);
+    if (in_place) {
+      auto &ks = cache->key_store[l], &vs = cache->value_store[l];
+      ks.narrow(2, past, T).copy_(k);
+      vs.narrow(2, past, T).copy_(v);
+      k = ks.narrow(2, 0, past + T);
+      v = vs.narrow(2, 0, past + T);
+    } else {
+      if (l < cache->key_store.size()) cache->key_store[l] = cache->value_store[l] = torch::Tensor();  // outgrown
+      if (ck.defined()) {
+        k = torch::cat({ck, k}, 2);
+        v = torch::cat({cv, v}, 2);
+      }
     }
     ck = k;
     cv = v;
@@ -171,13 +208,13 @@ MLP::MLP(const ModelConfig& cfg, int64_t layer, const ParamSource& p)
 
 MLP::MLP(const ModelConfig& cfg, const std::string& prefix, int64_t I, const ParamSource& p) : act_(cfg.activation) {
   const auto D = cfg.hidden_size;
-  up_ = make_linear(p, prefix + ".up", I, D, cfg.mlp_bias, cfg);
   if (cfg.gated_mlp) {
     // gate and up stacked into one projection (as q/k/v): one product each way, and the
     // gated activation's backward writes both halves' gradients in one pass.
-    auto gate = make_linear(p, prefix + ".gate", I, D, cfg.mlp_bias, cfg);
-    up_ = stacked({gate, up_});
+    up_ = make_stacked_linear(p, {{prefix + ".gate", I}, {prefix + ".up", I}}, D, cfg.mlp_bias, cfg);
     gated_ = true;
+  } else {
+    up_ = make_linear(p, prefix + ".up", I, D, cfg.mlp_bias, cfg);
   }
   down_ = make_linear(p, prefix + ".down", D, I, cfg.mlp_bias, cfg);
   register_module(gated_ ? "gate_up" : "up", up_);
@@ -312,10 +349,18 @@ Transformer::Transformer(ModelConfig cfg, const ParamSource& p, torch::Dtype dty
   register_module("lm_head", lm_head_);
 }
 
-KVCache Transformer::new_cache() const {
+KVCache Transformer::new_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
-  c.keys.resize(static_cast<size_t>(cfg_.num_layers));
-  c.values.resize(static_cast<size_t>(cfg_.num_layers));
+  const auto L = static_cast<size_t>(cfg_.num_layers);
+  c.keys.resize(L);
+  c.values.resize(L);
+  if (capacity > 0 && batch > 0) {
+    auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+    for (size_t i = 0; i < L; ++i) {
+      c.key_store.push_back(torch::empty({batch, cfg_.num_kv_heads, capacity, cfg_.head_dim}, opts));
+      c.value_store.push_back(torch::empty({batch, cfg_.num_kv_heads, capacity, cfg_.head_dim}, opts));
+    }
+  }
   return c;
 }
 

@@ -18,11 +18,17 @@ namespace pizza {
 
 // Keys/values of every layer for the positions seen so far ([B, kv_heads, S, head_dim], keys
 // already rotated), and which of those S positions are real tokens (left padding is not).
+// A cache from new_cache(batch, capacity) writes new keys and values in place into buffers of
+// `capacity` positions (keys/values are then views of their first S positions); without one,
+// or once full, each step appends by concatenation (a copy of the whole cache).
 struct KVCache {
   std::vector<torch::Tensor> keys, values;
   torch::Tensor key_mask;  // [B, S] bool
+  // [B, kv_heads, capacity, head_dim] per layer, or empty.
+  std::vector<torch::Tensor> key_store, value_store;
   int64_t length() const { return key_mask.defined() ? key_mask.size(1) : 0; }
   // Keeps only the given batch rows (e.g. to reuse a prefix cache for several perturbations).
+  // The result has no preallocated buffers.
   KVCache select(const torch::Tensor& rows) const;
 };
 
@@ -146,7 +152,9 @@ class Transformer : public torch::nn::Module {
   torch::Dtype dtype() const { return dtype_; }
   torch::Device device() const { return device_; }
   const torch::Tensor& embedding_table() const { return embed_; }
-  KVCache new_cache() const;
+  // An empty cache; with capacity > 0, buffers for `batch` rows and `capacity` positions are
+  // allocated now, so decoding writes each step's keys and values in place.
+  KVCache new_cache(int64_t batch = 0, int64_t capacity = 0) const;
 
  private:
   std::pair<torch::Tensor, torch::Tensor> rope(const torch::Tensor& positions) const;

@@ -16,9 +16,11 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "checkpoint/llama2c.h"
 #include "checkpoint/model_config.h"
@@ -64,6 +66,12 @@ WeightMap weight_map_for(const ModelConfig& cfg, const TensorStore& store);
 // Zero-copy view (F32 into F32, aligned) or converted copy of a checkpoint tensor.
 torch::Tensor tensor_from_view(const checkpoint::TensorView& view, torch::Dtype dtype, const torch::Device& device);
 
+// dst = src converted to dst's dtype (same shape; src may be strided, e.g. transposed). On the
+// CPU in parallel over libtorch's intra-op threads (--threads), in contiguous chunks: each
+// source byte is read once and each destination byte written once. BF16 -> F32 is the exact
+// widening (the 16 bits become the top half of the float).
+void convert_into(torch::Tensor& dst, const torch::Tensor& src);
+
 // What modules pull their parameters from.
 class ParamSource {
  public:
@@ -76,13 +84,27 @@ class ParamSource {
   torch::Tensor maybe(const std::string& canonical) const;
   bool has(const std::string& canonical) const;
 
+  // The named weights stacked by rows into one tensor of the compute dtype (a fused projection:
+  // q|k|v, gate|up), each converted straight into its rows: one pass over the checkpoint and no
+  // second copy. `check(part, canonical)` sees each part (checkpoint dtype, transforms applied)
+  // before anything is converted. Throws as get() does.
+  torch::Tensor stacked(const std::vector<std::string>& canonicals,
+                        const std::function<void(const torch::Tensor&, const std::string&)>& check) const;
+
  private:
+  // The checkpoint tensor with the source's transforms applied, in its own dtype: a view of the
+  // mapping where possible (no bytes touched).
+  torch::Tensor raw(const WeightSource& src, const std::string& canonical) const;
+  // raw() in the compute dtype and device, contiguous: raw() itself when it already is (a
+  // zero-copy view), else one converting pass. Whole untransformed tensors are converted once
+  // however often they are asked for (a tied lm_head is the embedding).
   torch::Tensor load(const WeightSource& src, const std::string& canonical) const;
 
   TensorStore store_;
   WeightMap map_;
   torch::Dtype dtype_;
   torch::Device device_;
+  mutable std::map<std::string, torch::Tensor> converted_;  // by checkpoint key
 };
 
 }  // namespace pizza

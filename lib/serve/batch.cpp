@@ -153,7 +153,7 @@ std::vector<GenerationResult> run_batch(const LanguageModel& lm, std::span<const
 
   const auto dev = model.device();
   auto [ids, mask] = left_pad(prompts);
-  KVCache cache = model.new_cache();
+  KVCache cache = model.new_cache(ids.size(0), ids.size(1) + steps);  // written in place
   ForwardOptions fo;
   fo.cache = &cache;
   fo.attention_mask = mask.to(dev);
