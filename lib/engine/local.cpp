@@ -237,20 +237,25 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   const auto chat = req.chat ? std::optional(render_chat_prompt(lm, req.prompt, *req.chat)) : std::nullopt;
   const std::string& prompt = chat ? chat->prompt : req.prompt;
   const int64_t budget = memory_budget(lm, req.max_memory);
+  // What the memory check and the run share: the method, its options and the budget.
+  const auto request = [&] {
+    GradientRequest g;
+    g.method = method;
+    g.target = &target;
+    g.options = req.method_options;
+    g.algorithm = req.algorithm;
+    g.max_batch = req.max_batch;
+    g.max_memory = budget;
+    g.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
+    g.threads = lm.runtime().threads;
+    return g;
+  };
   // A row that cannot fit fails before the generation too: checked with as many outputs as it
   // may generate.
   auto check_memory = [&](const std::vector<int64_t>& prompt_ids, int64_t outputs) {
-    GradientRequest probe;
+    GradientRequest probe = request();
     probe.prompt = prompt_ids;
     probe.outputs.assign(static_cast<size_t>(outputs), 0);
-    probe.method = method;
-    probe.target = &target;
-    probe.options = req.method_options;
-    probe.algorithm = req.algorithm;
-    probe.max_batch = req.max_batch;
-    probe.max_memory = budget;
-    probe.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
-    probe.threads = lm.runtime().threads;
     check_gradient_memory(lm.model(), probe);
   };
   auto run = prepare_run(lm, prompt, req.target_text, req.max_new_tokens, req.output_ids, chat ? &*chat : nullptr, check_memory);
@@ -259,21 +264,13 @@ AttributionResult run_local_gradient(const LanguageModel& lm, const LocalRequest
   r.method = method->name;
   r.target = target.name;
 
-  GradientRequest gr;
+  GradientRequest gr = request();
   gr.prompt = run.prompt_ids;
   gr.outputs = run.output_ids;
   if (req.contrast_text) {
     gr.foils = foil_ids(lm.tokenizer(), run, *req.contrast_text);
     r.target += "-contrast";
   }
-  gr.method = method;
-  gr.target = &target;
-  gr.options = req.method_options;
-  gr.algorithm = req.algorithm;
-  gr.max_batch = req.max_batch;
-  gr.max_memory = budget;
-  gr.resident_bytes = std::max(weight_bytes(lm.model()), current_rss_bytes());
-  gr.threads = lm.runtime().threads;
   if (auto p = lm.tokenizer().pad_id()) gr.pad_id = *p;
   else if (auto u = lm.tokenizer().unk_id()) gr.pad_id = *u;
   gr.progress = req.progress;
