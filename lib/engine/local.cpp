@@ -1,5 +1,6 @@
 #include "engine/local.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -97,7 +98,10 @@ TokenizedRun prepare_run(const LanguageModel& lm, const std::string& prompt, con
     if (run.output_ids.empty()) throw InputError("--target-text is empty: there is no output token to attribute");
   } else {
     if (max_new_tokens <= 0) throw UsageError("--max-new-tokens must be positive, got " + std::to_string(max_new_tokens));
-    if (before_generation) before_generation(run.prompt_ids, max_new_tokens);
+    // At most the outputs the context has room for: more is the generation's own context error,
+    // and -n near the integer limit must not size the memory probe.
+    const int64_t room = lm.config().max_position_embeddings - static_cast<int64_t>(run.prompt_ids.size());
+    if (before_generation) before_generation(run.prompt_ids, std::clamp<int64_t>(max_new_tokens, 1, std::max<int64_t>(1, room)));
     GenerateOptions go;
     go.max_new_tokens = max_new_tokens;
     go.stop_ids = lm.stop_ids();

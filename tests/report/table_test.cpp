@@ -151,12 +151,15 @@ TEST_CASE("format names and extensions", "[table]") {
   CHECK(pizza::report::parse_format("csv") == Format::csv);
   CHECK(pizza::report::parse_format("html") == Format::html);
   CHECK_THROWS_AS(pizza::report::parse_format("xml"), pizza::UsageError);
-  CHECK_THROWS_WITH(pizza::report::parse_format("xml"), Catch::Contains("table, csv, json, html"));
+  CHECK_THROWS_WITH(pizza::report::parse_format("xml"), Catch::Contains("table, csv, json, jsonl, html"));
   CHECK(format_from_extension("a/b.csv") == Format::csv);
   CHECK(format_from_extension("b.JSON") == Format::json);
   CHECK(format_from_extension("b.htm") == Format::html);
   CHECK(format_from_extension("b.html") == Format::html);
   CHECK(format_from_extension("b.txt") == Format::table);
+  CHECK(format_from_extension("b.jsonl") == Format::jsonl);
+  CHECK(format_from_extension("b.NDJSON") == Format::jsonl);
+  CHECK(pizza::report::parse_format("jsonl") == Format::jsonl);
   CHECK_FALSE(format_from_extension("b.xlsx").has_value());
   CHECK_FALSE(format_from_extension("noext").has_value());
 }
