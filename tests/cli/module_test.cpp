@@ -29,7 +29,7 @@ std::pair<int, std::string> run_at(const fs::path& exe, std::vector<std::string>
   args.insert(args.begin(), exe.string());
   Subprocess p(args);
   const int rc = p.wait();
-  return {rc, p.read_until(std::regex("$^"), std::chrono::milliseconds(2000))};
+  return {rc, p.read_to_end(std::chrono::seconds(10))};
 }
 
 }  // namespace

@@ -69,6 +69,12 @@ std::string Subprocess::read_until(const std::regex& pattern, std::chrono::milli
   return err_;
 }
 
+std::string Subprocess::read_to_end(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [&] { return err_closed_; });
+  return err_;
+}
+
 std::string Subprocess::err() const {
   std::lock_guard lock(mutex_);
   return err_;

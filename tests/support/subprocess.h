@@ -27,6 +27,8 @@ class Subprocess {
   // Waits until what the child wrote on stderr matches `pattern` (or stderr closes, or the
   // timeout passes); returns all of stderr so far.
   std::string read_until(const std::regex& pattern, std::chrono::milliseconds timeout);
+  // All of stderr once the child has closed it (or the timeout passes).
+  std::string read_to_end(std::chrono::milliseconds timeout);
   // All of stderr so far.
   std::string err() const;
 
