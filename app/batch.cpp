@@ -49,16 +49,25 @@ void reject_empty_values(const std::string& text) {
 
 // TOML keys may be spelled max_new_tokens as well as max-new-tokens (CLI11 only knows the
 // latter), matching the JSONL override keys.
+// Sections in `skipped` (the engine's subcommands, in the front end) are left out: their
+// program reads the same file and checks them.
 class TomlConfig : public CLI::ConfigTOML {
  public:
+  explicit TomlConfig(std::vector<std::string> skipped) : skipped_(std::move(skipped)) {}
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     const std::string text((std::istreambuf_iterator<char>(input)), std::istreambuf_iterator<char>());
     reject_empty_values(text);
     std::istringstream in(text);
     auto items = CLI::ConfigTOML::from_config(in);
+    std::erase_if(items, [&](const CLI::ConfigItem& item) {
+      return !item.parents.empty() && std::find(skipped_.begin(), skipped_.end(), item.parents.front()) != skipped_.end();
+    });
     for (auto& item : items) std::replace(item.name.begin(), item.name.end(), '_', '-');
     return items;
   }
+
+ private:
+  std::vector<std::string> skipped_;
 };
 
 // Options that shape the whole run: the model is loaded once and the output is one file.
@@ -78,8 +87,8 @@ CLI::Option* find_or_add(CLI::App* cmd, const std::string& name, const std::func
 
 }  // namespace
 
-void add_config_option(CLI::App& app) {
-  app.config_formatter(std::make_shared<TomlConfig>());
+void add_config_option(CLI::App& app, std::vector<std::string> sections_read_elsewhere) {
+  app.config_formatter(std::make_shared<TomlConfig>(std::move(sections_read_elsewhere)));
   app.set_config("--config", "", "Read options from a TOML file ([local], [diff], ... sections)", false);
   app.allow_config_extras(CLI::config_extras_mode::error);
   app.fallthrough();

@@ -30,7 +30,9 @@ namespace pizza::app {
 // long options with '-' or '_'; command-line flags win over the file; an unknown key is an
 // error. Call before adding the subcommands (they inherit `fallthrough`, so --config may also
 // follow the subcommand name).
-void add_config_option(CLI::App& app);
+// `sections_read_elsewhere`: sections this program leaves alone (the front end's for the
+// engine's subcommands, which the engine checks when it runs them).
+void add_config_option(CLI::App& app, std::vector<std::string> sections_read_elsewhere = {});
 // Every subcommand's help names --config (an option of `pizza` that subcommands inherit, which
 // CLI11 lists only in the top-level help). Call after the subcommands are added.
 void document_config_option(CLI::App& app);

@@ -1,5 +1,4 @@
-// Entry point: registers the subcommands, maps errors to exit codes
-// (0 ok, 1 runtime/input error, 2 usage error) and never lets an exception escape.
+#include <array>
 #include <cctype>
 #include <new>
 #include <cstdio>
@@ -10,30 +9,22 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "app/cli.h"
+
 #include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/engine_handoff.h"
 #include "blas/blas.h"
 #include "util/error.h"
 
+namespace pizza::app {
 namespace {
 
 // First line only: libtorch errors carry multi-line backtraces a user should not see.
 std::string first_line(const std::string& s) {
   auto nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl);
-}
-
-// Whether the command line names a subcommand that runs no large matrix products (pizza api
-// only reads a local embedding table, if any). Those skip the BLAS re-exec: it would cost a
-// second start-up (loading libtorch takes about half a second) and gain nothing.
-bool light_command(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a == "api" || a == "tokenize" || a == "diff") return true;
-    if (a == "generate" || a == "local" || a == "serve" || a == "doctor") return false;
-  }
-  return false;
 }
 
 // A clearer message than CLI11's for two mistakes it reports late or vaguely: an unknown
@@ -102,30 +93,58 @@ std::string config_origin(CLI::App& app, int argc, char** argv, const std::strin
   return "--config " + config->as<std::string>() + ": ";
 }
 
+// The subcommands in --help's order.
+constexpr std::array<std::string_view, 9> kCommandOrder = {"generate", "tokenize", "local", "serve", "api",
+                                                           "eval", "diff", "render", "doctor"};
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  // Before anything touches BLAS: re-exec once with a better OpenBLAS kernel when safe.
-  if (!light_command(argc, argv)) pizza::blas::maybe_reexec_with_best_core(argc, argv);
+const EngineCommand* find_engine_command(std::string_view name) {
+  for (const EngineCommand& c : kEngineCommands)
+    if (c.name == name) return &c;
+  return nullptr;
+}
 
+CLI::App* add_engine_subcommand(CLI::App& app, std::string_view name) {
+  const EngineCommand* c = find_engine_command(name);
+  if (c == nullptr) throw std::logic_error("no engine command " + std::string(name));
+  return app.add_subcommand(std::string(c->name), std::string(c->description));
+}
+
+void add_engine_placeholder(CLI::App& app, const EngineCommand& command) {
+  auto* sub = add_engine_subcommand(app, command.name);
+  // Everything after the name belongs to the engine's parser.
+  sub->prefix_command();
+  sub->callback([name = std::string(command.name)] { throw NeedsEngine{name}; });
+}
+
+int run_cli(int argc, char** argv, const Program& program) {
   // Logs (retries, warnings) go to stderr: stdout carries results only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("pizza"));
 
   CLI::App app{"pizza: attribute what a language model generates to the tokens of its prompt"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", [] { return pizza::blas::version_string(); });
-  pizza::app::add_config_option(app);  // before the subcommands, which inherit its fallthrough
-  pizza::app::hide_former_names(app);  // and its help formatter
-  pizza::app::add_generate_command(app);
-  pizza::app::add_tokenize_command(app);
-  pizza::app::add_local_command(app);
-  pizza::app::add_serve_command(app);
-  pizza::app::add_api_command(app);
-  pizza::app::add_eval_command(app);
-  pizza::app::add_diff_command(app);
-  pizza::app::add_render_command(app);
-  pizza::app::add_doctor_command(app);
-  pizza::app::document_config_option(app);
+  app.set_version_flag("--version", [] { return blas::version_string(); });
+  std::vector<std::string> engine_sections;
+  if (!program.engine) {
+    for (const EngineCommand& c : kEngineCommands) engine_sections.emplace_back(c.name);
+  }
+  add_config_option(app, engine_sections);  // before the subcommands, which inherit its fallthrough
+  hide_former_names(app);  // and its help formatter
+  for (std::string_view name : kCommandOrder) {
+    if (const EngineCommand* c = find_engine_command(name)) {
+      program.add_engine_command(app, *c);
+    } else if (name == "tokenize") {
+      add_tokenize_command(app);
+    } else if (name == "api") {
+      add_api_command(app, program.embeddings);
+    } else if (name == "diff") {
+      add_diff_command(app);
+    } else if (name == "render") {
+      add_render_command(app);
+    }
+  }
+  document_config_option(app);
 
   try {
     app.parse(argc, argv);
@@ -139,10 +158,10 @@ int main(int argc, char** argv) {
     std::cerr << "pizza: error: "
               << (clearer.empty() ? config_origin(app, argc, argv, e.what()) + e.what() : clearer) << "\n";
     return 2;
-  } catch (const pizza::UsageError& e) {
+  } catch (const UsageError& e) {
     std::cerr << "pizza: error: " << config_origin(app, argc, argv, e.what()) << e.what() << "\n";
     return 2;
-  } catch (const pizza::InputError& e) {
+  } catch (const InputError& e) {
     std::cerr << "pizza: error: " << first_line(e.what()) << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
@@ -156,3 +175,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace pizza::app

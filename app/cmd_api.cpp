@@ -12,8 +12,8 @@
 #include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/engine_handoff.h"
 #include "app/option_scope.h"
-#include "engine/local_perturbation.h"
 #include "perturbation/engine.h"
 #include "report/report.h"
 #include "tokenizer/tokenizer.h"
@@ -54,24 +54,6 @@ std::string json_strings(const std::set<std::string>& values) {
   w.end_array();
   return w.take();
 }
-
-// The --embeddings model, loaded once for one prompt or a whole batch (records may name another).
-class EmbeddingModel {
- public:
-  const LanguageModel& get(const std::string& spec) {
-    if (!lm_ || spec != spec_) {
-      ModelOptions mo;
-      mo.model = spec;
-      lm_ = load_model(mo);
-      spec_ = spec;
-    }
-    return *lm_;
-  }
-
- private:
-  std::string spec_;
-  std::unique_ptr<LanguageModel> lm_;
-};
 
 // --dry-run: the requests of the first stage (all of occlusion; hierarchical's first chunks,
 // a lower bound since later stages depend on the scores). Teacher-forced scoring requests
@@ -130,7 +112,10 @@ struct ApiPlan {
   UnitSpec unit;
 };
 
-ApiPlan plan_api(const GivenOptions& given, const Options& o) {
+// `embeddings`: whether this program can load an --embeddings model (NeedsEngine when one is
+// named and it cannot: before the prompt is read).
+ApiPlan plan_api(const GivenOptions& given, const Options& o, bool embeddings) {
+  if (!o.embeddings.empty() && !embeddings) throw NeedsEngine{"--embeddings"};
   ApiPlan p;
   p.prompt = require_prompt(read_prompt(o.prompt));
   EngineOptions& eo = p.eo;
@@ -169,9 +154,9 @@ ApiPlan plan_api(const GivenOptions& given, const Options& o) {
 }
 
 // One attribution; nullopt for --dry-run (which prints its estimate instead).
-std::optional<AttributionResult> attribute_api(const GivenOptions& given, const Options& o, EmbeddingModel& embedding_model) {
+std::optional<AttributionResult> attribute_api(const GivenOptions& given, const Options& o, EmbeddingLoader* embeddings) {
   // Validate everything before the first request.
-  ApiPlan plan = plan_api(given, o);
+  ApiPlan plan = plan_api(given, o, embeddings != nullptr);
   const std::string& prompt = plan.prompt;
   EngineOptions& eo = plan.eo;
   const Scoring scoring = plan.scoring;
@@ -192,9 +177,8 @@ std::optional<AttributionResult> attribute_api(const GivenOptions& given, const 
   if (tokenizer) pad = tokenizer->pad_id() ? tokenizer->pad_id() : tokenizer->unk_id();
   // Cosine and nth-nearest use a local model's embedding table; ids carry over only when --tokenizer
   // numbers tokens as that model does (else text is re-encoded in the table's vocabulary).
-  EmbeddingChoice emb;
-  if (!o.embeddings.empty())
-    emb = choose_embeddings(embedding_model.get(o.embeddings), tokenizer.get(), strategy, eo.metrics);
+  EmbeddingTable emb;
+  if (!o.embeddings.empty()) emb = embeddings->load(o.embeddings, tokenizer.get(), strategy, eo.metrics);
   eo.embeddings = emb.table.get();
   eo.shared_vocab = emb.shared_vocab;
   Perturber perturber(units, strategy, tokenizer.get(), eo.embeddings, eo.shared_vocab, pad);
@@ -261,7 +245,7 @@ std::optional<AttributionResult> attribute_api(const GivenOptions& given, const 
 
 }  // namespace
 
-void add_api_command(CLI::App& app) {
+void add_api_command(CLI::App& app, std::shared_ptr<EmbeddingLoader> embeddings) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("api", "Attribute an OpenAI-compatible server's output to its prompt (black-box perturbation)");
   cmd->add_option("--model,-m", o->model, "Model name the server serves")->required();
@@ -292,17 +276,16 @@ void add_api_command(CLI::App& app) {
   add_context_cite_options(cmd, o->context_cite);
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
   auto batch = BatchMode::add(cmd, cmd->get_option("--prompt"), {"embeddings"});
-  auto embedding_model = std::make_shared<EmbeddingModel>();
-  cmd->callback([o, batch, embedding_model, cmd] {
+  cmd->callback([o, batch, embeddings, cmd] {
     if (batch->active()) {
       if (o->dry_run) throw UsageError("--dry-run works on one --prompt, not with --prompts");
       check_scopes({*cmd}, api_scopes(), run_shape(*o));
       const GivenOptions record{*cmd, &batch->record_options()};
-      const BatchJob job = batch->prepare(*o, [&](const Options& r) { plan_api(record, r); });
-      job.run(*o, [&](const Options& r) { return *attribute_api(record, r, *embedding_model); });
+      const BatchJob job = batch->prepare(*o, [&](const Options& r) { plan_api(record, r, embeddings != nullptr); });
+      job.run(*o, [&](const Options& r) { return *attribute_api(record, r, embeddings.get()); });
       return;
     }
-    if (auto result = attribute_api({*cmd}, *o, *embedding_model)) write_result(*result, output_format(o->format, o->output), o->output, o->color);
+    if (auto result = attribute_api({*cmd}, *o, embeddings.get())) write_result(*result, output_format(o->format, o->output), o->output, o->color);
   });
 }
 

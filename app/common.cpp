@@ -10,11 +10,13 @@
 #include <set>
 
 #include "api/config.h"
+#include "checkpoint/model_tokenizer.h"
 #include "hub/hub.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json_writer.h"
 #include "util/memory.h"
+#include "util/standard_input.h"
 #include "util/utf8.h"
 
 namespace pizza::app {
@@ -106,18 +108,6 @@ std::filesystem::path resolve_model_path(const ModelOptions& opts, hub::Need nee
   return hub::resolve_model(opts.model, ho);
 }
 
-std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts) {
-  auto rt = apply_runtime(opts.runtime);
-  auto path = resolve_model_path(opts);
-  std::optional<std::filesystem::path> tok;
-  if (!opts.tokenizer.empty()) {
-    // A tiktoken encoding name is looked up in --tokenizer-dir.
-    tok = opts.tokenizer_dir.empty() ? std::filesystem::path(opts.tokenizer)
-                                     : std::filesystem::path(opts.tokenizer_dir) / (opts.tokenizer + ".tiktoken");
-  }
-  return LanguageModel::load(path, rt, tok);
-}
-
 std::unique_ptr<Tokenizer> load_tokenizer_option(const ModelOptions& opts) {
   if (!opts.tokenizer.empty()) {
     if (!opts.tokenizer_dir.empty()) return load_tokenizer(std::string_view(opts.tokenizer), opts.tokenizer_dir);
@@ -132,8 +122,7 @@ std::string read_prompt(const std::string& arg) {
     require_utf8(arg, "--prompt");
     return arg;
   }
-  std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  if (std::cin.bad()) throw InputError("cannot read the prompt from standard input");
+  std::string text = standard_input("the prompt");
   // `echo "..." | pizza ... -p -` ends the text with a newline the user did not mean as part of
   // the prompt: strip one (\n or \r\n), as shells strip it from $(...).
   if (!text.empty() && text.back() == '\n') {
@@ -201,16 +190,6 @@ void add_gradient_options(CLI::App* cmd, GradientCliOptions& o) {
   cmd->add_option("--ig-baseline", o.baseline, "Integrated-gradients baseline: zero or pad")
       ->check(CLI::IsMember({"zero", "pad"}))->capture_default_str();
   cmd->add_option("--aggregate", o.aggregate, "Token scores into units: sum, mean, max or absmax")->capture_default_str();
-}
-
-void apply_gradient_options(const GradientCliOptions& o, LocalRequest& req) {
-  req.target = o.target;
-  req.method_options.norm = o.norm;
-  req.method_options.abs = o.abs;
-  req.method_options.ig_steps = o.ig_steps;
-  req.method_options.baseline = o.baseline == "pad" ? Baseline::pad : Baseline::zero;
-  req.aggregate = parse_aggregate(o.aggregate);
-  if (!req.target.empty()) find_target(req.target);
 }
 
 std::optional<report::Format> output_format(const std::string& format, const std::string& output) {
@@ -339,19 +318,6 @@ void add_chat_options(CLI::App* cmd, ChatCliOptions& o) {
                 "Run the prompt as the user's message of the model's chat template; only the prompt is attributed");
   cmd->add_option("--system", o.system, "With --chat: a system message before the prompt (never attributed)");
   add_chat_template_option(cmd, o.chat_template, "With --chat: the chat template (implies --chat)");
-}
-
-std::optional<ChatOptions> chat_options(const ChatCliOptions& o) {
-  const bool chat = o.chat || !o.chat_template.empty();
-  if (!chat) {
-    if (o.system) throw UsageError("--system needs --chat (the system message is part of the chat template)");
-    return std::nullopt;
-  }
-  ChatOptions c;
-  c.chat_template = chat_template_option(o.chat_template);
-  c.system = o.system;
-  if (c.system) require_utf8(*c.system, "--system");
-  return c;
 }
 
 void add_context_cite_options(CLI::App* cmd, ContextCiteCliOptions& o) {

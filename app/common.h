@@ -1,4 +1,5 @@
-// Options shared by the subcommands that load a model, and small CLI helpers.
+// Options shared by the subcommands, and small CLI helpers. Torch-free: the front end (pizza
+// itself) compiles it; what needs the engine is in app/engine/model_options.h.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -8,9 +9,8 @@
 
 #include "api/client.h"
 #include "hub/hub.h"
-#include "engine/chat.h"
-#include "engine/local.h"
-#include "model/model.h"
+#include "model/runtime_options.h"
+#include "openai/chat_template.h"
 #include "perturbation/engine.h"
 #include "perturbation/perturb.h"
 #include "report/report.h"
@@ -69,9 +69,6 @@ std::filesystem::path resolve_model_path(const ModelOptions& opts, hub::Need nee
 // else the tokenizer of --model. Empty when neither is given.
 std::unique_ptr<Tokenizer> load_tokenizer_option(const ModelOptions& opts);
 
-// Loads the model named by --model (and --tokenizer) with the runtime options.
-std::unique_ptr<LanguageModel> load_model(const ModelOptions& opts);
-
 // --prompt TEXT, or '-' for standard input (read whole, as bytes).
 std::string read_prompt(const std::string& arg);
 // The prompt of an attribution: UsageError when it is empty (no unit to attribute to, for any
@@ -105,8 +102,6 @@ struct GradientCliOptions {
   bool abs = false;
 };
 void add_gradient_options(CLI::App* cmd, GradientCliOptions& o);
-// Copies them into a request (target, method options, aggregate); UsageError for bad values.
-void apply_gradient_options(const GradientCliOptions& o, LocalRequest& req);
 
 // --chat-template NAME (llama2, llama3, chatml, gemma, mistral, plain): pizza serve's, and
 // pizza local's with --chat. The one definition of the option, so both spell it alike.
@@ -123,9 +118,6 @@ struct ChatCliOptions {
   std::string chat_template;
 };
 void add_chat_options(CLI::App* cmd, ChatCliOptions& o);
-// nullopt without --chat (or --chat-template, which implies it); UsageError for --system
-// without either, or an unknown template.
-std::optional<ChatOptions> chat_options(const ChatCliOptions& o);
 
 // --format, else the --output file's extension, else table. UsageError for unknown names;
 // InputError when --output cannot be written (checked here, before any work).

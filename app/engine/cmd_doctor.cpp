@@ -7,7 +7,7 @@
 namespace pizza::app {
 
 void add_doctor_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("doctor", "Report the BLAS library, its kernel and the machine");
+  auto* cmd = add_engine_subcommand(app, "doctor");
   cmd->callback([] { std::cout << blas::doctor_report(); });
 }
 

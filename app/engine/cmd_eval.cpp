@@ -10,6 +10,7 @@
 #include "api/backend.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/engine/model_options.h"
 #include "batch/records.h"
 #include "diff/diff.h"
 #include "engine/local_eval.h"
@@ -250,7 +251,7 @@ void run(const Options& o) {
 
 void add_eval_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("eval", "Measure how faithful attribution methods are (deletion, insertion, ABPC, top-k, LDS)");
+  auto* cmd = add_engine_subcommand(app, "eval");
   add_model_options(cmd, o->model);
   auto* prompt = cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)");
   auto* prompts = cmd->add_option("--prompts", o->prompts, "Prompt file: .txt (one per line) or .jsonl ({id, prompt, target_text})");

@@ -3,6 +3,7 @@
 
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/engine/model_options.h"
 #include "model/generate.h"
 #include "util/error.h"
 
@@ -15,7 +16,7 @@ void add_generate_command(CLI::App& app) {
     int64_t max_new_tokens = kDefaultMaxNewTokens;
   };
   auto opts = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("generate", "Greedy generation: print the continuation of a prompt");
+  auto* cmd = add_engine_subcommand(app, "generate");
   add_model_options(cmd, opts->model);
   cmd->add_option("--prompt,-p", opts->prompt, "Prompt text ('-' reads standard input)")->required();
   add_max_new_tokens_option(cmd, opts->max_new_tokens, "Tokens to generate");

@@ -5,6 +5,7 @@
 #include "app/batch.h"
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/engine/model_options.h"
 #include "app/option_scope.h"
 #include "engine/local.h"
 #include "engine/local_perturbation.h"
@@ -155,7 +156,7 @@ PreparedRun prepare(const GivenOptions& given, const Options& o) {
 
 void add_local_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("local", "Attribute a local model's output to its prompt (gradients or perturbation)");
+  auto* cmd = add_engine_subcommand(app, "local");
   add_model_options(cmd, o->model);
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text ('-' reads standard input)")->required();
   add_max_new_tokens_option(cmd, o->max_new_tokens, "Tokens to generate greedily");

@@ -14,6 +14,7 @@
 
 #include "app/commands.h"
 #include "app/common.h"
+#include "app/engine/model_options.h"
 #include "serve/server.h"
 #include "util/error.h"
 #include "util/json_writer.h"
@@ -94,7 +95,7 @@ void add_serve_command(CLI::App& app) {
     double header_timeout = 10, body_timeout = 60, shutdown_timeout = 30;
   };
   auto opts = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/models)");
+  auto* cmd = add_engine_subcommand(app, "serve");
   add_model_options(cmd, opts->model);
   cmd->add_option("--host", opts->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", opts->port, "Port to listen on (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));

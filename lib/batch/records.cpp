@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "util/error.h"
+#include "util/standard_input.h"
 #include "util/file.h"
 #include "util/utf8.h"
 #include "util/json_writer.h"
@@ -127,8 +128,7 @@ std::vector<Record> parse_prompts(std::string_view content, PromptFormat format,
 
 std::vector<Record> load_prompts(const std::string& path) {
   if (path == "-") {
-    std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    if (std::cin.bad()) throw InputError("cannot read prompts from standard input");
+    const std::string& text = standard_input("prompts");
     return parse_prompts(text, detect_prompt_format({}, text), "<stdin>");
   }
   const std::string text = read_file(path, FileSource::stream_ok);

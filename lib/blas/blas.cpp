@@ -174,7 +174,9 @@ BlasInfo probe() {
 std::string summary() { return describe(probe(), " (", ")"); }
 
 std::string version_string() {
-  return std::string("pizza ") + PIZZA_VERSION + " (BLAS: " + describe(probe(), ", ", "") + ")";
+  BlasInfo info = probe();
+  if (auto plan = start_plan(); plan && plan->contains(kCoreTypeVar)) info.core = plan->at(kCoreTypeVar);
+  return std::string("pizza ") + PIZZA_VERSION + " (BLAS: " + describe(info, ", ", "") + ")";
 }
 
 SelfCheckResult sgemm_self_check(SgemmFn* sgemm) {
@@ -212,9 +214,11 @@ void maybe_reexec_with_best_core(int argc, char** argv) {
     }
     return;
   }
-  if (auto plan = startup_plan(env, probe(), detect_cpu_features(), loaded_openblas_has_core)) {
-    exec_self_with(*plan, argv);
-  }
+  if (auto plan = start_plan()) exec_self_with(*plan, argv);
+}
+
+std::optional<EnvMap> start_plan() {
+  return startup_plan(read_env(), probe(), detect_cpu_features(), loaded_openblas_has_core);
 }
 
 double measure_sgemm_gflops(int n) {

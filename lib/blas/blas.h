@@ -4,10 +4,16 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <map>
 
 namespace pizza::blas {
+
+// Environment variables, as name -> value; a name that is absent is unset (an empty value is
+// still "set": a user who exports OPENBLAS_CORETYPE= has said something, so pizza keeps out).
+using EnvMap = std::map<std::string, std::string, std::less<>>;
 
 struct BlasInfo {
   std::string library;   // e.g. "OpenBLAS", "reference BLAS", "unknown"
@@ -23,7 +29,8 @@ BlasInfo probe();
 // One-line summary, e.g. "OpenBLAS 0.3.21 (core SkylakeX)"; "no BLAS found" when none.
 std::string summary();
 
-// "pizza X.Y.Z" plus the BLAS summary; used for --version.
+// "pizza X.Y.Z" plus the BLAS summary, naming the kernel the engine runs with (the one
+// start_plan picks, when it picks one); used for --version.
 std::string version_string();
 
 // Multi-line human-readable report for `pizza doctor`.
@@ -35,6 +42,13 @@ std::string doctor_report();
 // self-check against a naive product guards the choice: if it disagrees, the child falls back
 // to OpenBLAS's own choice. Returns normally when no re-exec happens.
 void maybe_reexec_with_best_core(int argc, char** argv);
+
+// What a process that multiplies matrices should start with (startup_plan: a better OpenBLAS
+// core, the OpenMP wait policy, marked for the self-check), asked of the BLAS loaded into this
+// process (loading libblas.so.3 when none is). pizza's front end sets it before it starts the
+// engine, which then runs the self-check instead of re-exec'ing itself; nothing when no change
+// is worth it or the user opted out.
+std::optional<EnvMap> start_plan();
 
 // Sizes OpenBLAS's own thread pool (openblas_set_num_threads); libtorch's set_num_threads only
 // sizes its OpenMP pool, so without this `--threads 1` would still multiply matrices on every

@@ -15,10 +15,6 @@
 
 namespace pizza::blas {
 
-// Environment variables, as name -> value; a name that is absent is unset (an empty value is
-// still "set": a user who exports OPENBLAS_CORETYPE= has said something, so pizza keeps out).
-using EnvMap = std::map<std::string, std::string, std::less<>>;
-
 inline constexpr const char* kCoreTypeVar = "OPENBLAS_CORETYPE";   // read by OpenBLAS at load
 inline constexpr const char* kNoReexecVar = "PIZZA_NO_BLAS_REEXEC";  // user opt-out
 inline constexpr const char* kReexecedVar = "PIZZA_BLAS_REEXECED";   // set in the re-exec'd child

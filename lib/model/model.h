@@ -11,18 +11,13 @@
 
 #include "checkpoint/llama2c.h"
 #include "checkpoint/model_config.h"
+#include "checkpoint/model_tokenizer.h"
 #include "checkpoint/safetensors.h"
+#include "model/runtime_options.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pizza {
-
-struct RuntimeOptions {
-  std::string device = "cpu";     // cpu | cuda | cuda:N
-  std::string dtype = "float32";  // float32 | float64 | bfloat16
-  int threads = 0;                // 0 = every CPU in the process's affinity mask
-  bool map_weights = true;        // false (--no-mmap): read weight files into memory at load
-};
 
 // Parses the runtime strings; UsageError for unknown names, InputError when CUDA is asked of
 // a libtorch built without it. Also applies the thread count to libtorch and OpenBLAS, and
@@ -49,10 +44,6 @@ class KernelThreads {
  private:
   int previous_;
 };
-
-// The tokenizer that belongs to a model: the one in a model directory, or the sentencepiece
-// model beside a llama2.c .bin (tokenizer.model, else tok*.model).
-std::unique_ptr<Tokenizer> load_model_tokenizer(const std::filesystem::path& model);
 
 class LanguageModel {
  public:

@@ -58,26 +58,25 @@ std::vector<fs::path> module_search_dirs() {
   return dirs;
 }
 
-SharedLibrary::SharedLibrary(std::string_view file_name, int dlopen_flags) {
-  std::string searched, failure;
+fs::path find_module(std::string_view file_name) {
+  std::string searched;
   for (const auto& dir : module_search_dirs()) {
     const fs::path candidate = dir / std::string(file_name);
     searched += (searched.empty() ? "" : ", ") + dir.string();
     std::error_code ec;
-    if (!fs::is_regular_file(candidate, ec)) continue;
-    dlerror();  // clear any earlier message
-    handle_ = open_library(candidate.c_str(), dlopen_flags);
-    if (handle_) {
-      path_ = candidate;
-      return;
-    }
-    const char* msg = dlerror();
-    failure = candidate.string() + " could not be loaded: " + (msg ? msg : "unknown loader error");
-    break;  // a broken copy earlier in the order must not be silently replaced by a later one
+    if (fs::is_regular_file(candidate, ec)) return candidate;
   }
-  if (!failure.empty()) throw InputError("pizza's module " + failure);
   throw InputError("pizza's module " + std::string(file_name) + " was not found (looked in " + searched +
                    "); it is built and installed with pizza: reinstall it, or set PIZZA_MODULE_DIR to its directory");
+}
+
+SharedLibrary::SharedLibrary(std::string_view file_name, int dlopen_flags) : path_(find_module(file_name)) {
+  dlerror();  // clear any earlier message
+  handle_ = open_library(path_.c_str(), dlopen_flags);
+  if (handle_) return;
+  // A broken copy earlier in the order is reported, never silently replaced by a later one.
+  const char* msg = dlerror();
+  throw InputError("pizza's module " + path_.string() + " could not be loaded: " + (msg ? msg : "unknown loader error"));
 }
 
 SharedLibrary::~SharedLibrary() {

@@ -1,8 +1,9 @@
 // Shared libraries that pizza opens at run time (its "modules"), found beside the program.
 //
-// A module is a shared library of pizza's own build that is not linked into the program,
-// because linking it would break something (the sentencepiece module: protobuf symbols that
-// collide with libtorch's). It is looked for, in order, in
+// A module is a file of pizza's own build that is not linked into the program: a shared
+// library whose linking would break something (the sentencepiece module: protobuf symbols that
+// collide with libtorch's), or the engine program the front end starts (pizza-engine, which
+// links libtorch). It is looked for, in order, in
 //   1. $PIZZA_MODULE_DIR, when set (and then only there: packagers and tests point it elsewhere);
 //   2. the running program's own directory (a build tree: build/pizza beside build/libpizza_*.so);
 //   3. <program dir>/../lib/pizza (an installed tree: bin/pizza and lib/pizza/);
@@ -18,6 +19,10 @@ namespace pizza {
 
 // The directories a module is searched in, in order (see above).
 std::vector<std::filesystem::path> module_search_dirs();
+
+// The module `file_name` in the first of those directories that has it; InputError naming it
+// and every directory searched when none does.
+std::filesystem::path find_module(std::string_view file_name);
 
 // An open shared library (RAII: closed when the last owner goes; never closed while symbols
 // taken from it are in use, which callers guarantee by keeping the object alive).
