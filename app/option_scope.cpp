@@ -1,5 +1,6 @@
 #include "app/option_scope.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "util/error.h"
@@ -8,7 +9,14 @@ namespace pizza::app {
 
 namespace {
 
-std::string by_method(const RunShape& r) { return "to --method " + r.method; }
+std::string by_method(const RunShape& r) {
+  return r.methods_given.empty() ? "to --method " + r.method : "to --methods " + r.methods_given;
+}
+std::string by_metrics(const RunShape& r) {
+  std::string list;
+  for (const auto& m : r.faithfulness_metrics) list += (list.empty() ? "" : ",") + m;
+  return "to --metrics " + list;
+}
 std::string by_scoring(const RunShape& r) { return "to --scoring " + r.scoring; }
 std::string by_strategy(const RunShape& r) { return "to --strategy " + r.strategy; }
 std::string by_target_text(const RunShape&) { return "with --target-text"; }
@@ -30,6 +38,24 @@ bool uses_embeddings(const RunShape& r) { return !r.gradient && (r.strategy == "
 bool generates(const RunShape& r) { return !r.target_text; }
 bool named_units(const RunShape& r) { return !r.custom_units; }
 bool chat_endpoint(const RunShape& r) { return r.endpoint == "chat"; }
+bool has_metric(const RunShape& r, std::string_view m) {
+  return std::find(r.faithfulness_metrics.begin(), r.faithfulness_metrics.end(), m) != r.faithfulness_metrics.end();
+}
+bool topk_metric(const RunShape& r) { return has_metric(r, "topk"); }
+bool lds_metric(const RunShape& r) { return has_metric(r, "lds"); }
+
+// Gradient methods' options, the same in pizza local and pizza eval.
+const std::vector<OptionScope>& gradient_scopes() {
+  static const std::vector<OptionScope> scopes = {
+      {"--target", gradient, by_method, "gradient methods (perturbation methods score with --metric)"},
+      {"--norm", saliency, by_method, "saliency"},
+      {"--abs", signed_gradient, by_method, "signed gradient methods (saliency's norms are never negative)"},
+      {"--ig-steps", integrated_gradients, by_method, "integrated-gradients"},
+      {"--ig-baseline", integrated_gradients, by_method, "integrated-gradients"},
+      {"--aggregate", gradient, by_method, "gradient methods (perturbation removes whole units)"},
+  };
+  return scopes;
+}
 
 // Options of the perturbation engine, the same in pizza local and pizza api.
 const std::vector<OptionScope>& perturbation_scopes() {
@@ -61,21 +87,15 @@ std::vector<OptionScope> join(std::vector<OptionScope> a, const std::vector<Opti
 }  // namespace
 
 std::span<const OptionScope> local_scopes() {
-  static const std::vector<OptionScope> scopes = join(
+  static const std::vector<OptionScope> scopes = join(join(gradient_scopes(),
       {
-          {"--target", gradient, by_method, "gradient methods (perturbation methods score with --metric)"},
-          {"--norm", saliency, by_method, "saliency"},
-          {"--abs", signed_gradient, by_method, "signed gradient methods (saliency's norms are never negative)"},
-          {"--ig-steps", integrated_gradients, by_method, "integrated-gradients"},
-          {"--ig-baseline", integrated_gradients, by_method, "integrated-gradients"},
-          {"--aggregate", gradient, by_method, "gradient methods (perturbation removes whole units)"},
           {"--algorithm", gradient, by_method, "gradient methods"},
           {"--normalize", gradient, by_method, "gradient methods"},
           {"--skip-special-tokens", gradient, by_method, "gradient methods (perturbation never removes special tokens)"},
           {"--top-logprobs", free_running, by_scoring, "free-running scoring"},
           {"--seed", context_cite, by_method, "context-cite (the seed of its ablations)"},
           {"--max-new-tokens", generates, by_target_text, "generated outputs (the continuation sets the length)"},
-      },
+      }),
       perturbation_scopes());
   return scopes;
 }
@@ -89,14 +109,30 @@ std::span<const OptionScope> api_scopes() {
   return scopes;
 }
 
-void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, const RunShape& run) {
+std::span<const OptionScope> eval_scopes() {
+  static const std::vector<OptionScope> scopes = join(gradient_scopes(),
+      {
+          {"--k", topk_metric, by_metrics, "--metrics topk"},
+          {"--ablations", lds_metric, by_metrics, "--metrics lds (its random masks)"},
+          {"--keep-prob", lds_metric, by_metrics, "--metrics lds (its random masks)"},
+          {"--max-new-tokens", generates, by_target_text, "generated outputs (the continuation sets the length)"},
+      });
+  return scopes;
+}
+
+void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, std::span<const RunShape> runs) {
   for (const OptionScope& s : scopes) {
     const CLI::Option* opt = given.cmd.get_option_no_throw(std::string(s.option));
-    if (opt == nullptr || opt->count() == 0 || s.applies(run)) continue;
+    if (opt == nullptr || opt->count() == 0) continue;
+    if (std::any_of(runs.begin(), runs.end(), s.applies)) continue;
     if (given.only != nullptr && !given.only->contains(opt)) continue;
-    throw UsageError(std::string(s.option) + " does not apply " + s.excluded_by(run) + "; it is for " +
+    throw UsageError(std::string(s.option) + " does not apply " + s.excluded_by(runs.front()) + "; it is for " +
                      std::string(s.applies_to));
   }
+}
+
+void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, const RunShape& run) {
+  check_scopes(given, scopes, std::span(&run, 1));
 }
 
 }  // namespace pizza::app

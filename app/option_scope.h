@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pizza::app {
 
@@ -28,6 +29,10 @@ struct RunShape {
   bool target_text = false;       // --target-text given: the continuation is fixed
   bool custom_units = false;      // --spans or --unit-regex: they are the units
   std::string endpoint;           // pizza api: chat or completions
+  // pizza eval: the --methods list as given (the run is judged once per method: an option
+  // must apply to at least one) and its --metrics (deletion, topk, lds, ...).
+  std::string methods_given;
+  std::vector<std::string> faithfulness_metrics;
 };
 
 struct OptionScope {
@@ -40,9 +45,10 @@ struct OptionScope {
   std::string_view applies_to;
 };
 
-// The scopes of pizza local's options, and of pizza api's.
+// The scopes of pizza local's options, of pizza api's and of pizza eval's.
 std::span<const OptionScope> local_scopes();
 std::span<const OptionScope> api_scopes();
+std::span<const OptionScope> eval_scopes();
 
 // The options whose values are checked: all `cmd` has a value for (from any source), or, for a
 // batch record, only those the record sets itself. The command line and config file are then
@@ -57,5 +63,8 @@ struct GivenOptions {
 // --method occlusion; it is for saliency". Options the command does not have are skipped, so
 // one table may serve several commands.
 void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, const RunShape& run);
+// For a command that does several runs at once (pizza eval's methods): an option must apply to
+// at least one of them. `runs` is not empty.
+void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, std::span<const RunShape> runs);
 
 }  // namespace pizza::app

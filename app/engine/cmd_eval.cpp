@@ -11,6 +11,8 @@
 #include "app/commands.h"
 #include "app/common.h"
 #include "app/engine/model_options.h"
+#include "app/option_scope.h"
+#include "attribution/method.h"
 #include "batch/records.h"
 #include "diff/diff.h"
 #include "engine/local_eval.h"
@@ -56,8 +58,24 @@ std::vector<size_t> parse_k(const std::string& text) {
   return out;
 }
 
+// The run of each method, for the option scopes (app/option_scope.h).
+std::vector<RunShape> run_shapes(const Options& o, const std::vector<std::string>& methods) {
+  std::vector<RunShape> runs;
+  for (const auto& m : methods) {
+    RunShape r;
+    r.method = m;
+    r.gradient = std::any_of(gradient_methods().begin(), gradient_methods().end(),
+                             [&](const GradientMethod& g) { return g.name == m; });
+    for (const auto& name : methods) r.methods_given += (r.methods_given.empty() ? "" : ",") + name;
+    for (auto metric : split(o.metrics, ',')) r.faithfulness_metrics.emplace_back(trim(metric));
+    r.target_text = !o.target_text.empty();
+    runs.push_back(std::move(r));
+  }
+  return runs;
+}
+
 // Everything checked before the model loads.
-LocalEvalRequest make_request(const Options& o) {
+LocalEvalRequest make_request(const GivenOptions& given, const Options& o) {
   LocalEvalRequest req;
   req.methods.clear();
   const bool remote = !o.client.base_url.empty();
@@ -80,6 +98,7 @@ LocalEvalRequest make_request(const Options& o) {
     check_eval_methods(req.methods);
   }
   req.options.metrics = eval::parse_metrics(o.metrics);
+  check_scopes(given, eval_scopes(), run_shapes(o, req.methods));
   req.options.k = parse_k(o.k);
   req.options.ablations = o.ablations;
   req.options.keep_prob = o.keep_prob;
@@ -128,8 +147,8 @@ std::vector<PromptInput> read_prompts(const Options& o) {
   return out;
 }
 
-void run(const Options& o) {
-  const auto req_template = make_request(o);
+void run(const GivenOptions& given, const Options& o) {
+  const auto req_template = make_request(given, o);
   const auto format = output_format(o.format, o.output).value_or(report::Format::table);
 
   // Inputs first (a broken file fails before the model load).
@@ -281,10 +300,10 @@ void add_eval_command(CLI::App& app) {
   // server's completions endpoint with echo.
   add_api_client_options(cmd, o->client);
   add_output_options(cmd, o->format, o->output, o->color, o->quiet);
-  cmd->callback([o] {
+  cmd->callback([o, cmd] {
     if (o->prompt.empty() && o->prompts.empty() && o->results.empty())
       throw UsageError("pizza eval needs --prompt, --prompts or --results");
-    run(*o);
+    run({*cmd}, *o);
   });
 }
 

@@ -118,14 +118,11 @@ PreparedRun prepare_gradient(const Options& o) {
   };
 }
 
-bool is_perturbation(const std::string& method) {
-  return method == "occlusion" || method == "hierarchical" || method == "context-cite";
-}
 
 RunShape run_shape(const Options& o) {
   RunShape r;
   r.method = o.method;
-  r.gradient = !is_perturbation(o.method);
+  r.gradient = !perturbation::find_algorithm(o.method).has_value();
   r.scoring = o.scoring;
   for (perturbation::Metric m : perturbation::parse_metrics(o.metric)) {
     r.prob_diff = r.prob_diff || m == perturbation::Metric::prob_diff;
@@ -140,8 +137,7 @@ RunShape run_shape(const Options& o) {
 // Checks the options (`given`: the command line's and config file's, or a batch record's)
 // before any model loads, and builds the run.
 PreparedRun prepare(const GivenOptions& given, const Options& o) {
-  const bool perturbation = is_perturbation(o.method);
-  PreparedRun run = perturbation ? prepare_perturbation(o) : prepare_gradient(o);
+  PreparedRun run = perturbation::find_algorithm(o.method) ? prepare_perturbation(o) : prepare_gradient(o);
   check_scopes(given, local_scopes(), run_shape(o));
   return [run, path = o.model.model](const LoadedModels& m) {
     AttributionResult result = run(m);

@@ -23,10 +23,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool is_perturbation_method(const std::string& m) {
-  return m == "occlusion" || m == "hierarchical" || m == "context-cite";
-}
-
 // The rows x units matrix of `r` restricted to the prompt units of `pu` (matched by byte span;
 // special and earlier-output columns are not prompt units).
 std::vector<double> unit_matrix(const std::vector<InputUnit>& inputs, const ScoreMatrix& m, const PromptUnits& pu,
@@ -131,7 +127,7 @@ eval::PromptRecord evaluate_local(const LanguageModel& lm, const LocalEvalReques
     } else {
       const auto t0 = std::chrono::steady_clock::now();
       AttributionResult r;
-      if (is_perturbation_method(name)) {
+      if (perturbation::find_algorithm(name)) {
         LocalPerturbationRequest p = req.perturbation;
         p.prompt = prompt;
         p.output_ids = run.output_ids;

@@ -11,10 +11,15 @@
 
 namespace pizza::perturbation {
 
-Algorithm parse_algorithm(std::string_view name) {
+std::optional<Algorithm> find_algorithm(std::string_view name) {
   if (name == "occlusion") return Algorithm::occlusion;
   if (name == "hierarchical") return Algorithm::hierarchical;
   if (name == "context-cite") return Algorithm::context_cite;
+  return std::nullopt;
+}
+
+Algorithm parse_algorithm(std::string_view name) {
+  if (auto a = find_algorithm(name)) return *a;
   throw UsageError("--method: unknown perturbation method '" + std::string(name) +
                    "' (expected occlusion, hierarchical or context-cite)");
 }

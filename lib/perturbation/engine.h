@@ -21,6 +21,8 @@ enum class Algorithm { occlusion, hierarchical, context_cite };
 enum class Scoring { teacher_forced, free_running };
 
 Algorithm parse_algorithm(std::string_view name);  // "occlusion", "hierarchical", "context-cite"
+// The perturbation method called `name`; nullopt for any other (a gradient method, "random").
+std::optional<Algorithm> find_algorithm(std::string_view name);
 std::string_view algorithm_name(Algorithm a);
 Scoring parse_scoring(std::string_view name);      // "teacher-forced", "free-running"
 std::string_view scoring_name(Scoring s);

@@ -89,6 +89,29 @@ TEST_CASE("cli: pizza api refuses options outside their scope before any request
   check_usage_error(api({"-p", ""}), "--prompt is empty");
 }
 
+TEST_CASE("cli: pizza eval refuses options that apply to none of its methods or metrics", "[cli][vocabulary]") {
+  const auto eval = [](std::vector<std::string> extra) {
+    std::vector<std::string> all{"eval", "--model", stories_dir(), "-p", "Once upon a time", "--unit", "word", "-n", "2",
+                                 "--quiet"};
+    all.insert(all.end(), extra.begin(), extra.end());
+    return run_cli(all);
+  };
+  check_usage_error(eval({"--methods", "occlusion,random", "--ig-steps", "4"}),
+                    "--ig-steps does not apply to --methods occlusion,random; it is for integrated-gradients");
+  check_usage_error(eval({"--methods", "occlusion", "--target", "logprob"}), "--target does not apply to --methods occlusion");
+  check_usage_error(eval({"--methods", "saliency,integrated-gradients", "--abs", "--norm", "l2", "--aggregate", "max",
+                          "--metrics", "deletion", "--k", "2"}),
+                    "--k does not apply to --metrics deletion; it is for --metrics topk");
+  check_usage_error(eval({"--methods", "saliency", "--metrics", "deletion,topk", "--ablations", "8"}),
+                    "--ablations does not apply to --metrics deletion,topk");
+  check_usage_error(eval({"--methods", "saliency", "--target-text", " there"}),
+                    "--max-new-tokens does not apply with --target-text");
+  // One method in scope is enough: --norm is saliency's, and saliency is among the methods.
+  const auto ok = eval({"--methods", "occlusion,saliency", "--norm", "l2", "--metrics", "deletion,lds", "--ablations", "8"});
+  INFO("stderr: " << ok.err);
+  CHECK(ok.exit_code == 0);
+}
+
 TEST_CASE("cli: former option names work but help shows one name per concept", "[cli][vocabulary]") {
   // Hidden: still accepted (old scripts and config files) ...
   auto r = local({"--method", "occlusion", "--scoring", "free-running", "--top-k", "3", "--max-tokens", "2", "-f", "json"});
