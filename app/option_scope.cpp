@@ -42,6 +42,14 @@ bool has_metric(const RunShape& r, std::string_view m) {
   return std::find(r.faithfulness_metrics.begin(), r.faithfulness_metrics.end(), m) != r.faithfulness_metrics.end();
 }
 bool topk_metric(const RunShape& r) { return has_metric(r, "topk"); }
+bool over_server(const RunShape& r) { return r.remote; }
+// pizza eval removes units with --strategy whatever the method (its metrics do).
+bool removes_fixed(const RunShape& r) { return r.strategy == "fixed"; }
+bool removes_nth_nearest(const RunShape& r) { return r.strategy == "nth-nearest"; }
+bool local_model(const RunShape& r) { return !r.remote; }
+bool own_attributions(const RunShape& r) { return !r.results; }
+std::string by_base_url(const RunShape& r) { return r.remote ? "with --base-url" : "without --base-url"; }
+std::string by_results(const RunShape&) { return "with --results"; }
 bool lds_metric(const RunShape& r) { return has_metric(r, "lds"); }
 
 // Gradient methods' options, the same in pizza local and pizza eval.
@@ -116,8 +124,46 @@ std::span<const OptionScope> eval_scopes() {
           {"--ablations", lds_metric, by_metrics, "--metrics lds (its random masks)"},
           {"--keep-prob", lds_metric, by_metrics, "--metrics lds (its random masks)"},
           {"--max-new-tokens", generates, by_target_text, "generated outputs (the continuation sets the length)"},
+          {"--replacement", removes_fixed, by_strategy, "--strategy fixed"},
+          {"--nth", removes_nth_nearest, by_strategy, "--strategy nth-nearest"},
+          {"--unit", own_attributions, by_results, "runs that attribute (saved results carry their units)"},
+          {"--spans", own_attributions, by_results, "runs that attribute (saved results carry their units)"},
+          {"--unit-regex", own_attributions, by_results, "runs that attribute (saved results carry their units)"},
       });
-  return scopes;
+  // Where the model runs: a server's client options, or a local model's runtime.
+  static const std::vector<OptionScope> with_mode = [] {
+    std::vector<OptionScope> all = scopes;
+    for (std::string_view o : {"--api-key-file", "--concurrency", "--timeout", "--max-retries", "--max-wait",
+                               "--max-response-bytes", "--rpm", "--tpm", "--cache-dir", "--no-cache"})
+      all.push_back({o, over_server, by_base_url, "scoring over a server (--base-url)"});
+    for (std::string_view o : {"--threads", "--device", "--dtype", "--no-mmap", "--max-memory", "--max-batch"})
+      all.push_back({o, local_model, by_base_url, "a local model"});
+    return all;
+  }();
+  return with_mode;
+}
+
+std::span<const std::string_view> every_run_options(std::string_view command) {
+  // Where the prompt and model come from, where the result goes, and batch mode.
+  static const std::vector<std::string_view> local = {
+      "--help", "--config", "--model", "--tokenizer", "--tokenizer-dir", "--hf-token-file", "--offline", "--no-download",
+      "--threads", "--device", "--dtype", "--no-mmap", "--prompt", "--prompts", "--target-text", "--contrast-text",
+      "--chat", "--system", "--chat-template", "--method", "--max-batch", "--max-memory", "--spans", "--unit-regex",
+      "--format", "--output", "--color", "--quiet", "--resume", "--retry-failed", "--force", "--shard"};
+  static const std::vector<std::string_view> api = {
+      "--help", "--config", "--model", "--prompt", "--prompts", "--base-url", "--api-key-file", "--concurrency",
+      "--timeout", "--max-retries", "--max-wait", "--max-response-bytes", "--rpm", "--tpm", "--cache-dir", "--no-cache",
+      "--endpoint", "--system", "--method", "--spans", "--unit-regex", "--tokenizer", "--tokenizer-dir",
+      "--max-new-tokens", "--top-logprobs", "--seed", "--dry-run", "--extra-body", "--format", "--output", "--color",
+      "--quiet", "--resume", "--retry-failed", "--force", "--shard"};
+  static const std::vector<std::string_view> eval = {
+      "--help", "--config", "--model", "--tokenizer", "--tokenizer-dir", "--hf-token-file", "--offline", "--no-download",
+      "--prompt", "--prompts", "--results", "--target-text", "--methods", "--metrics", "--level", "--seed", "--strategy",
+      "--base-url", "--format", "--output", "--color", "--quiet"};
+  if (command == "local") return local;
+  if (command == "api") return api;
+  if (command == "eval") return eval;
+  return {};
 }
 
 void check_scopes(const GivenOptions& given, std::span<const OptionScope> scopes, std::span<const RunShape> runs) {

@@ -33,6 +33,8 @@ struct RunShape {
   // must apply to at least one) and its --metrics (deletion, topk, lds, ...).
   std::string methods_given;
   std::vector<std::string> faithfulness_metrics;
+  bool remote = false;   // pizza eval --base-url: scored over a server, no local model
+  bool results = false;  // pizza eval --results: the attributions (and units) come from files
 };
 
 struct OptionScope {
@@ -49,6 +51,12 @@ struct OptionScope {
 std::span<const OptionScope> local_scopes();
 std::span<const OptionScope> api_scopes();
 std::span<const OptionScope> eval_scopes();
+
+// The options of each command that apply to every run it makes (the prompt, the model, the
+// output, ...): with its scopes, every option of pizza local, api and eval is placed, so that
+// none can be added without saying which runs it is for (tests/cli/vocabulary_test.cpp holds
+// the two lists to each command's options). Empty for other commands.
+std::span<const std::string_view> every_run_options(std::string_view command);
 
 // The options whose values are checked: all `cmd` has a value for (from any source), or, for a
 // batch record, only those the record sets itself. The command line and config file are then

@@ -69,6 +69,9 @@ std::vector<RunShape> run_shapes(const Options& o, const std::vector<std::string
     for (const auto& name : methods) r.methods_given += (r.methods_given.empty() ? "" : ",") + name;
     for (auto metric : split(o.metrics, ',')) r.faithfulness_metrics.emplace_back(trim(metric));
     r.target_text = !o.target_text.empty();
+    r.strategy = perturbation::strategy_name(perturbation::parse_strategy(o.strategy.strategy));
+    r.remote = !o.client.base_url.empty();
+    r.results = !o.results.empty();
     runs.push_back(std::move(r));
   }
   return runs;

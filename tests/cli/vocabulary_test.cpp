@@ -5,6 +5,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+
+#include "app/batch.h"
+#include "app/commands.h"
+#include "app/option_scope.h"
 #include "cli/cli_helpers.h"
 
 using namespace pizza::test;
@@ -160,13 +165,14 @@ TEST_CASE("cli: the output format follows the file extension", "[cli][vocabulary
   const std::string line = slurp(jsonl);
   CHECK(std::count(line.begin(), line.end(), '\n') == 1);
   CHECK(line.back() == '\n');
-  CHECK(std::count(slurp(json).begin(), slurp(json).end(), '\n') > 10);
+  const std::string pretty = slurp(json);
+  CHECK(std::count(pretty.begin(), pretty.end(), '\n') > 10);
   simdjson::dom::parser parser;
   simdjson::dom::element a, b;
   REQUIRE(parser.parse(line).get(a) == simdjson::SUCCESS);
   const std::string a_text = simdjson::minify(a["matrix"]);
   simdjson::dom::parser parser2;
-  REQUIRE(parser2.parse(slurp(json)).get(b) == simdjson::SUCCESS);
+  REQUIRE(parser2.parse(pretty).get(b) == simdjson::SUCCESS);
   CHECK(a_text == simdjson::minify(b["matrix"]));
   // -f jsonl to standard output too.
   const auto r = local({"-n", "3", "-f", "jsonl"});
@@ -184,4 +190,60 @@ TEST_CASE("cli: the output format follows the file extension", "[cli][vocabulary
   simdjson::dom::parser p4;
   CHECK(simdjson::minify(p4.parse(slurp(report))["same"]) == "true");
   check_usage_error(run_cli({"diff", json.string(), jsonl.string(), "-f", "csv"}), "expected text or json");
+}
+
+TEST_CASE("cli: every option of local api and eval says which runs it is for", "[cli][vocabulary]") {
+  // The subcommands as pizza builds them, in this process: their options are what they
+  // declare, not what --help happens to print.
+  CLI::App app;
+  pizza::app::add_config_option(app);
+  pizza::app::add_local_command(app);
+  pizza::app::add_api_command(app, nullptr);
+  pizza::app::add_eval_command(app);
+  const std::pair<std::string, std::span<const pizza::app::OptionScope>> commands[] = {
+      {"local", pizza::app::local_scopes()}, {"api", pizza::app::api_scopes()}, {"eval", pizza::app::eval_scopes()}};
+  for (const auto& [name, scopes] : commands) {
+    INFO("pizza " << name);
+    std::set<std::string> declared;
+    // Its own options and those of its option groups (unnamed subcommands: --prompt/--prompts).
+    const CLI::App* cmd = app.get_subcommand(name);
+    std::vector<const CLI::App*> parts{cmd};
+    for (const CLI::App* group : cmd->get_subcommands([](const CLI::App* a) { return a->get_name().empty(); }))
+      parts.push_back(group);
+    for (const CLI::App* part : parts)
+      for (const CLI::Option* opt : part->get_options()) {
+        REQUIRE(!opt->get_lnames().empty());
+        declared.insert("--" + opt->get_lnames().front());
+      }
+    std::set<std::string> scoped, every;
+    for (const auto& s : scopes) scoped.insert(std::string(s.option));
+    for (auto o : pizza::app::every_run_options(name)) every.insert(std::string(o));
+    REQUIRE(declared.size() > 20);
+    for (const auto& o : declared) {
+      INFO(o);
+      CHECK((scoped.contains(o) || every.contains(o)));
+      CHECK(!(scoped.contains(o) && every.contains(o)));
+    }
+    // No entry for an option the command does not have (--config is the root's, inherited).
+    for (const auto& o : scoped) {
+      INFO("scoped " << o);
+      CHECK(declared.contains(o));
+    }
+    for (const auto& o : every) {
+      INFO("every run " << o);
+      CHECK((declared.contains(o) || o == "--config"));
+    }
+  }
+}
+
+TEST_CASE("cli: pizza eval refuses client options without --base-url and runtime options with it", "[cli][vocabulary]") {
+  const std::vector<std::string> base{"eval", "--model", stories_dir(), "-p", "Once upon a time", "--quiet"};
+  const auto eval = [&](std::vector<std::string> extra) {
+    auto all = base;
+    all.insert(all.end(), extra.begin(), extra.end());
+    return run_cli(all, "", {"OPENAI_API_KEY=sk-test"});
+  };
+  check_usage_error(eval({"--rpm", "10"}), "--rpm does not apply without --base-url");
+  check_usage_error(eval({"--base-url", "http://127.0.0.1:1/v1", "--threads", "1"}), "--threads does not apply with --base-url");
+  check_usage_error(eval({"--strategy", "delete", "--replacement", "x"}), "--replacement does not apply to --strategy delete");
 }
