@@ -25,6 +25,17 @@ bool jq_true(const std::filesystem::path& doc, const std::string& filter) {
   return res.exit_code == 0;
 }
 
+// OUT: `doc` passed through the jq filter (an edited copy for the schema to judge).
+std::filesystem::path jq_edit(const std::filesystem::path& doc, const std::string& filter,
+                              const std::filesystem::path& out) {
+  const auto res = pizza::test::run_command("jq " + pizza::test::shell_quote(filter) + " " +
+                                            pizza::test::shell_quote(doc.string()) + " > " +
+                                            pizza::test::shell_quote(out.string()));
+  INFO("jq " << filter << ": " << res.output);
+  REQUIRE(res.exit_code == 0);
+  return out;
+}
+
 bool bit_equal(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 std::filesystem::path write_json(const pizza::test::TempDir& dir, const pizza::AttributionResult& r) {
@@ -44,18 +55,10 @@ TEST_CASE("JSON validates against the committed schema", "[json]") {
   CHECK(res.output.find("valid") != std::string::npos);
 
   // The schema is not vacuous: a document without its matrix is rejected.
-  auto broken = dir / "broken.json";
-  REQUIRE(pizza::test::run_command("jq 'del(.matrix)' " + pizza::test::shell_quote(path.string()) +
-                                   " > " + pizza::test::shell_quote(broken.string()))
-              .exit_code == 0);
-  CHECK(validate_with_schema(broken).exit_code != 0);
+  CHECK(validate_with_schema(jq_edit(path, "del(.matrix)", dir / "broken.json")).exit_code != 0);
 
   // Scores are numbers, never null: a result holding NaN is refused before it is written.
-  auto with_null = dir / "null.json";
-  REQUIRE(pizza::test::run_command("jq '.matrix[0][0] = null' " + pizza::test::shell_quote(path.string()) +
-                                   " > " + pizza::test::shell_quote(with_null.string()))
-              .exit_code == 0);
-  CHECK(validate_with_schema(with_null).exit_code != 0);
+  CHECK(validate_with_schema(jq_edit(path, ".matrix[0][0] = null", dir / "null.json")).exit_code != 0);
 }
 
 TEST_CASE("JSON with several matrices and row stats validates", "[json]") {
