@@ -18,6 +18,14 @@ pizza::test::ProcessResult validate_with_schema(const std::filesystem::path& doc
   return pizza::test::validate_json_schema(kSchema, doc);
 }
 
+// `doc` satisfies the schema.
+void check_valid(const std::filesystem::path& doc) {
+  const auto res = validate_with_schema(doc);
+  INFO(res.output);
+  CHECK(res.exit_code == 0);
+  CHECK(res.output.find("valid") != std::string::npos);
+}
+
 bool jq_true(const std::filesystem::path& doc, const std::string& filter) {
   auto res = pizza::test::run_command("jq -e " + pizza::test::shell_quote(filter) + " " +
                                       pizza::test::shell_quote(doc.string()));
@@ -49,10 +57,7 @@ std::filesystem::path write_json(const pizza::test::TempDir& dir, const pizza::A
 TEST_CASE("JSON validates against the committed schema", "[json]") {
   pizza::test::TempDir dir;
   auto path = write_json(dir, pizza::test::sample_result());
-  auto res = validate_with_schema(path);
-  INFO(res.output);
-  CHECK(res.exit_code == 0);
-  CHECK(res.output.find("valid") != std::string::npos);
+  check_valid(path);
 
   // The schema is not vacuous: a document without its matrix is rejected.
   CHECK(validate_with_schema(jq_edit(path, "del(.matrix)", dir / "broken.json")).exit_code != 0);
@@ -64,9 +69,7 @@ TEST_CASE("JSON validates against the committed schema", "[json]") {
 TEST_CASE("JSON with several matrices and row stats validates", "[json]") {
   pizza::test::TempDir dir;
   auto path = write_json(dir, pizza::test::sample_result_two_metrics());
-  auto res = validate_with_schema(path);
-  INFO(res.output);
-  CHECK(res.exit_code == 0);
+  check_valid(path);
   CHECK(jq_true(path, ".matrices | keys == [\"grad_x_input\", \"saliency\"]"));
   CHECK(jq_true(path, ".matrices.grad_x_input[1][0] == 4"));  // 0.5 * (1*8 + 0)
   CHECK(jq_true(path, ".row_stats.target_value == [0.5, 0.125, 0.25]"));
