@@ -10,7 +10,8 @@
 # Prints both wall times and their ratio (the goal is >= 10), plus the whole 40-prompt eval.
 # Usage: scripts/bench/eval.sh [build-dir]   (SAMPLE=4 THREADS=<all> to change)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
 pizza="$build/pizza"
 model="$root/../shared/models/stories260K"
@@ -18,11 +19,11 @@ prompts="$root/../shared/eval/stories_prompts.jsonl"
 sample="${SAMPLE:-4}"
 threads="${THREADS:-$(nproc)}"
 methods="saliency,input-x-gradient,integrated-gradients,occlusion,hierarchical"
-cmake --build "$build" --target pizza_cli >/dev/null
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+bench_build pizza_cli
+bench_tmpdir
+tmp="$bench_tmp"
 
-echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; kernel $(uname -r);" \
+echo "CPU: $(bench_cpu); kernel $(uname -r);" \
      "OpenBLAS core: ${OPENBLAS_CORETYPE:-auto}; --threads $threads"
 now() { date +%s.%N; }
 head -n "$sample" "$prompts" >"$tmp/sample.jsonl"

@@ -6,12 +6,13 @@
 # tied lm_head); bandwidth is a read-only sum over 1 GiB with the same thread count.
 # Usage: scripts/bench/generate.sh [build-dir]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
-cmake --build "$build" --target bench_model_generate bench_engine_perturbation >/dev/null
-ckpt="${PIZZA_BENCH_CKPT:-$build/bench-random-135m}"
-[[ -f "$ckpt/model.safetensors" ]] || "$build/bench_engine_perturbation" make-checkpoint "$ckpt"
-echo "CPU: $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+bench_build bench_model_generate bench_engine_perturbation
+bench_cached_135m
+ckpt="$bench_ckpt"
+echo "CPU: $(bench_cpu);" \
      "BLAS: $("$build/bench_model_generate" blas)"
 printf '%-8s %10s %10s %8s %12s %12s %14s\n' threads ms/token goal ratio "read GB/s" "weights MB" "prefill tok/s"
 for t in 1 2; do

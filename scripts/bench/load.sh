@@ -5,13 +5,14 @@
 # bytes written) / s) next to memcpy GB/s (counted the same way), then deletes the checkpoint.
 # Usage: scripts/bench/load.sh [build-dir]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
-cmake --build "$build" --target bench_model_load bench_model_generate >/dev/null
-dir="$(mktemp -d "${TMPDIR:-/tmp}/pizza-load-bench.XXXXXX")"
-trap 'rm -rf "$dir"' EXIT
+bench_build bench_model_load
+bench_tmpdir
+dir="$bench_tmp"
 "$build/bench_model_load" make-checkpoint "$dir"
-echo "CPU: $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), $(nproc) cores; 1.1B bfloat16 -> float32;" \
+echo "CPU: $(bench_cpu); 1.1B bfloat16 -> float32;" \
      "goal <= 1.5 s"
 printf '%-8s %8s %10s %12s %10s %10s\n' threads "load s" "load GB/s" "memcpy GB/s" "read GB" "written GB"
 for t in 1 2; do

@@ -8,15 +8,13 @@
 # prompts of 512 and 2048 tokens (one run each, within the default --max-memory budget).
 # Usage: scripts/bench/local_gradient.sh [build-dir] [threads] [repetitions]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
 threads="${2:-0}"
 reps="${3:-5}"
-cmake --build "$build" --target bench_engine_gradient bench_engine_perturbation >/dev/null
-ckpt="$(mktemp -d)"
-trap 'rm -rf "$ckpt"' EXIT
-"$build/bench_engine_perturbation" make-checkpoint "$ckpt"
-cp "$root/../shared/tokenizers/llama2/tokenizer.model" "$ckpt/"
+bench_build bench_engine_gradient bench_engine_perturbation
+bench_tmpdir
 # Room for the 2048-token prompt and its 16 rows.
-sed -i 's/"max_position_embeddings": 2048/"max_position_embeddings": 4096/' "$ckpt/config.json"
-"$build/bench_engine_gradient" "$ckpt" "$threads" "$reps"
+bench_random_135m "$bench_tmp" 4096
+"$build/bench_engine_gradient" "$bench_tmp" "$threads" "$reps"

@@ -3,13 +3,10 @@
 # batched teacher-forced scoring vs one-perturbation-at-a-time free-running generation.
 # Usage: scripts/bench/local_perturbation.sh [build-dir] [cpu|cuda]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
 device="${2:-cpu}"
-cmake --build "$build" --target bench_engine_perturbation >/dev/null
-ckpt="${PIZZA_BENCH_CKPT:-$build/bench-random-135m}"
-if [[ ! -f "$ckpt/model.safetensors" ]]; then
-  "$build/bench_engine_perturbation" make-checkpoint "$ckpt"
-  cp "$root/../shared/tokenizers/llama2/tokenizer.model" "$ckpt/"
-fi
-"$build/bench_engine_perturbation" run "$ckpt" "$device"
+bench_build bench_engine_perturbation
+bench_cached_135m
+"$build/bench_engine_perturbation" run "$bench_ckpt" "$device"

@@ -10,17 +10,16 @@
 # machine; the memory figures are not).
 # Usage: scripts/bench/memory.sh [build-dir] [lengths, default "128 512 2048"] [threads]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
 lengths="${2:-128 512 2048}"
 threads="${3:-0}"
-cmake --build "$build" --target pizza bench_engine_perturbation >/dev/null
-ckpt="$(mktemp -d)"
-trap 'rm -rf "$ckpt"' EXIT
-"$build/bench_engine_perturbation" make-checkpoint "$ckpt"
-cp "$root/../shared/tokenizers/llama2/tokenizer.model" "$ckpt/"
+bench_build pizza_cli bench_engine_perturbation
+bench_tmpdir
+ckpt="$bench_tmp"
 # Room for 2048 prompt tokens plus the generated ones.
-sed -i 's/"max_position_embeddings": 2048/"max_position_embeddings": 4096/' "$ckpt/config.json"
+bench_random_135m "$ckpt" 4096
 
 cpuinfo() { grep -m1 "^$1" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; }
 echo "cpu: $(cpuinfo 'model name') (family $(cpuinfo 'cpu family') model $(cpuinfo 'model')), $(nproc) cores usable"

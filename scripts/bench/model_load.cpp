@@ -10,14 +10,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "checkpoint_writer.h"
 #include "model/model.h"
-#include "util/json_writer.h"
 
 namespace {
 
@@ -26,54 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// hidden 2048, 22 layers, 32 heads, 4 KV heads, intermediate 5632, vocab 32000, untied, BF16
-// N(0, 0.02) weights (norms at 1).
-void make_checkpoint(const std::filesystem::path& dir) {
-  const int64_t H = 2048, L = 22, heads = 32, kv = 4, I = 5632, V = 32000, hd = H / heads;
-  std::filesystem::create_directories(dir);
-  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes{
-      {"model.embed_tokens.weight", {V, H}}, {"model.norm.weight", {H}}, {"lm_head.weight", {V, H}}};
-  for (int64_t l = 0; l < L; ++l) {
-    const auto p = "model.layers." + std::to_string(l) + ".";
-    shapes.push_back({p + "input_layernorm.weight", {H}});
-    shapes.push_back({p + "post_attention_layernorm.weight", {H}});
-    shapes.push_back({p + "self_attn.q_proj.weight", {heads * hd, H}});
-    shapes.push_back({p + "self_attn.k_proj.weight", {kv * hd, H}});
-    shapes.push_back({p + "self_attn.v_proj.weight", {kv * hd, H}});
-    shapes.push_back({p + "self_attn.o_proj.weight", {H, heads * hd}});
-    shapes.push_back({p + "mlp.gate_proj.weight", {I, H}});
-    shapes.push_back({p + "mlp.up_proj.weight", {I, H}});
-    shapes.push_back({p + "mlp.down_proj.weight", {H, I}});
-  }
-  JsonWriter header;
-  header.begin_object();
-  int64_t offset = 0;
-  for (const auto& [name, shape] : shapes) {
-    int64_t n = 1;
-    for (auto d : shape) n *= d;
-    header.key(name).begin_object().field("dtype", "BF16").key("shape").begin_array();
-    for (auto d : shape) header.value(d);
-    header.end_array().key("data_offsets").begin_array().value(offset).value(offset + 2 * n).end_array().end_object();
-    offset += 2 * n;
-  }
-  header.end_object();
-  std::string h = header.take();
-  while (h.size() % 8) h += ' ';
-  std::ofstream f(dir / "model.safetensors", std::ios::binary);
-  const uint64_t hn = h.size();
-  f.write(reinterpret_cast<const char*>(&hn), 8);
-  f.write(h.data(), static_cast<std::streamsize>(h.size()));
-  torch::manual_seed(0);
-  for (const auto& [name, shape] : shapes) {
-    auto t = (shape.size() == 1 ? torch::ones(shape) : torch::randn(shape) * 0.02).to(torch::kBFloat16).contiguous();
-    f.write(static_cast<const char*>(t.data_ptr()), t.numel() * 2);
-  }
-  std::ofstream(dir / "config.json") << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
- "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32,
- "num_key_value_heads": 4, "vocab_size": 32000, "max_position_embeddings": 2048, "rms_norm_eps": 1e-05,
- "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": false, "bos_token_id": 1,
- "eos_token_id": 2, "torch_dtype": "bfloat16"})";
-}
+// TinyLlama's 1.1B shape: hidden 2048, 22 layers, 32 heads, 4 KV heads, intermediate 5632,
+// vocab 32000, untied, bfloat16.
+const test::LlamaShape kShape{2048, 22, 32, 4, 5632, 32000, false, torch::kBFloat16};
 
 // Best of 5 memcpy of 1 GiB with `threads` threads: (bytes read + bytes written) / s.
 double memcpy_gbs(int threads) {
@@ -117,7 +71,7 @@ int run(const std::filesystem::path& dir, int threads) {
 int main(int argc, char** argv) {
   const std::string cmd = argc >= 2 ? argv[1] : "";
   if (cmd == "make-checkpoint" && argc >= 3) {
-    make_checkpoint(argv[2]);
+    test::write_random_llama(argv[2], kShape);
     return 0;
   }
   if (cmd == "run" && argc >= 4) return run(argv[2], std::stoi(argv[3]));

@@ -6,16 +6,17 @@
 # tensor, built here. Each figure is the median wall time of N runs (default 11).
 # Usage: scripts/bench/startup.sh [build-dir] [runs]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=common.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/common.sh"
 build="${1:-$root/build}"
 runs="${2:-11}"
 shared="$root/../shared"
 model="$shared/models/stories260K"
 [ -d "$model" ] || { echo "startup.sh: $model is missing" >&2; exit 1; }
-cmake --build "$build" --target pizza_cli >/dev/null
+bench_build pizza_cli
 pizza="$build/pizza"
-dir="$(mktemp -d "${TMPDIR:-/tmp}/pizza-startup-bench.XXXXXX")"
-trap 'rm -rf "$dir"' EXIT
+bench_tmpdir
+dir="$bench_tmp"
 
 # The floor: libtorch's own start-up (Debian's libtorch-dev layout).
 cat >"$dir/floor.cpp" <<'EOF'
@@ -39,7 +40,7 @@ median_ms() {
   printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
-echo "CPU: $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1), $(nproc) cores; $("$pizza" --version);" \
+echo "CPU: $(bench_cpu); $("$pizza" --version);" \
      "median of $runs runs"
 floor=$(median_ms "$dir/floor")
 printf '%-44s %10s %12s\n' command "wall ms" goal

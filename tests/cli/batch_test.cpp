@@ -151,10 +151,7 @@ TEST_CASE("cli: a batch record is the single-run JSON document with its id first
 
 TEST_CASE("cli: shard outputs together equal the unsharded run", "[cli][batch]") {
   TempDir dir;
-  std::string prompts;
-  for (const char* p : {"Lily saw", "Tom liked", "The cat", "A bird sang", "Ben ran", "The sun was", "Mom said"})
-    prompts += std::string(p) + "\n";
-  spit(dir / "p.txt", prompts);
+  write_shard_prompts(dir / "p.txt");
   auto whole = run_cli(local_args(dir / "p.txt"));
   REQUIRE(whole.exit_code == 0);
   std::multiset<std::string> merged;

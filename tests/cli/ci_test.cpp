@@ -38,10 +38,7 @@ CliResult diff(const std::filesystem::path& base, const std::filesystem::path& f
 
 TEST_CASE("cli: shard auto from Kubernetes and Slurm variables merges into the single run", "[cli][ci]") {
   TempDir dir;
-  std::string prompts;
-  for (const char* p : {"Lily saw", "Tom liked", "The cat", "A bird sang", "Ben ran", "The sun was", "Mom said"})
-    prompts += std::string(p) + "\n";
-  spit(dir / "p.txt", prompts);
+  write_shard_prompts(dir / "p.txt");
   auto r = run_cli(local_batch(dir / "p.txt", dir / "whole.jsonl"));
   REQUIRE(r.exit_code == 0);
 

@@ -16,6 +16,14 @@ namespace pizza::test {
 
 inline std::string stories_dir() { return shared("models/stories260K").string(); }
 
+// FILE: the seven one-line prompts the shard tests split three ways (records 1 and 4 in shard 1/3).
+inline void write_shard_prompts(const std::filesystem::path& file) {
+  std::string prompts;
+  for (const char* p : {"Lily saw", "Tom liked", "The cat", "A bird sang", "Ben ran", "The sun was", "Mom said"})
+    prompts += std::string(p) + "\n";
+  spit(file, prompts);
+}
+
 // A temporary model directory with stories260K's config and tokenizer files (and its weights
 // when `with_weights`), for tests that then replace one file with a broken one.
 class ModelCopy {

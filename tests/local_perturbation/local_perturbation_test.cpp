@@ -37,6 +37,41 @@ std::vector<double> brute_logprobs(const Transformer& model, const std::vector<i
 
 const std::string kPrompt = "Once upon a time, there was a little girl named Lily. She liked to play outside.";
 
+// The prompt's token ids, as the model reads them.
+std::vector<int64_t> token_ids(const Encoding& enc) {
+  std::vector<int64_t> ids;
+  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  return ids;
+}
+
+// The units brute force removes in turn: the prompt's tokens grouped by `spec`, special ones left out.
+std::vector<TokenUnit> removable_units(const Encoding& enc, const UnitSpec& spec) {
+  std::vector<TokenUnit> units;
+  for (auto& u : group_tokens(kPrompt, enc.tokens, spec))
+    if (!u.special) units.push_back(u);
+  return units;
+}
+
+// What the backend tests score: stories260K in float64, kPrompt's tokens and word units, and
+// three output tokens to teacher-force (any three: teacher forcing scores them as given).
+struct WordScoring {
+  std::unique_ptr<LanguageModel> lm = load_stories("float64");
+  const Tokenizer& tok = lm->tokenizer();
+  std::vector<int64_t> ids;
+  PromptUnits units;
+  std::vector<int32_t> out_ids{371, 260, 263};
+  Generation output;
+
+  WordScoring() {
+    const auto enc = tok.encode(kPrompt);
+    ids = token_ids(enc);
+    UnitSpec words;
+    words.kind = UnitKind::word;
+    units = make_units(kPrompt, enc.tokens, words);
+    for (auto id : out_ids) output.tokens.push_back({tok.token_bytes(id), id, 0, {}});
+  }
+};
+
 void check_occlusion(const LanguageModel& lm, const UnitSpec& unit, int64_t batch, double margin) {
   LocalPerturbationRequest req;
   req.prompt = kPrompt;
@@ -50,14 +85,11 @@ void check_occlusion(const LanguageModel& lm, const UnitSpec& unit, int64_t batc
   // tokens removed in turn.
   const auto& tok = lm.tokenizer();
   const auto enc = tok.encode(kPrompt);
-  std::vector<int64_t> ids;
-  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  const auto ids = token_ids(enc);
   std::vector<int64_t> outputs;
   for (const auto& o : r.outputs) outputs.push_back(o.id);
   REQUIRE(outputs.size() == 6);
-  std::vector<TokenUnit> units;
-  for (auto& u : group_tokens(kPrompt, enc.tokens, unit))
-    if (!u.special) units.push_back(u);
+  const auto units = removable_units(enc, unit);
   REQUIRE(r.matrices.size() == 2);
   REQUIRE(r.matrices[0].cols == units.size());
   const auto base = brute_logprobs(lm.model(), ids, outputs);
@@ -196,22 +228,11 @@ TEST_CASE("bad perturbation input is a clear error from the CLI") {
   CHECK(r.out.find("experiment_log") != std::string::npos);
 }
 
-TEST_CASE("strategy mask equals a forward pass with a hand-built attention mask") {
+TEST_CASE_METHOD(WordScoring, "strategy mask equals a forward pass with a hand-built attention mask") {
   // Float64: the batched, prefix-sharing backend and one uncached forward differ only by
   // summation order (~1e-15 relative), so 1e-10 on log-probabilities is an exact claim.
-  const auto lm = load_stories("float64");
-  const auto& tok = lm->tokenizer();
-  const auto enc = tok.encode(kPrompt);
-  std::vector<int64_t> ids;
-  for (const auto& t : enc.tokens) ids.push_back(t.id);
-  UnitSpec words;
-  words.kind = UnitKind::word;
-  const auto units = make_units(kPrompt, enc.tokens, words);
   Perturber masker(units, {Strategy::mask, "", 0}, &tok, nullptr, false, std::nullopt);
   LocalBackend backend(*lm, ids, {});
-  std::vector<int32_t> out_ids{371, 260, 263};  // any three tokens: teacher forcing scores them as given
-  Generation output;
-  for (auto id : out_ids) output.tokens.push_back({tok.token_bytes(id), id, 0, {}});
   const std::vector<std::vector<size_t>> sets{{0}, {3}, {2, 5, 6}, {}};
   std::vector<Prompt> prompts;
   for (const auto& s : sets) prompts.push_back(masker.perturb(s));
@@ -267,8 +288,7 @@ TEST_CASE("contrastive occlusion and ContextCite equal unbatched brute force of 
   CHECK(r.matrices[1].name == "logprob-diff-contrast");
 
   const auto enc = tok.encode(kPrompt);
-  std::vector<int64_t> ids;
-  for (const auto& t : enc.tokens) ids.push_back(t.id);
+  const auto ids = token_ids(enc);
   std::vector<int64_t> outputs;
   for (const auto& o : r.outputs) outputs.push_back(o.id);
   std::vector<int64_t> foils;
@@ -292,9 +312,7 @@ TEST_CASE("contrastive occlusion and ContextCite equal unbatched brute force of 
     }
     return out;
   };
-  std::vector<TokenUnit> units;
-  for (auto& u : group_tokens(kPrompt, enc.tokens, req.unit))
-    if (!u.special) units.push_back(u);
+  const auto units = removable_units(enc, req.unit);
   REQUIRE(r.matrices[0].cols == units.size());
   const auto base = margins(ids);
   for (size_t u = 0; u < units.size(); ++u) {
@@ -350,19 +368,8 @@ TEST_CASE("contrastive targets: clear errors for a foil of another length, the o
 
 // --max-memory shrinks the backend's batches to what fits; the scores stay those of one big batch
 // (float64: only the summation order of differently shaped products changes, ~1e-15).
-TEST_CASE("perturbation scores are the same under a budget that forces one prompt per forward") {
-  const auto lm = load_stories("float64");
-  const auto& tok = lm->tokenizer();
-  const auto enc = tok.encode(kPrompt);
-  std::vector<int64_t> ids;
-  for (const auto& t : enc.tokens) ids.push_back(t.id);
-  UnitSpec words;
-  words.kind = UnitKind::word;
-  const auto units = make_units(kPrompt, enc.tokens, words);
+TEST_CASE_METHOD(WordScoring, "perturbation scores are the same under a budget that forces one prompt per forward") {
   Perturber deleter(units, {}, &tok, nullptr, false, std::nullopt);
-  std::vector<int32_t> out_ids{371, 260, 263};
-  Generation output;
-  for (auto id : out_ids) output.tokens.push_back({tok.token_bytes(id), id, 0, {}});
   std::vector<Prompt> prompts;
   for (size_t u = 0; u < units.units.size(); ++u) prompts.push_back(deleter.perturb(std::vector<size_t>{u}));
 

@@ -2,11 +2,10 @@
 // through every layout the loader rearranges (fused q|k|v and gate|up stacks, GPT-2's transposed
 // Conv1D, GPT-NeoX's per-head fused qkv, Phi-3's fused projections, a tied lm_head).
 #include <cstring>
-#include <fstream>
 
+#include "checkpoint_writer.h"
 #include "model/model.h"
 #include "support_torch/reference.h"
-#include "util/json_writer.h"
 // libtorch pulls in glog, whose CHECK() aborts the process instead of reporting to Catch;
 // drop it before Catch defines its own.
 #undef CHECK
@@ -18,30 +17,12 @@ using namespace pizza;
 
 namespace {
 
-// Writes the tensors (BF16 as raw 16-bit words or F32) as DIR/model.safetensors beside a copy
-// of the fixture's config.json.
+// DIR: the tensors as model.safetensors beside a copy of the fixture's config.json.
 void write_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& fixture,
-                      const std::vector<std::pair<std::string, torch::Tensor>>& tensors, const char* dtype) {
+                      const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(fixture / "config.json", dir / "config.json");
-  JsonWriter header;
-  header.begin_object();
-  int64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    const int64_t bytes = t.numel() * t.element_size();
-    header.key(name).begin_object().field("dtype", dtype).key("shape").begin_array();
-    for (auto d : t.sizes()) header.value(d);
-    header.end_array().key("data_offsets").begin_array().value(offset).value(offset + bytes).end_array().end_object();
-    offset += bytes;
-  }
-  header.end_object();
-  std::string h = header.take();
-  while (h.size() % 8) h += ' ';
-  std::ofstream f(dir / "model.safetensors", std::ios::binary);
-  const uint64_t n = h.size();
-  f.write(reinterpret_cast<const char*>(&n), 8);
-  f.write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const auto& [name, t] : tensors) f.write(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  test::write_safetensors(dir / "model.safetensors", tensors);
 }
 
 // Every parameter of a and b, by name, bit for bit.
@@ -80,12 +61,12 @@ TEST_CASE("bfloat16 weights load as their exact float32 widening with 1 and 2 th
         w[i] = static_cast<uint16_t>(src[i] >> 16);
         out[i] = static_cast<uint32_t>(w[i]) << 16;
       }
-      bf16.emplace_back(name, words);
+      bf16.emplace_back(name, words.view(torch::kBFloat16));
       widened.emplace_back(name, wide);
     }
     test::TempDir tmp;
-    write_checkpoint(tmp.path() / "bf16", fixture, bf16, "BF16");
-    write_checkpoint(tmp.path() / "f32", fixture, widened, "F32");
+    write_checkpoint(tmp.path() / "bf16", fixture, bf16);
+    write_checkpoint(tmp.path() / "f32", fixture, widened);
     auto expected = LanguageModel::load_weights(tmp.path() / "f32", apply_runtime({"cpu", "float32", 1}));
     for (int threads : {1, 2}) {
       INFO("threads " << threads);

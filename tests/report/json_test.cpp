@@ -18,11 +18,30 @@ pizza::test::ProcessResult validate_with_schema(const std::filesystem::path& doc
   return pizza::test::validate_json_schema(kSchema, doc);
 }
 
+// `doc` satisfies the schema.
+void check_valid(const std::filesystem::path& doc) {
+  const auto res = validate_with_schema(doc);
+  INFO(res.output);
+  CHECK(res.exit_code == 0);
+  CHECK(res.output.find("valid") != std::string::npos);
+}
+
 bool jq_true(const std::filesystem::path& doc, const std::string& filter) {
   auto res = pizza::test::run_command("jq -e " + pizza::test::shell_quote(filter) + " " +
                                       pizza::test::shell_quote(doc.string()));
   INFO("jq " << filter << ": " << res.output);
   return res.exit_code == 0;
+}
+
+// OUT: `doc` passed through the jq filter (an edited copy for the schema to judge).
+std::filesystem::path jq_edit(const std::filesystem::path& doc, const std::string& filter,
+                              const std::filesystem::path& out) {
+  const auto res = pizza::test::run_command("jq " + pizza::test::shell_quote(filter) + " " +
+                                            pizza::test::shell_quote(doc.string()) + " > " +
+                                            pizza::test::shell_quote(out.string()));
+  INFO("jq " << filter << ": " << res.output);
+  REQUIRE(res.exit_code == 0);
+  return out;
 }
 
 bool bit_equal(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
@@ -38,32 +57,19 @@ std::filesystem::path write_json(const pizza::test::TempDir& dir, const pizza::A
 TEST_CASE("JSON validates against the committed schema", "[json]") {
   pizza::test::TempDir dir;
   auto path = write_json(dir, pizza::test::sample_result());
-  auto res = validate_with_schema(path);
-  INFO(res.output);
-  CHECK(res.exit_code == 0);
-  CHECK(res.output.find("valid") != std::string::npos);
+  check_valid(path);
 
   // The schema is not vacuous: a document without its matrix is rejected.
-  auto broken = dir / "broken.json";
-  REQUIRE(pizza::test::run_command("jq 'del(.matrix)' " + pizza::test::shell_quote(path.string()) +
-                                   " > " + pizza::test::shell_quote(broken.string()))
-              .exit_code == 0);
-  CHECK(validate_with_schema(broken).exit_code != 0);
+  CHECK(validate_with_schema(jq_edit(path, "del(.matrix)", dir / "broken.json")).exit_code != 0);
 
   // Scores are numbers, never null: a result holding NaN is refused before it is written.
-  auto with_null = dir / "null.json";
-  REQUIRE(pizza::test::run_command("jq '.matrix[0][0] = null' " + pizza::test::shell_quote(path.string()) +
-                                   " > " + pizza::test::shell_quote(with_null.string()))
-              .exit_code == 0);
-  CHECK(validate_with_schema(with_null).exit_code != 0);
+  CHECK(validate_with_schema(jq_edit(path, ".matrix[0][0] = null", dir / "null.json")).exit_code != 0);
 }
 
 TEST_CASE("JSON with several matrices and row stats validates", "[json]") {
   pizza::test::TempDir dir;
   auto path = write_json(dir, pizza::test::sample_result_two_metrics());
-  auto res = validate_with_schema(path);
-  INFO(res.output);
-  CHECK(res.exit_code == 0);
+  check_valid(path);
   CHECK(jq_true(path, ".matrices | keys == [\"grad_x_input\", \"saliency\"]"));
   CHECK(jq_true(path, ".matrices.grad_x_input[1][0] == 4"));  // 0.5 * (1*8 + 0)
   CHECK(jq_true(path, ".row_stats.target_value == [0.5, 0.125, 0.25]"));
