@@ -149,9 +149,10 @@ int main(int argc, char** argv) {
               100 * replicated_flops / t_fast / 1e9 / gemm, replicated_flops / 1e9);
 
   // Long prompts (#16 item 4): the fast algorithm's work per row should stay one input-only
-  // backward over the sequence. 16 rows teacher-forced after prompts of 512 and 2048 tokens
-  // (when the model's context allows), one run each, within the default memory budget
-  // (engine/local.h), which may split the rows over several backward passes.
+  // backward over the sequence. Rows teacher-forced after prompts of 512 tokens (16 rows) and
+  // 2048 tokens (4 rows: a rate, and 16 would take a quarter of an hour on 2 cores), when the
+  // model's context allows, one run each, within the default memory budget (engine/local.h),
+  // which may split the rows over several backward passes.
   for (int64_t len : {512, 2048}) {
     if (len + 16 > cfg.max_position_embeddings) {
       std::printf("%lld-token prompt: skipped (context %lld)\n", static_cast<long long>(len),
@@ -162,15 +163,16 @@ int main(int argc, char** argv) {
     lr.algorithm = GradientAlgorithm::fast;
     lr.prompt = {1};
     for (int64_t i = 1; i < len; ++i) lr.prompt.push_back(1000 + (37 * i) % 30000);
-    lr.outputs.assign(16, 0);
+    const int64_t rows = len > 1024 ? 4 : 16;
+    lr.outputs.assign(static_cast<size_t>(rows), 0);
     for (size_t i = 0; i < lr.outputs.size(); ++i) lr.outputs[i] = 500 + 11 * static_cast<int64_t>(i);
     lr.max_memory = memory_budget(*lm, std::nullopt);
     GradientAttribution ga;
     const double t = seconds([&] { ga = attribute_gradients(lm->model(), lr); });
-    const double Ll = static_cast<double>(len) + 16 - 1;
-    const double flops = (1 + 16) * layer_flops(cfg, Ll, Ll / 2) + 2 * vocab_flops(cfg, 16);
-    std::printf("%4lld-token prompt, 16 rows (%lld per backward): %8.3f s, %6.1f GFLOP/s (%.1f %% of sgemm)\n",
-                static_cast<long long>(len), static_cast<long long>(ga.rows_per_pass), t, flops / t / 1e9,
+    const double Ll = static_cast<double>(len + rows - 1);
+    const double flops = static_cast<double>(1 + rows) * layer_flops(cfg, Ll, Ll / 2) + 2 * vocab_flops(cfg, static_cast<double>(rows));
+    std::printf("%4lld-token prompt, %2lld rows (%lld per backward): %8.3f s, %6.1f GFLOP/s (%.1f %% of sgemm)\n",
+                static_cast<long long>(len), static_cast<long long>(rows), static_cast<long long>(ga.rows_per_pass), t, flops / t / 1e9,
                 100 * flops / t / 1e9 / gemm);
   }
   return 0;

@@ -44,7 +44,7 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 ks_topk = doc["k"]
 out = open(sys.argv[2], "w")
-total = 0
+total = skipped = 0
 for p in doc["prompts"]:
     U = len(p["units"])
     ks = list(range(U + 1)) if U <= 20 else [(2 * i * U + 20) // 40 for i in range(21)]
@@ -68,9 +68,14 @@ for p in doc["prompts"]:
             text += p["prompt"][cursor:b]  # spans are bytes; these prompts are ASCII
             cursor = e
         text += p["prompt"][cursor:]
+        if not text:
+            # Every unit removed: eval scores the output after BOS alone, but pizza local refuses
+            # an empty prompt, so the brute force leaves these out (in its favour).
+            skipped += 1
+            continue
         total += 1
         out.write(json.dumps({"id": f"{p['id']}-{total}", "prompt": text, "target_text": p["output_text"]}) + "\n")
-print(f"perturbed prompts to score: {total}", file=sys.stderr)
+print(f"perturbed prompts to score: {total} (+{skipped} empty ones eval scores and pizza local cannot)", file=sys.stderr)
 EOF
 "$pizza" local -m "$model" --prompts "$tmp/perturbed.jsonl" --threads "$threads" -q -o "$tmp/perturbed.out.jsonl"
 t2=$(now)
