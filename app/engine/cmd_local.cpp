@@ -64,13 +64,23 @@ LoadedModels load_models(const Options& o) {
 // A request built and checked from the options (before any model loads), run on the models.
 using PreparedRun = std::function<AttributionResult(const LoadedModels&)>;
 
-// --method occlusion|hierarchical: the perturbation engine over the local model.
-PreparedRun prepare_perturbation(const Options& o) {
-  LocalPerturbationRequest req;
+// What gradient and perturbation requests share: the prompt (and its chat template), the
+// explained continuation, the units and the memory budget.
+template <class Request>
+void fill_shared(const Options& o, Request& req) {
   req.prompt = require_prompt(read_prompt(o.prompt));
   if (!o.target_text.empty()) req.target_text = o.target_text;
   if (!o.contrast_text.empty()) req.contrast_text = o.contrast_text;
   req.max_new_tokens = o.max_new_tokens;
+  req.unit = parse_unit_options(o.unit);
+  req.max_memory = max_memory_option(o.max_memory);
+  req.chat = chat_options(o.chat);
+}
+
+// --method occlusion|hierarchical: the perturbation engine over the local model.
+PreparedRun prepare_perturbation(const Options& o) {
+  LocalPerturbationRequest req;
+  fill_shared(o, req);
   req.engine.algorithm = perturbation::parse_algorithm(o.method);
   req.engine.scoring = perturbation::parse_scoring(o.scoring);
   req.engine.metrics = perturbation::parse_metrics(o.metric);
@@ -78,11 +88,8 @@ PreparedRun prepare_perturbation(const Options& o) {
   req.engine.hierarchical = {o.init_chunk_size, o.stride, o.static_threshold, o.max_depth};
   req.engine.context_cite = context_cite_options(o.context_cite, o.seed);
   req.strategy = strategy_spec(o.strategy);
-  req.unit = parse_unit_options(o.unit);
   req.backend.max_batch = o.max_batch;
-  req.max_memory = max_memory_option(o.max_memory);
   req.backend.top_k = o.top_logprobs;
-  req.chat = chat_options(o.chat);
   if (o.max_batch <= 0) throw UsageError("--max-batch must be positive, got " + std::to_string(o.max_batch));
   return [req, quiet = o.quiet](const LoadedModels& m) mutable {
     req.embeddings = m.embeddings.get();
@@ -94,19 +101,13 @@ PreparedRun prepare_perturbation(const Options& o) {
 
 PreparedRun prepare_gradient(const Options& o) {
   LocalRequest req;
-  req.prompt = require_prompt(read_prompt(o.prompt));
-  if (!o.target_text.empty()) req.target_text = o.target_text;
-  if (!o.contrast_text.empty()) req.contrast_text = o.contrast_text;
-  req.max_new_tokens = o.max_new_tokens;
+  fill_shared(o, req);
   req.method = o.method;
   apply_gradient_options(o.gradient, req);
   req.algorithm = o.algorithm == "reference" ? GradientAlgorithm::reference : GradientAlgorithm::fast;
   req.max_batch = o.max_batch;
-  req.max_memory = max_memory_option(o.max_memory);
-  req.unit = parse_unit_options(o.unit);
   req.skip_special = o.skip_special;
   req.normalize = parse_normalize(o.normalize);
-  req.chat = chat_options(o.chat);
   if (!find_gradient_method(req.method))
     throw UsageError("--method: unknown value '" + req.method +
                      "' (expected saliency, input-x-gradient, integrated-gradients, attnlrp, cp-lrp, occlusion, "

@@ -42,6 +42,22 @@ class ModelCopy {
   TempDir dir_;
 };
 
+// The layout of `cmake --install build --prefix P` in a temporary P: P/bin/pizza (a copy of the
+// built front end) and an empty P/lib/pizza for the modules and engine a test puts there.
+class InstalledLayout {
+ public:
+  InstalledLayout() {
+    std::filesystem::create_directories(prefix_ / "bin");
+    std::filesystem::create_directories(lib());
+    std::filesystem::copy_file(PIZZA_BINARY, program());
+  }
+  std::filesystem::path program() const { return prefix_ / "bin/pizza"; }
+  std::filesystem::path lib() const { return prefix_ / "lib/pizza"; }
+
+ private:
+  TempDir prefix_;
+};
+
 // An input error as the user sees it: exit 1, nothing on stdout, exactly one stderr line
 // "pizza: error: ..." containing each of `fragments` (the file name and the problem), and no
 // libtorch backtrace.

@@ -139,30 +139,26 @@ TEST_CASE("front: config sections of the engine's subcommands are checked by the
 }
 
 TEST_CASE("front: an installed pizza starts the engine in <prefix>/lib/pizza", "[cli][front]") {
-  // The layout of `cmake --install build --prefix P`: P/bin/pizza, P/lib/pizza/pizza-engine.
-  TempDir prefix;
-  fs::create_directories(prefix / "bin");
-  fs::create_directories(prefix / "lib/pizza");
-  const fs::path exe = prefix / "bin/pizza";
-  fs::copy_file(PIZZA_BINARY, exe);
-  fs::copy_file(fs::path(PIZZA_BINARY).parent_path() / "libpizza_sentencepiece.so", prefix / "lib/pizza/libpizza_sentencepiece.so");
+  const InstalledLayout installed;
+  const fs::path exe = installed.program();
+  fs::copy_file(fs::path(PIZZA_BINARY).parent_path() / "libpizza_sentencepiece.so", installed.lib() / "libpizza_sentencepiece.so");
   const std::vector<std::string> args{exe.string(), "generate", "--model", stories_dir(), "-p", "Once upon a time", "-n", "4"};
 
   // A broken engine there is reported from there: that directory comes before the build tree.
-  std::ofstream(prefix / "lib/pizza/pizza-engine") << "#!/bin/sh\necho broken engine >&2\nexit 7\n";
-  fs::permissions(prefix / "lib/pizza/pizza-engine", fs::perms::owner_all);
+  std::ofstream(installed.lib() / "pizza-engine") << "#!/bin/sh\necho broken engine >&2\nexit 7\n";
+  fs::permissions(installed.lib() / "pizza-engine", fs::perms::owner_all);
   {
     Subprocess p(args);
     const int rc = p.wait();
     CHECK(rc == 7);
     CHECK(p.read_to_end(std::chrono::seconds(10)).find("broken engine") != std::string::npos);
   }
-  fs::copy_file(built_engine(), prefix / "lib/pizza/pizza-engine", fs::copy_options::overwrite_existing);
+  fs::copy_file(built_engine(), installed.lib() / "pizza-engine", fs::copy_options::overwrite_existing);
   const auto direct = run_cli({"generate", "--model", stories_dir(), "-p", "Once upon a time", "-n", "4"});
   REQUIRE(direct.exit_code == 0);
-  const ProcessResult installed = run_command(shell_quote(exe.string()) + " generate --model " + shell_quote(stories_dir()) +
+  const ProcessResult run = run_command(shell_quote(exe.string()) + " generate --model " + shell_quote(stories_dir()) +
                                               " -p 'Once upon a time' -n 4 2>&1");
-  INFO(installed.output);
-  CHECK(installed.exit_code == 0);
-  CHECK(installed.output == direct.out);
+  INFO(run.output);
+  CHECK(run.exit_code == 0);
+  CHECK(run.output == direct.out);
 }

@@ -50,23 +50,19 @@ TEST_CASE("cli: a broken sentencepiece module is a one-line error, not a crash",
 }
 
 TEST_CASE("cli: an installed pizza finds its module in <prefix>/lib/pizza", "[cli][module]") {
-  // The layout of `cmake --install build --prefix P`: P/bin/pizza, P/lib/pizza/<module>.
-  TempDir prefix;
-  fs::create_directories(prefix / "bin");
-  fs::create_directories(prefix / "lib/pizza");
-  const fs::path exe = prefix / "bin/pizza";
-  fs::copy_file(PIZZA_BINARY, exe);
+  const InstalledLayout installed;
+  const fs::path exe = installed.program();
   const std::vector<std::string> args{"tokenize", "--model", stories_dir(), "-p", "Once upon a time"};
 
   // A broken module there is reported from there: that directory is searched before the build
   // tree (whose module would otherwise be found).
-  std::ofstream(prefix / "lib/pizza" / kModule.string()) << "broken";
+  std::ofstream(installed.lib() / kModule.string()) << "broken";
   auto [rc_broken, err_broken] = run_at(exe, args);
   INFO("stderr: " << err_broken);
   CHECK(rc_broken == 1);
-  CHECK(err_broken.find((prefix / "lib/pizza" / kModule.string()).string()) != std::string::npos);
+  CHECK(err_broken.find((installed.lib() / kModule.string()).string()) != std::string::npos);
 
-  fs::copy_file(built_module(), prefix / "lib/pizza" / kModule, fs::copy_options::overwrite_existing);
+  fs::copy_file(built_module(), installed.lib() / kModule, fs::copy_options::overwrite_existing);
   auto [rc, err] = run_at(exe, args);
   INFO("stderr: " << err);
   CHECK(rc == 0);
