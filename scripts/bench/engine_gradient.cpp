@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "attribution/gradient.h"
@@ -174,6 +175,13 @@ int main(int argc, char** argv) {
     std::printf("%4lld-token prompt, %2lld rows (%lld per backward): %8.3f s, %6.1f GFLOP/s (%.1f %% of sgemm)\n",
                 static_cast<long long>(len), static_cast<long long>(rows), static_cast<long long>(ga.rows_per_pass), t, flops / t / 1e9,
                 100 * flops / t / 1e9 / gemm);
+    // PIZZA_BENCH_PROFILE=FILE: one row after this prompt again under libtorch's profiler (a
+    // Chrome trace; scripts/bench/profile_ops.py sums it by operator), to see where the time goes.
+    if (const char* trace = std::getenv("PIZZA_BENCH_PROFILE"); trace != nullptr && len == 2048) {
+      lr.outputs.resize(1);
+      torch::autograd::profiler::RecordProfile guard(trace);
+      attribute_gradients(lm->model(), lr);
+    }
   }
   return 0;
 }

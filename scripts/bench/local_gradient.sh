@@ -15,6 +15,6 @@ threads="${2:-0}"
 reps="${3:-5}"
 bench_build bench_engine_gradient bench_engine_perturbation
 bench_tmpdir
-# Room for the 2048-token prompt and its 16 rows.
+# Room for the 2048-token prompt and its rows.
 bench_random_135m "$bench_tmp" 4096
 "$build/bench_engine_gradient" "$bench_tmp" "$threads" "$reps"
