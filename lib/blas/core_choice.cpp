@@ -147,9 +147,9 @@ std::string core_origin(const EnvMap& env) {
   if (is_set(env, kFallbackVar)) {
     return "OpenBLAS's own detection (pizza's choice failed the sgemm self-check)";
   }
-  // A re-exec sets PIZZA_BLAS_ORIGINAL_CORE only when it chose the core; one made for the OpenMP
+  // The start plan sets PIZZA_BLAS_ORIGINAL_CORE only when it chose the core; one made for the OpenMP
   // wait policy alone leaves the core to the user's OPENBLAS_CORETYPE or OpenBLAS.
-  if (is_set(env, kReexecedVar) && original != nullptr) return "pizza's re-exec (OpenBLAS detected " + detected + ")";
+  if (is_set(env, kReexecedVar) && original != nullptr) return "pizza, at start-up (OpenBLAS detected " + detected + ")";
   if (is_set(env, kCoreTypeVar)) return "OPENBLAS_CORETYPE from the environment";
   if (is_set(env, kNoReexecVar)) return "OpenBLAS's own detection (PIZZA_NO_BLAS_REEXEC is set)";
   return "OpenBLAS's own detection";

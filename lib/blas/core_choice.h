@@ -48,7 +48,8 @@ std::optional<std::string> choose_core(const CpuFeatures& cpu, std::string_view 
 std::optional<EnvMap> reexec_plan(const EnvMap& env, const BlasInfo& blas, const CpuFeatures& cpu,
                                   const CoreSupported& supported = {});
 
-// Whether this process is pizza's re-exec'd child whose kernel still needs the self-check.
+// Whether this process was started with pizza's start plan (by the front end, or its own
+// re-exec) and its kernel still needs the self-check.
 // OpenBLAS runs its own thread pool beside libtorch's OpenMP threads. OpenMP's default lets
 // idle threads spin after every parallel region, holding the cores OpenBLAS's threads need for
 // the next matrix product (measured on 2 cores: gradient attribution 1.8x and PIZZA's per-row
@@ -75,7 +76,7 @@ std::string parse_openblas_version(std::string_view config);
 // process exports and the file that provides sgemm_.
 std::string classify_blas(bool has_openblas_api, bool has_sgemm, std::string_view library_path);
 
-// Who chose the running core, in words, e.g. "pizza's re-exec (OpenBLAS detected Prescott)".
+// Who chose the running core, in words, e.g. "pizza, at start-up (OpenBLAS detected Prescott)".
 std::string core_origin(const EnvMap& env);
 
 }  // namespace pizza::blas

@@ -221,7 +221,7 @@ TEST_CASE("core_origin says who picked the running kernel") {
   CHECK(core_origin({{"OPENBLAS_CORETYPE", "SkylakeX"},
                      {"PIZZA_BLAS_REEXECED", "1"},
                      {"PIZZA_BLAS_ORIGINAL_CORE", "Prescott"}}) ==
-        "pizza's re-exec (OpenBLAS detected Prescott)");
+        "pizza, at start-up (OpenBLAS detected Prescott)");
   CHECK(core_origin({{"OPENBLAS_CORETYPE", "Prescott"},
                      {"PIZZA_BLAS_REEXECED", "1"},
                      {"PIZZA_BLAS_FALLBACK", "1"}}) ==
