@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "blas/blas.h"
 #include "util/error.h"
@@ -23,18 +24,19 @@ namespace {
 // (kept open across exec) that the engine reads from the start.
 void replay_standard_input() {
   const std::string& bytes = standard_input("standard input");
+  const auto fail = [] { return InputError(std::string("cannot keep standard input for the engine: ") + std::strerror(errno)); };
   const int fd = ::memfd_create("pizza-stdin", 0);
-  if (fd < 0) throw InputError(std::string("cannot keep standard input for the engine: ") + std::strerror(errno));
+  if (fd < 0) throw fail();
+  // Closed however this ends; descriptor 0 keeps the file open for the engine.
+  const std::unique_ptr<const int, void (*)(const int*)> closer(&fd, [](const int* f) { ::close(*f); });
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw InputError(std::string("cannot keep standard input for the engine: ") + std::strerror(errno));
+    if (n <= 0) throw fail();
     done += static_cast<size_t>(n);
   }
-  if (::lseek(fd, 0, SEEK_SET) != 0 || ::dup2(fd, STDIN_FILENO) < 0)
-    throw InputError(std::string("cannot keep standard input for the engine: ") + std::strerror(errno));
-  ::close(fd);
+  if (::lseek(fd, 0, SEEK_SET) != 0 || ::dup2(fd, STDIN_FILENO) < 0) throw fail();
 }
 
 }  // namespace
