@@ -17,7 +17,7 @@
 namespace pizza {
 
 struct AttentionBlocking {
-  int64_t rows = 256;            // queries per block
+  int64_t rows = 128;            // queries per block
   int64_t min_area = 1 << 18;    // T * S from which the queries are blocked (512 x 512)
 };
 
